@@ -1,0 +1,68 @@
+# tessera: plain Makefile.  Targets: all test bench asan clean install.
+# Everything is compiled with mpicc (only src/sched.c includes mpi.h, but the
+# binary links Open MPI); tests link the same library.
+
+CC       = mpicc
+PREFIX  ?= /usr/local
+ARCH    ?= -march=native
+OPT     ?= -O3
+CFLAGS  ?= $(OPT) -g $(ARCH)
+WARN     = -std=c11 -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter
+CPPFLAGS = -Iinclude -D_GNU_SOURCE -MMD -MP
+LDLIBS   = -lopenblas -ltiff -lstb -linih -lcjson -lz -lm -lpthread
+
+BUILD   ?= build
+SRC      = $(wildcard src/*.c)
+LIBSRC   = $(filter-out src/main.c,$(SRC))
+LIBOBJ   = $(LIBSRC:src/%.c=$(BUILD)/obj/%.o)
+TESTSRC  = $(wildcard tests/test_*.c)
+TESTBIN  = $(TESTSRC:tests/%.c=$(BUILD)/tests/%)
+
+all: tessera
+
+tessera: $(BUILD)/obj/main.o $(BUILD)/libtessera.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libtessera.a: $(LIBOBJ)
+	@mkdir -p $(@D)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libtessera.a
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< $(BUILD)/libtessera.a -lcmocka $(LDLIBS)
+
+$(BUILD)/tessera-bench: bench/bench.c $(BUILD)/libtessera.a
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< $(BUILD)/libtessera.a $(LDLIBS)
+
+tessera-bench: $(BUILD)/tessera-bench
+	cp $< $@
+
+tests: tessera $(TESTBIN)
+
+test: tests
+	bash tests/run.sh $(BUILD)
+
+bench: tessera-bench tessera
+
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 ARCH= \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	  LDFLAGS="-fsanitize=address,undefined" tests
+	bash tests/run.sh build-asan
+
+install: tessera
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 tessera $(DESTDIR)$(PREFIX)/bin/tessera
+
+clean:
+	rm -rf build build-asan tessera tessera-bench
+
+.PHONY: all test tests bench asan install clean
+.SECONDARY:
+
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/*.d)

@@ -1,0 +1,117 @@
+/* config: every option of a run, from the command line (GNU long options) and from
+ * an INI file (--config FILE; keys are the long option names, '-' or '_', in any or no
+ * section); the command line wins over the file, the file over the defaults.
+ *
+ * Parsing and checking report every bad option at once: the message lists each
+ * problem, naming the option (or FILE:LINE key) and why. */
+#ifndef TESSERA_CONFIG_H
+#define TESSERA_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tessera/conv.h"
+#include "tessera/optim.h"
+#include "tessera/vgg.h"
+
+#define TS_MAX_STYLES 16
+
+typedef struct ts_layer_weights {
+	int n;                       /* layers in use */
+	int layer[TS_VGG_NLAYERS];   /* layer indices (vgg.h), in the order given */
+	double w[TS_VGG_NLAYERS];    /* per-layer weight ("relu4_2:0.5"; default 1) */
+} ts_layer_weights;
+
+typedef enum ts_init_mode {
+	TS_INIT_CONTENT = 0, TS_INIT_NOISE, TS_INIT_STYLE, TS_INIT_FILE
+} ts_init_mode;
+
+typedef enum ts_progress_mode {
+	TS_PROGRESS_AUTO = 0, /* on when stderr is a terminal */
+	TS_PROGRESS_ON,
+	TS_PROGRESS_OFF
+} ts_progress_mode;
+
+typedef struct ts_config {
+	/* inputs and output (strings owned by the config) */
+	char *config_path;             /* --config */
+	char *content;                 /* --content FILE (required) */
+	char *style[TS_MAX_STYLES];    /* --style F[,F...] (required) */
+	int nstyle;
+	double style_blend[TS_MAX_STYLES]; /* --style-blend w,w (normalized to sum 1) */
+	int has_blend;                 /* given explicitly */
+	char *out;                     /* --out FILE (required unless --plan) */
+	int width, height;             /* --width / --height (0: from the other / content) */
+	int size;                      /* --size N: long side (0: unset) */
+	double print_w, print_h;       /* --print-size WxH[in|cm|mm], in inches (0: unset) */
+	int dpi;                       /* --dpi N (300) */
+
+	/* objective */
+	double content_weight;         /* --content-weight (a; 1) */
+	double style_weight;           /* --style-weight (b; 1e3) */
+	double tv_weight;              /* --tv-weight (g; 1e-3) */
+	ts_layer_weights content_layers; /* --content-layers (relu4_2) */
+	ts_layer_weights style_layers;   /* --style-layers (relu1_1,relu2_1,relu3_1,relu4_1,relu5_1) */
+	double style_scale;            /* --style-scale (1): style long side = scale * output long side */
+	int original_colors;           /* --original-colors (0) */
+	int normalize_style;           /* --normalize-style on|off */
+	ts_pool_mode pool;             /* --pool avg|max (avg) */
+
+	/* start and optimizer */
+	ts_init_mode init;             /* --init content|noise|style|FILE */
+	char *init_file;               /* when init == TS_INIT_FILE */
+	uint64_t seed;                 /* --seed (0) */
+	int iterations;                /* --iterations N (500; 0: evaluate and write the start) */
+	ts_optim_kind optimizer;       /* --optimizer lbfgs|adam */
+	int lbfgs_history;             /* --lbfgs-history (100) */
+	double learning_rate;          /* --learning-rate (L-BFGS 1, Adam 0.02; 0: default) */
+
+	/* network */
+	char *weights;                 /* --weights builtin|FILE ("builtin") */
+	int builtin_width;             /* --builtin-width N: divide builtin channels (1) */
+	uint64_t builtin_seed;         /* --builtin-seed (a fixed constant) */
+
+	/* outputs of the run */
+	char *report;                  /* --report FILE.json (NULL) */
+	int save_every;                /* --save-every N (0: never) */
+	ts_progress_mode progress;     /* --progress auto|on|off, --quiet = off */
+	int threads;                   /* --threads N: BLAS threads (0: library default) */
+
+	/* tiled renderer */
+	int tile;                      /* --tile N (512) */
+	int overlap;                   /* --overlap N (128) */
+	char *job_dir;                 /* --job-dir DIR (NULL: "<out>.job") */
+	int plan_only;                 /* --plan */
+	int fresh;                     /* --fresh: discard an existing job directory */
+	double level_factor;           /* --level-factor X (2) */
+	int level_iterations[16];      /* --level-iterations n0,n1,... (0 entries: --iterations) */
+	int nlevel_iterations;
+
+	int show_help, show_version;   /* --help, --version */
+} ts_config;
+
+/* Fill defaults (no strings allocated). */
+void ts_config_defaults(ts_config *c);
+
+/* Parse argv (GNU long options, "--opt value" and "--opt=value"); a --config file is
+ * read first and the command line applied over it.  Positional arguments are errors.
+ * Returns 0, or -1 with every problem in the message. */
+int ts_config_parse(ts_config *c, int argc, char **argv);
+
+/* Apply one INI file over c (keys as long option names).  -1 with "FILE:LINE". */
+int ts_config_load_ini(ts_config *c, const char *path);
+
+/* Check the whole configuration (required options, ranges, files readable) and
+ * report every problem at once.  0 or -1. */
+int ts_config_check(const ts_config *c);
+
+/* Parse "name[:w],name[:w]" into lw.  -1 with a message naming opt. */
+int ts_config_parse_layers(ts_layer_weights *lw, const char *s, const char *opt);
+
+/* Print --help text to f. */
+void ts_config_usage(FILE *f);
+
+/* Free owned strings; the struct may be reused after ts_config_defaults. */
+void ts_config_fini(ts_config *c);
+
+#endif

@@ -1,0 +1,34 @@
+/* error: the thread-local error buffer every module reports into.
+ *
+ * Functions return 0 / -1 (or NULL) and leave "module: message" here; callers pass
+ * -1 up without adding text of their own unless they add context.  Only main.c and
+ * sched.c print it and end the process. */
+#ifndef TESSERA_ERROR_H
+#define TESSERA_ERROR_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Record "module: message" (printf format); replaces any earlier message. */
+void ts_error(const char *module, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Same, with ": strerror(errno)" appended (errno is read before anything else). */
+void ts_error_errno(const char *module, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Append "; message" to the current message (to report several problems at once). */
+void ts_error_append(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The last message ("" if none); valid until the next ts_error* call on this thread. */
+const char *ts_errmsg(void);
+void ts_error_clear(void);
+
+/* Always-on check of shapes and invariants: a failure is a bug in tessera. */
+#define TS_ASSERT(cond)                                                          \
+	do {                                                                     \
+		if (!(cond)) {                                                   \
+			fprintf(stderr, "tessera: assertion failed: %s (%s:%d)\n", \
+			        #cond, __FILE__, __LINE__);                      \
+			abort();                                                 \
+		}                                                                \
+	} while (0)
+
+#endif

@@ -1,0 +1,80 @@
+/* image: pictures in memory and on disk.
+ *
+ * In memory an image is planar RGB float in [0,1] ([3, h, w]), the layout the network
+ * reads.  Readers: PNG, JPEG, BMP through stb_image (recognized by magic bytes first,
+ * size checked with stbi_info and an overflow-checked pixel budget before decoding;
+ * never GIF/PSD/HDR/PNM/PIC, never flip-on-load); TIFF and BigTIFF 8/16-bit, grey,
+ * RGB, RGBA, strips or tiles through libtiff (own error handlers).  Alpha is dropped,
+ * grey replicated.  Writers: PNG/JPEG (8-bit, stb_image_write) and TIFF (8 or 16-bit),
+ * chosen by the file extension, always written to "<path>.part" and renamed, so a
+ * failure never leaves a partial file under the real name.
+ *
+ * Only image_*.c include stb or tiffio.h. */
+#ifndef TESSERA_IMAGE_H
+#define TESSERA_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ts_image {
+	int w, h;  /* pixels */
+	int bits;  /* precision of the source: 8 or 16 (a 16-bit TIFF stays 16 on output) */
+	float *px; /* [3, h, w] planar RGB in [0,1]; owned */
+} ts_image;
+
+/* Default pixel budget for decoding (w * h): 1 Gpixel. */
+#define TS_IMAGE_MAX_PIXELS (1LL << 30)
+
+/* New w x h image, zeroed, bits 8.  Caller owns; NULL with a message. */
+ts_image *ts_image_create(int w, int h);
+void ts_image_destroy(ts_image *im);
+
+/* Width, height and bits of an image file without decoding the pixels. */
+int ts_image_probe(const char *path, int *w, int *h, int *bits);
+
+/* Decode a whole file.  max_pixels <= 0 means TS_IMAGE_MAX_PIXELS.  NULL with a message
+ * naming the file and why (missing, unknown format, corrupt, zero or over-budget size). */
+ts_image *ts_image_load(const char *path, long long max_pixels);
+
+/* Write by extension: .png, .jpg/.jpeg (quality 95), .tif/.tiff (bits 8 or 16;
+ * deflate-compressed), .bmp.  bits is ignored for 8-bit-only formats.  Atomic: writes
+ * "<path>.part", fsyncs, renames.  -1 with a message (unknown extension, cannot write). */
+int ts_image_save(const ts_image *im, const char *path, int bits);
+
+/* Resampled copy (w x h), good for both shrinking and enlarging (stb_image_resize,
+ * Mitchell/cubic filter, edge clamp).  Caller owns. */
+ts_image *ts_image_resize(const ts_image *src, int w, int h);
+
+/* Copy of the rectangle (x, y, w, h) of src; the rectangle must lie inside src. */
+ts_image *ts_image_crop(const ts_image *src, int x, int y, int w, int h);
+
+/* Original colours (Gatys et al. 2016, luminance-only): keep the luminance (Y of YIQ)
+ * of out and take the chrominance (I, Q) of colors, which must have the same size;
+ * the result is clamped to [0,1]. */
+void ts_image_keep_colors(ts_image *out, const ts_image *colors);
+
+/* Clamp every sample to [0,1]. */
+void ts_image_clamp(ts_image *im);
+
+/* --- Large TIFF, for the tiled renderer: read a region, write tile rows. --- */
+
+typedef struct ts_tiff_reader ts_tiff_reader;
+/* Open a TIFF/BigTIFF for region reads; the image is never decoded whole. */
+ts_tiff_reader *ts_tiff_reader_open(const char *path);
+void ts_tiff_reader_size(const ts_tiff_reader *r, int *w, int *h, int *bits);
+/* Read the rectangle (x, y, w, h) into out [3, h, w] (RGB in [0,1]). */
+int ts_tiff_reader_region(ts_tiff_reader *r, int x, int y, int w, int h, float *out);
+void ts_tiff_reader_close(ts_tiff_reader *r);
+
+typedef struct ts_tiff_writer ts_tiff_writer;
+/* Start a tiled, deflate-compressed BigTIFF ("w8") of w x h, bits 8 or 16, with square
+ * tiles of side tile (a multiple of 16), written to "<path>.part". */
+ts_tiff_writer *ts_tiff_writer_open(const char *path, int w, int h, int bits, int tile);
+/* Write one row of tiles: rows [y, y + rows) where y is the next unwritten tile row
+ * start and rows = min(tile, h - y); band is [3, rows, w] RGB in [0,1]. */
+int ts_tiff_writer_band(ts_tiff_writer *wr, const float *band, int rows);
+/* Finish: close, fsync, rename to path.  On error (or abort = 1) the .part is removed.
+ * Frees wr in every case. */
+int ts_tiff_writer_close(ts_tiff_writer *wr, int abort);
+
+#endif

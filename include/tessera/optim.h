@@ -1,0 +1,45 @@
+/* optim: L-BFGS (the algorithm of torch.optim.LBFGS without line search, as Torch7
+ * optim.lbfgs) and Adam over a float vector.  All state is allocated at creation;
+ * a step allocates nothing. */
+#ifndef TESSERA_OPTIM_H
+#define TESSERA_OPTIM_H
+
+#include <stddef.h>
+
+/* Evaluate the objective at x [n]: return f(x) and write its gradient into grad [n].
+ * Return NaN to signal an error (the step then fails). */
+typedef double (*ts_objective_fn)(void *ctx, const float *x, float *grad);
+
+typedef enum ts_optim_kind { TS_OPTIM_LBFGS = 0, TS_OPTIM_ADAM = 1 } ts_optim_kind;
+
+typedef struct ts_optim_params {
+	ts_optim_kind kind;
+	int history;       /* L-BFGS: correction pairs kept (torch default 100) */
+	double lr;         /* L-BFGS: step scale (1); Adam: learning rate */
+	double beta1;      /* Adam: 0.9 */
+	double beta2;      /* Adam: 0.999 */
+	double eps;        /* Adam: 1e-8 */
+	double tol_grad;   /* L-BFGS: stop when max |g| <= tol_grad (1e-7; 0: never) */
+	double tol_change; /* L-BFGS: stop when |d * t| or |f change| < tol_change (1e-9) */
+} ts_optim_params;
+
+/* Defaults for kind (values in the comments above; Adam lr 0.02 for images in [0,1]). */
+void ts_optim_defaults(ts_optim_params *p, ts_optim_kind kind);
+
+typedef struct ts_optim ts_optim;
+
+/* Optimizer for n variables; caller owns.  NULL with a message on bad parameters or
+ * no memory. */
+ts_optim *ts_optim_create(const ts_optim_params *p, size_t n);
+void ts_optim_destroy(ts_optim *o);
+
+/* One iteration: updates x in place.  L-BFGS evaluates fn at the start point on its
+ * first call and then once per step (at the new x); Adam evaluates once per step at
+ * the current x, then moves.  *f_out (may be NULL) receives the last value evaluated.
+ * Returns 0, 1 when converged (x unchanged, nothing more to do), -1 when fn failed. */
+int ts_optim_step(ts_optim *o, float *x, ts_objective_fn fn, void *ctx, double *f_out);
+
+/* Evaluations of fn so far. */
+long ts_optim_evals(const ts_optim *o);
+
+#endif

@@ -1,0 +1,96 @@
+/* vgg: the VGG-19 layer table, the weights, and a forward/backward "run" that keeps
+ * one image's activations for the input-gradient pass.
+ *
+ * Layer table (37 entries, index order): conv1_1 relu1_1 conv1_2 relu1_2 pool1
+ * conv2_1 relu2_1 conv2_2 relu2_2 pool2 conv3_1 relu3_1 ... conv3_4 relu3_4 pool3
+ * conv4_1 ... relu4_4 pool4 conv5_1 ... relu5_4 pool5.  Only layers up to the
+ * deepest one in use are evaluated; no weight gradients are ever computed.
+ *
+ * Input convention: the image is planar RGB in [0,1]; ts_vgg_forward maps it to what
+ * the weights expect (torchvision: (x - mean) / std; Caffe: BGR, 255 * x - mean pixel)
+ * and ts_vgg_backward maps the gradient back through that step. */
+#ifndef TESSERA_VGG_H
+#define TESSERA_VGG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tessera/conv.h"
+
+#define TS_VGG_NLAYERS 37
+#define TS_VGG_NCONV 16
+
+typedef enum ts_layer_kind { TS_LAYER_CONV, TS_LAYER_RELU, TS_LAYER_POOL } ts_layer_kind;
+typedef enum ts_input_mode { TS_INPUT_TORCH = 0, TS_INPUT_CAFFE = 1 } ts_input_mode;
+
+/* Index of a layer name ("relu4_2"), or -1 if there is no such layer. */
+int ts_vgg_layer_index(const char *name);
+/* Name / kind of layer idx (0 <= idx < TS_VGG_NLAYERS). */
+const char *ts_vgg_layer_name(int idx);
+ts_layer_kind ts_vgg_layer_kind(int idx);
+/* Index (0..15) of the convolution that layer idx is or follows (conv4_2 and relu4_2
+ * both give 9); for a pool, the conv before it. */
+int ts_vgg_layer_conv(int idx);
+/* Number of 2x2 poolings before layer idx (the layer's resolution is 1/2^that). */
+int ts_vgg_layer_pools(int idx);
+
+typedef struct ts_vgg {
+	int nconv;                /* convolutions present (1..16): the file may stop early */
+	int in_ch[TS_VGG_NCONV];  /* input channels of conv i (in_ch[0] = 3) */
+	int out_ch[TS_VGG_NCONV]; /* output channels of conv i (in_ch[i+1] = out_ch[i]) */
+	float *w[TS_VGG_NCONV];   /* [out_ch, in_ch, 3, 3], views into mem */
+	float *b[TS_VGG_NCONV];   /* [out_ch], views into mem */
+	ts_input_mode input;      /* how an RGB [0,1] image becomes the network input */
+	float mean[3];            /* TORCH: ImageNet mean (RGB); CAFFE: mean pixel (BGR, 0-255) */
+	float std[3];             /* TORCH: ImageNet std (RGB); unused for CAFFE */
+	float *mem;               /* owns all weights */
+} ts_vgg;
+
+/* A network of nconv convolutions with these output channels (in_ch chained from 3),
+ * weights zeroed, input mode TORCH with ImageNet mean/std.  Caller owns; NULL on
+ * error (out of memory, bad channel counts). */
+ts_vgg *ts_vgg_alloc(int nconv, const int *out_ch);
+
+/* The built-in network: full VGG-19 shape with channels divided by width_div (1 =
+ * 64..512; 8 = 8..64 for tests), weights drawn from tessera's own seeded generator
+ * (identical on every machine), He-scaled so activations neither vanish nor explode
+ * through the 16 layers with average pooling.  Caller owns. */
+ts_vgg *ts_vgg_create_builtin(uint64_t seed, int width_div);
+
+/* Frees everything; NULL does nothing. */
+void ts_vgg_destroy(ts_vgg *net);
+
+/* One image's activations and workspace for forward + input-gradient backward at a
+ * fixed size.  All buffers are allocated at creation; forward/backward allocate
+ * nothing. */
+typedef struct ts_vgg_run ts_vgg_run;
+
+/* Prepare a run of net on h x w images through layers 0..last (inclusive).  tapped
+ * [TS_VGG_NLAYERS] flags the layers whose features a loss reads (and whose gradient
+ * it sets); at least the last layer must be tapped.  Borrows net (must outlive the
+ * run).  Fails (NULL, message) when the net has too few convolutions for `last` or
+ * the image is too small for the poolings before `last`. */
+ts_vgg_run *ts_vgg_run_create(const ts_vgg *net, int h, int w, int last,
+                              const unsigned char *tapped, ts_pool_mode pool);
+void ts_vgg_run_destroy(ts_vgg_run *r);
+
+/* Bytes a run of these settings would allocate (for --plan), without allocating. */
+size_t ts_vgg_run_bytes(const ts_vgg *net, int h, int w, int last,
+                        const unsigned char *tapped);
+
+/* Forward pass of img [3, h, w] (RGB in [0,1]). */
+void ts_vgg_forward(ts_vgg_run *r, const float *img);
+
+/* Features of a tapped layer after ts_vgg_forward: [c, fh, fw]. */
+const float *ts_vgg_feature(const ts_vgg_run *r, int layer, int *c, int *fh, int *fw);
+
+/* Gradient buffer of a tapped layer, same shape as its feature; zeroed by
+ * ts_vgg_zero_grad.  Losses add d(loss)/d(feature) into it. */
+float *ts_vgg_grad(ts_vgg_run *r, int layer);
+void ts_vgg_zero_grad(ts_vgg_run *r);
+
+/* Back-propagate the tapped gradients to the image: dimg [3, h, w] is overwritten
+ * with d(loss)/d(img) (img being RGB in [0,1]).  Needs the preceding forward. */
+void ts_vgg_backward(ts_vgg_run *r, float *dimg);
+
+#endif
