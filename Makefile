@@ -39,10 +39,13 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libtessera.a
 $(BUILD)/tessera-bench: bench/bench.c $(BUILD)/libtessera.a
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< $(BUILD)/libtessera.a $(LDLIBS)
 
+$(BUILD)/mkdemo: tools/mkdemo.c $(BUILD)/libtessera.a
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< $(BUILD)/libtessera.a $(LDLIBS)
+
 tessera-bench: $(BUILD)/tessera-bench
 	cp $< $@
 
-tests: tessera $(TESTBIN)
+tests: tessera $(BUILD)/mkdemo $(TESTBIN)
 
 test: tests
 	bash tests/run.sh $(BUILD)

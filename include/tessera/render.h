@@ -1,0 +1,59 @@
+/* render: stylizing one picture.  ts_stylize optimizes one image or tile against
+ * given targets (a plain function: the tiled scheduler calls it per tile, tests call
+ * it without MPI); the helpers turn a configuration into the network, the style
+ * images, the output size and the start image; ts_render_single renders a whole
+ * picture in one piece. */
+#ifndef TESSERA_RENDER_H
+#define TESSERA_RENDER_H
+
+#include "tessera/config.h"
+#include "tessera/image.h"
+#include "tessera/objective.h"
+#include "tessera/optim.h"
+#include "tessera/vgg.h"
+
+typedef struct ts_stylize_hooks {
+	void *user;
+	/* Called once per iteration it = 0..n with the loss of the image after it
+	 * iterations and that image x [3, h, w].  Nonzero return aborts (error). */
+	int (*iteration)(void *user, int it, const ts_loss_parts *parts, const float *x);
+	/* Polled between iterations; nonzero stops early (no error). */
+	int (*should_stop)(void *user);
+} ts_stylize_hooks;
+
+/* Optimize x [3, h, w] (in: start image, out: result) for `iterations` iterations
+ * against content [3, h, w] and targets.  hooks may be NULL.  *final (may be NULL)
+ * receives the loss of the result, *done (may be NULL) the iterations made (fewer
+ * when L-BFGS converged or should_stop fired).  0, or -1 with a message. */
+int ts_stylize(const ts_vgg *net, const ts_style_targets *targets,
+               const ts_objective_params *op, const ts_optim_params *oo, int iterations,
+               int h, int w, const float *content, float *x,
+               const ts_stylize_hooks *hooks, ts_loss_parts *final, int *done);
+
+/* The network the configuration names (builtin or a weight file).  Caller owns. */
+ts_vgg *ts_render_network(const ts_config *c);
+
+/* Output size for content of cw x ch under the configuration (width/height/size/
+ * print-size; none given: the content size). */
+void ts_render_output_size(const ts_config *c, int cw, int ch, int *w, int *h);
+
+/* Load the style images and scale each so its long side is style_scale * long_side.
+ * out[c->nstyle] receives images the caller destroys.  0 or -1. */
+int ts_render_style_images(const ts_config *c, int long_side, ts_image **out);
+
+/* The start image for content (at the output size) per --init.  Caller owns. */
+ts_image *ts_render_init_image(const ts_config *c, const ts_image *content,
+                               ts_image *const *styles);
+
+/* Optimizer parameters from the configuration. */
+void ts_render_optim_params(const ts_config *c, ts_optim_params *p);
+
+/* Render the whole picture in one piece: load, stylize, write c->out (and the
+ * report, intermediate images).  stop (may be NULL) is polled between iterations.
+ * 0, 1 when stopped early by *stop (the current image is written), -1 on error. */
+int ts_render_single(const ts_config *c, volatile int *stop);
+
+/* "<out minus extension>_<iter zero-padded>.<ext>" for --save-every frames. */
+void ts_render_frame_path(const char *out, int iter, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,29 @@
+/* resample: separable cubic resampling of a sw x sh picture to dw x dh, computed for
+ * any output rectangle.  Every output pixel depends only on its absolute coordinates
+ * and the source, with a fixed order of summation, so a region computes bit for bit
+ * what the whole picture would hold there: tiles, ranks and resumed runs agree.
+ *
+ * Kernel: Keys cubic (a = -0.5), widened by the scale when shrinking (antialiased);
+ * pixel centres at (i + 0.5) * sw / dw - 0.5; edges clamp. */
+#ifndef TESSERA_RESAMPLE_H
+#define TESSERA_RESAMPLE_H
+
+/* Fill out [3, h, w] with the source rectangle (x, y, w, h) (inside the source). */
+typedef int (*ts_region_fn)(void *user, int x, int y, int w, int h, float *out);
+
+/* The source rectangle [*sx0, *sx1) x [*sy0, *sy1) that output rectangle
+ * (x, y, w, h) of a dw x dh resampling reads. */
+void ts_resample_source(int sw, int sh, int dw, int dh, int x, int y, int w, int h,
+                        int *sx0, int *sy0, int *sx1, int *sy1);
+
+/* out [3, h, w] = rectangle (x, y, w, h) of the sw x sh source resampled to dw x dh.
+ * read is called once, for ts_resample_source's rectangle.  Allocates its workspace
+ * (sized by the rectangle).  0, or -1 with a message. */
+int ts_resample_region(ts_region_fn read, void *user, int sw, int sh, int dw, int dh,
+                       int x, int y, int w, int h, float *out);
+
+/* Convenience: region of an in-memory planar [3, sh, sw] picture. */
+int ts_resample_planar(const float *src, int sw, int sh, int dw, int dh, int x, int y,
+                       int w, int h, float *out);
+
+#endif

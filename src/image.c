@@ -1,0 +1,406 @@
+/* image: in-memory images ([3, h, w] planar RGB float in [0,1]), format dispatch and
+ * the atomic-write protocol.
+ *
+ * Invariants: a ts_image always owns px of exactly 3 * w * h floats with w, h > 0.
+ * Readers are chosen by magic bytes, never by extension; writers by extension.  Every
+ * writer produces "<path>.part" and only image_commit() renames it, so a failure
+ * never leaves a partial file under the real name (and removes the .part). */
+#include "image_internal.h"
+
+#include "tessera/error.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+ts_image *
+ts_image_create(int w, int h)
+{
+	ts_image *im = NULL;
+	size_t n;
+
+	if (w <= 0 || h <= 0 || (size_t)w > SIZE_MAX / 3 / sizeof(float) / (size_t)h) {
+		ts_error("image", "invalid image size %dx%d", w, h);
+		goto cleanup;
+	}
+	n = (size_t)3 * (size_t)w * (size_t)h;
+	if (!(im = calloc(1, sizeof *im)) || !(im->px = calloc(n, sizeof(float)))) {
+		ts_error("image", "cannot allocate a %dx%d image", w, h);
+		free(im);
+		im = NULL;
+		goto cleanup;
+	}
+	im->w = w;
+	im->h = h;
+	im->bits = 8;
+cleanup:
+	return im;
+}
+
+void
+ts_image_destroy(ts_image *im)
+{
+	if (!im)
+		return;
+	free(im->px);
+	free(im);
+}
+
+enum image_format
+image_detect(const unsigned char *m, size_t n)
+{
+	static const unsigned char png[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
+
+	if (n >= 8 && !memcmp(m, png, 8))
+		return IMAGE_PNG;
+	if (n >= 3 && m[0] == 0xff && m[1] == 0xd8 && m[2] == 0xff)
+		return IMAGE_JPEG;
+	if (n >= 2 && m[0] == 'B' && m[1] == 'M')
+		return IMAGE_BMP;
+	/* II*\0, MM\0*, and BigTIFF II+\0, MM\0+ */
+	if (n >= 4 && m[0] == 'I' && m[1] == 'I' && (m[2] == 42 || m[2] == 43) && m[3] == 0)
+		return IMAGE_TIFF;
+	if (n >= 4 && m[0] == 'M' && m[1] == 'M' && m[2] == 0 && (m[3] == 42 || m[3] == 43))
+		return IMAGE_TIFF;
+	return IMAGE_UNKNOWN;
+}
+
+/* Open path and detect its format from the magic bytes.  On success *fp is open at
+ * offset 0. */
+static int
+open_detect(const char *path, FILE **fp, enum image_format *fmt)
+{
+	unsigned char magic[8];
+	size_t n;
+	FILE *f = NULL;
+	int ret = -1;
+
+	if (!(f = fopen(path, "rb"))) {
+		ts_error_errno("image", "cannot open %s", path);
+		goto cleanup;
+	}
+	n = fread(magic, 1, sizeof magic, f);
+	if (ferror(f)) {
+		ts_error_errno("image", "cannot read %s", path);
+		goto cleanup;
+	}
+	if (n == 0) {
+		ts_error("image", "%s: empty file", path);
+		goto cleanup;
+	}
+	if ((*fmt = image_detect(magic, n)) == IMAGE_UNKNOWN) {
+		ts_error("image", "%s: unknown or unsupported format", path);
+		goto cleanup;
+	}
+	if (fseek(f, 0, SEEK_SET)) {
+		ts_error_errno("image", "cannot seek in %s", path);
+		goto cleanup;
+	}
+	*fp = f;
+	f = NULL;
+	ret = 0;
+cleanup:
+	if (f)
+		fclose(f);
+	return ret;
+}
+
+int
+ts_image_probe(const char *path, int *w, int *h, int *bits)
+{
+	enum image_format fmt;
+	FILE *f = NULL;
+	int ret = -1;
+
+	if (open_detect(path, &f, &fmt))
+		goto cleanup;
+	if (fmt == IMAGE_TIFF) {
+		fclose(f);
+		f = NULL;
+		ret = image_tiff_probe(path, w, h, bits);
+	} else {
+		ret = image_stb_probe(f, path, fmt, w, h, bits);
+	}
+cleanup:
+	if (f)
+		fclose(f);
+	return ret;
+}
+
+ts_image *
+ts_image_load(const char *path, long long max_pixels)
+{
+	enum image_format fmt;
+	ts_image *im = NULL;
+	FILE *f = NULL;
+
+	if (max_pixels <= 0)
+		max_pixels = TS_IMAGE_MAX_PIXELS;
+	if (open_detect(path, &f, &fmt))
+		goto cleanup;
+	if (fmt == IMAGE_TIFF) {
+		/* libtiff opens the file itself */
+		fclose(f);
+		f = NULL;
+		im = image_tiff_load(path, max_pixels);
+	} else {
+		im = image_stb_load(f, path, fmt, max_pixels);
+	}
+cleanup:
+	if (f)
+		fclose(f);
+	return im;
+}
+
+/* Output format from the extension of path (case-insensitive). */
+static enum image_format
+format_from_ext(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	const char *dot = strrchr(slash ? slash + 1 : path, '.');
+	char ext[8] = { 0 };
+	size_t i;
+
+	if (!dot || strlen(dot + 1) >= sizeof ext)
+		return IMAGE_UNKNOWN;
+	for (i = 0; i < sizeof ext - 1 && dot[1 + i]; i++)
+		ext[i] = (char)tolower((unsigned char)dot[1 + i]);
+	if (!strcmp(ext, "png"))
+		return IMAGE_PNG;
+	if (!strcmp(ext, "jpg") || !strcmp(ext, "jpeg"))
+		return IMAGE_JPEG;
+	if (!strcmp(ext, "bmp"))
+		return IMAGE_BMP;
+	if (!strcmp(ext, "tif") || !strcmp(ext, "tiff"))
+		return IMAGE_TIFF;
+	return IMAGE_UNKNOWN;
+}
+
+int
+ts_image_save(const ts_image *im, const char *path, int bits)
+{
+	enum image_format fmt = format_from_ext(path);
+	char *part = NULL;
+	int ret = -1;
+
+	TS_ASSERT(im && im->px && im->w > 0 && im->h > 0);
+	if (fmt == IMAGE_UNKNOWN) {
+		ts_error("image", "%s: unknown output extension "
+		         "(use .png, .jpg, .jpeg, .bmp, .tif or .tiff)", path);
+		goto cleanup;
+	}
+	if (bits == 0) /* extension: 0 keeps the precision of the source */
+		bits = im->bits == 16 ? 16 : 8;
+	if (fmt == IMAGE_TIFF && bits != 8 && bits != 16) {
+		ts_error("image", "%s: TIFF bits must be 8 or 16, not %d", path, bits);
+		goto cleanup;
+	}
+	if (!(part = image_part_path(path)))
+		goto cleanup;
+	/* a back end removes its .part itself when it fails */
+	if (fmt == IMAGE_TIFF) {
+		if (image_tiff_write(im, part, path, bits))
+			goto cleanup;
+	} else if (image_stb_write(im, part, path, fmt)) {
+		goto cleanup;
+	}
+	if (image_commit(part, path))
+		goto cleanup;
+	ret = 0;
+cleanup:
+	free(part);
+	return ret;
+}
+
+char *
+image_part_path(const char *path)
+{
+	size_t n = strlen(path);
+	char *part = malloc(n + sizeof ".part");
+
+	if (!part) {
+		ts_error("image", "cannot write %s: out of memory", path);
+		return NULL;
+	}
+	memcpy(part, path, n);
+	memcpy(part + n, ".part", sizeof ".part");
+	return part;
+}
+
+/* fsync the directory holding path, so that a rename survives a crash.  Filesystems
+ * that cannot sync directories (EINVAL) are accepted. */
+static int
+fsync_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = NULL;
+	int fd = -1, ret = -1, e;
+
+	if (!slash)
+		dir = strdup(".");
+	else if (slash == path)
+		dir = strdup("/");
+	else
+		dir = strndup(path, (size_t)(slash - path));
+	if (!dir) {
+		errno = ENOMEM;
+		goto cleanup;
+	}
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		goto cleanup;
+	if (fsync(fd) && errno != EINVAL)
+		goto cleanup;
+	ret = 0;
+cleanup:
+	e = errno;
+	if (fd >= 0)
+		close(fd);
+	free(dir);
+	errno = e;
+	return ret;
+}
+
+int
+image_commit(const char *part, const char *path)
+{
+	int fd = -1, ret = -1;
+
+	if ((fd = open(part, O_WRONLY | O_CLOEXEC)) < 0 || fsync(fd)) {
+		ts_error_errno("image", "cannot write %s", path);
+		goto cleanup;
+	}
+	if (close(fd)) {
+		fd = -1;
+		ts_error_errno("image", "cannot write %s", path);
+		goto cleanup;
+	}
+	fd = -1;
+	if (rename(part, path)) {
+		ts_error_errno("image", "cannot write %s", path);
+		goto cleanup;
+	}
+	if (fsync_dir(path)) {
+		/* the file is complete under its name, only its durability is in doubt */
+		ts_error_errno("image", "cannot write %s: directory sync", path);
+		return -1;
+	}
+	ret = 0;
+cleanup:
+	if (fd >= 0)
+		close(fd);
+	if (ret)
+		unlink(part);
+	return ret;
+}
+
+uint8_t
+image_to_u8(float v)
+{
+	if (!(v > 0.0f)) /* also NaN */
+		return 0;
+	if (v >= 1.0f)
+		return 255;
+	return (uint8_t)lrintf(v * 255.0f);
+}
+
+uint16_t
+image_to_u16(float v)
+{
+	if (!(v > 0.0f))
+		return 0;
+	if (v >= 1.0f)
+		return 65535;
+	return (uint16_t)lrintf(v * 65535.0f);
+}
+
+ts_image *
+ts_image_crop(const ts_image *src, int x, int y, int w, int h)
+{
+	ts_image *im = NULL;
+	int c, r;
+
+	TS_ASSERT(src && src->px);
+	if (x < 0 || y < 0 || w <= 0 || h <= 0 || x > src->w - w || y > src->h - h) {
+		ts_error("image", "crop %dx%d+%d+%d is outside the %dx%d image", w, h, x, y,
+		         src->w, src->h);
+		goto cleanup;
+	}
+	if (!(im = ts_image_create(w, h)))
+		goto cleanup;
+	im->bits = src->bits;
+	for (c = 0; c < 3; c++)
+		for (r = 0; r < h; r++)
+			memcpy(im->px + ((size_t)c * h + r) * w,
+			       src->px + ((size_t)c * src->h + y + r) * src->w + x,
+			       (size_t)w * sizeof(float));
+cleanup:
+	return im;
+}
+
+void
+ts_image_clamp(ts_image *im)
+{
+	size_t i, n;
+
+	TS_ASSERT(im && im->px);
+	n = (size_t)3 * im->w * im->h;
+	for (i = 0; i < n; i++) {
+		float v = im->px[i];
+		im->px[i] = v > 0.0f ? (v < 1.0f ? v : 1.0f) : 0.0f; /* NaN -> 0 */
+	}
+}
+
+/* RGB -> YIQ (NTSC 1953 coefficients). */
+static const double yiq[3][3] = {
+	{ 0.299, 0.587, 0.114 },
+	{ 0.595716, -0.274453, -0.321263 },
+	{ 0.211456, -0.522591, 0.311135 },
+};
+
+/* Inverse of a 3x3 matrix by cofactors (yiq is well conditioned). */
+static void
+invert3(const double m[3][3], double inv[3][3])
+{
+	double det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) -
+	             m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) +
+	             m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+	int i, j;
+
+	for (i = 0; i < 3; i++)
+		for (j = 0; j < 3; j++) {
+			/* cofactor of m[j][i] */
+			int r0 = (j + 1) % 3, r1 = (j + 2) % 3;
+			int c0 = (i + 1) % 3, c1 = (i + 2) % 3;
+			inv[i][j] = (m[r0][c0] * m[r1][c1] - m[r0][c1] * m[r1][c0]) / det;
+		}
+}
+
+void
+ts_image_keep_colors(ts_image *out, const ts_image *colors)
+{
+	double inv[3][3];
+	size_t i, n;
+	float *r, *g, *b;
+	const float *cr, *cg, *cb;
+
+	TS_ASSERT(out && colors && out->px && colors->px);
+	TS_ASSERT(out->w == colors->w && out->h == colors->h);
+	invert3(yiq, inv);
+	n = (size_t)out->w * out->h;
+	r = out->px, g = r + n, b = g + n;
+	cr = colors->px, cg = cr + n, cb = cg + n;
+	for (i = 0; i < n; i++) {
+		double y = yiq[0][0] * r[i] + yiq[0][1] * g[i] + yiq[0][2] * b[i];
+		double ci = yiq[1][0] * cr[i] + yiq[1][1] * cg[i] + yiq[1][2] * cb[i];
+		double cq = yiq[2][0] * cr[i] + yiq[2][1] * cg[i] + yiq[2][2] * cb[i];
+
+		r[i] = (float)(inv[0][0] * y + inv[0][1] * ci + inv[0][2] * cq);
+		g[i] = (float)(inv[1][0] * y + inv[1][1] * ci + inv[1][2] * cq);
+		b[i] = (float)(inv[2][0] * y + inv[2][1] * ci + inv[2][2] * cq);
+	}
+	ts_image_clamp(out);
+}

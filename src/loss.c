@@ -1,0 +1,137 @@
+/* loss: content, Gram/style and total-variation terms of the objective (see loss.h
+ * and DESIGN.md for the exact normalization).
+ *
+ * Invariants: every function returns the raw (unweighted) term and only ADDS
+ * weight * gradient into the caller's buffer; nothing allocates.  Sums over many
+ * elements (means over millions of activations) are accumulated in double; the
+ * gradients themselves are float, as the buffers they go into. */
+#include "tessera/loss.h"
+
+#include "tessera/conv.h"
+#include "tessera/error.h"
+
+double
+ts_loss_content(const float *f, const float *p, size_t n, float weight, float *grad)
+{
+	double sum = 0.0;
+	float scale;
+
+	TS_ASSERT(f && p && n > 0);
+	for (size_t i = 0; i < n; i++) {
+		double d = (double)f[i] - (double)p[i];
+
+		sum += d * d;
+	}
+	if (grad) {
+		/* d/df mean((f - p)^2) = 2 (f - p) / n */
+		scale = (float)(2.0 * weight / (double)n);
+		for (size_t i = 0; i < n; i++)
+			grad[i] += scale * (f[i] - p[i]);
+	}
+	return sum / (double)n;
+}
+
+void
+ts_gram(const float *f, int c, int hw, float *g)
+{
+	TS_ASSERT(f && g && c > 0 && hw > 0);
+	/* g: [c, c] = f [c, hw] * f^T [hw, c] / (c * hw) */
+	ts_sgemm(0, 1, c, c, hw, (float)(1.0 / ((double)c * hw)), f, hw, f, hw, 0.0f, g, c);
+}
+
+double
+ts_loss_style(const float *f, int c, int hw, const float *t, float weight, float *ws,
+              float *grad)
+{
+	size_t cc = (size_t)c * (size_t)c;
+	double sum = 0.0;
+	double dscale = 2.0 / (double)cc;
+
+	TS_ASSERT(f && t && ws && c > 0 && hw > 0);
+	ts_gram(f, c, hw, ws); /* ws: [c, c] = G */
+	for (size_t i = 0; i < cc; i++) {
+		double d = (double)ws[i] - (double)t[i];
+
+		sum += d * d;
+	}
+	if (!grad)
+		return sum / (double)cc;
+
+	/* ws becomes the symmetric part of dL/dG = 2 (G - T) / c^2.  dL/dF =
+	 * (dL/dG + dL/dG^T) F / (c hw); symmetrizing makes this exact for any target T
+	 * (a blend of Grams is symmetric, a test's random T need not be). */
+	for (int i = 0; i < c; i++) {
+		float *ri = ws + (size_t)i * c;
+
+		for (int j = i; j < c; j++) {
+			float *rj = ws + (size_t)j * c;
+			double gij = (double)ri[j] - t[(size_t)i * c + j];
+			double gji = (double)rj[i] - t[(size_t)j * c + i];
+			float v = (float)(dscale * 0.5 * (gij + gji));
+
+			ri[j] = v;
+			rj[i] = v;
+		}
+	}
+	/* grad: [c, hw] += weight * 2 * sym(dL/dG) [c, c] * F [c, hw] / (c hw) */
+	ts_sgemm(0, 0, c, hw, c, (float)(2.0 * weight / ((double)c * hw)), ws, c, f, hw, 1.0f,
+	         grad, hw);
+	return sum / (double)cc;
+}
+
+double
+ts_loss_tv(const float *x, int h, int w, float weight, float *grad)
+{
+	size_t plane = (size_t)h * (size_t)w;
+	double sum_x = 0.0, sum_y = 0.0, loss = 0.0;
+
+	TS_ASSERT(x && h > 0 && w > 0);
+	/* Horizontal differences: 3 * h * (w - 1) of them; none when w == 1. */
+	if (w > 1) {
+		double nx = 3.0 * h * (w - 1);
+		float sx = (float)(2.0 * weight / nx);
+
+		for (int ch = 0; ch < 3; ch++) {
+			for (int i = 0; i < h; i++) {
+				const float *r = x + ch * plane + (size_t)i * w;
+				float *gr = grad ? grad + ch * plane + (size_t)i * w : NULL;
+
+				for (int j = 0; j + 1 < w; j++) {
+					float d = r[j + 1] - r[j];
+
+					sum_x += (double)d * d;
+					if (gr) {
+						gr[j + 1] += sx * d;
+						gr[j] -= sx * d;
+					}
+				}
+			}
+		}
+		loss += sum_x / nx;
+	}
+	/* Vertical differences: 3 * (h - 1) * w of them; none when h == 1. */
+	if (h > 1) {
+		double ny = 3.0 * (h - 1) * w;
+		float sy = (float)(2.0 * weight / ny);
+
+		for (int ch = 0; ch < 3; ch++) {
+			for (int i = 0; i + 1 < h; i++) {
+				const float *r0 = x + ch * plane + (size_t)i * w;
+				const float *r1 = r0 + w;
+				float *g0 = grad ? grad + ch * plane + (size_t)i * w : NULL;
+
+				for (int j = 0; j < w; j++) {
+					float d = r1[j] - r0[j];
+
+					sum_y += (double)d * d;
+					if (g0) {
+						g0[j + w] += sy * d;
+						g0[j] -= sy * d;
+					}
+				}
+			}
+		}
+		loss += sum_y / ny;
+	}
+	return loss;
+}

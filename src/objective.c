@@ -1,0 +1,336 @@
+/* objective: content, Gram style and TV terms over one VGG run (see objective.h).
+ *
+ * Invariants: a ts_objective owns one ts_vgg_run sized for its image, the content
+ * features of each content layer and one [c, c] workspace for the largest style layer;
+ * ts_objective_eval allocates nothing. */
+#include "tessera/objective.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tessera/error.h"
+#include "tessera/loss.h"
+
+struct ts_objective {
+	const ts_vgg *net;                  /* borrowed */
+	const ts_style_targets *targets;    /* borrowed */
+	ts_objective_params p;
+	int h, w;
+	ts_vgg_run *run;                    /* owned */
+	float *content_feat[TS_VGG_NLAYERS]; /* per content layer: [c, fh, fw], owned */
+	size_t content_n[TS_VGG_NLAYERS];
+	float *gram_ws;                     /* [cmax, cmax] */
+};
+
+/* Deepest layer used by either list, and the tap flags. */
+static int
+tap_layers(const ts_layer_weights *a, const ts_layer_weights *b,
+           unsigned char tapped[TS_VGG_NLAYERS])
+{
+	int last = -1;
+
+	memset(tapped, 0, TS_VGG_NLAYERS);
+	for (int i = 0; i < a->n; i++) {
+		tapped[a->layer[i]] = 1;
+		if (a->layer[i] > last)
+			last = a->layer[i];
+	}
+	for (int i = 0; i < b->n; i++) {
+		tapped[b->layer[i]] = 1;
+		if (b->layer[i] > last)
+			last = b->layer[i];
+	}
+	return last;
+}
+
+static int
+layer_channels(const ts_vgg *net, int layer)
+{
+	int k = ts_vgg_layer_conv(layer);
+
+	return k < net->nconv ? net->out_ch[k] : 0;
+}
+
+ts_style_targets *
+ts_targets_alloc(const ts_vgg *net, const ts_layer_weights *layers)
+{
+	ts_style_targets *t = calloc(1, sizeof *t);
+	size_t total = 0;
+
+	if (!t) {
+		ts_error("objective", "out of memory");
+		return NULL;
+	}
+	t->n = layers->n;
+	for (int i = 0; i < layers->n; i++) {
+		int c = layer_channels(net, layers->layer[i]);
+
+		if (c <= 0) {
+			ts_error("objective", "the network has no layer %s (it has %d convolutions)",
+			         ts_vgg_layer_name(layers->layer[i]), net->nconv);
+			free(t);
+			return NULL;
+		}
+		t->layer[i] = layers->layer[i];
+		t->c[i] = c;
+		total += (size_t)c * c;
+	}
+	t->mem = calloc(total ? total : 1, sizeof(float));
+	if (!t->mem) {
+		ts_error("objective", "out of memory for style targets");
+		free(t);
+		return NULL;
+	}
+	total = 0;
+	for (int i = 0; i < t->n; i++) {
+		t->gram[i] = t->mem + total;
+		total += (size_t)t->c[i] * t->c[i];
+	}
+	return t;
+}
+
+size_t
+ts_targets_floats(const ts_style_targets *t)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < t->n; i++)
+		n += (size_t)t->c[i] * t->c[i];
+	return n;
+}
+
+void
+ts_targets_update(ts_style_targets *t)
+{
+	for (int i = 0; i < t->n; i++) {
+		size_t n = (size_t)t->c[i] * t->c[i];
+		double s = 0;
+
+		for (size_t j = 0; j < n; j++)
+			s += (double)t->gram[i][j] * t->gram[i][j];
+		t->meansq[i] = s / (double)n;
+	}
+}
+
+ts_style_targets *
+ts_targets_create(const ts_vgg *net, ts_image *const *styles, const double *blend,
+                  int nstyle, const ts_layer_weights *layers, ts_pool_mode pool)
+{
+	ts_style_targets *t = NULL;
+	ts_vgg_run *run = NULL;
+	float *g = NULL;
+	unsigned char tapped[TS_VGG_NLAYERS];
+	ts_layer_weights none = { 0 };
+	int last, cmax = 0;
+
+	if (!(t = ts_targets_alloc(net, layers)))
+		goto fail;
+	last = tap_layers(layers, &none, tapped);
+	if (last < 0) {
+		ts_targets_update(t);
+		return t;
+	}
+	for (int i = 0; i < t->n; i++)
+		if (t->c[i] > cmax)
+			cmax = t->c[i];
+	if (!(g = malloc((size_t)cmax * cmax * sizeof *g))) {
+		ts_error("objective", "out of memory");
+		goto fail;
+	}
+	for (int s = 0; s < nstyle; s++) {
+		const ts_image *im = styles[s];
+
+		if (!(run = ts_vgg_run_create(net, im->h, im->w, last, tapped, pool)))
+			goto fail;
+		ts_vgg_forward(run, im->px);
+		for (int i = 0; i < t->n; i++) {
+			int c, fh, fw;
+			const float *f = ts_vgg_feature(run, t->layer[i], &c, &fh, &fw);
+			size_t n = (size_t)c * c;
+
+			ts_gram(f, c, fh * fw, g);
+			for (size_t j = 0; j < n; j++)
+				t->gram[i][j] += (float)blend[s] * g[j];
+		}
+		ts_vgg_run_destroy(run);
+		run = NULL;
+	}
+	free(g);
+	ts_targets_update(t);
+	return t;
+fail:
+	free(g);
+	ts_vgg_run_destroy(run);
+	ts_targets_destroy(t);
+	return NULL;
+}
+
+void
+ts_targets_destroy(ts_style_targets *t)
+{
+	if (!t)
+		return;
+	free(t->mem);
+	free(t);
+}
+
+void
+ts_objective_params_from_config(ts_objective_params *p, const ts_config *c)
+{
+	memset(p, 0, sizeof *p);
+	p->content_weight = c->content_weight;
+	p->style_weight = c->style_weight;
+	p->tv_weight = c->tv_weight;
+	p->content_layers = c->content_layers;
+	p->style_layers = c->style_layers;
+	p->normalize_style = c->normalize_style;
+	p->pool = c->pool;
+}
+
+static int
+max_style_channels(const ts_vgg *net, const ts_layer_weights *sl)
+{
+	int cmax = 1;
+
+	for (int i = 0; i < sl->n; i++) {
+		int c = layer_channels(net, sl->layer[i]);
+		if (c > cmax)
+			cmax = c;
+	}
+	return cmax;
+}
+
+size_t
+ts_objective_bytes(const ts_vgg *net, int h, int w, const ts_objective_params *p)
+{
+	unsigned char tapped[TS_VGG_NLAYERS];
+	int last = tap_layers(&p->content_layers, &p->style_layers, tapped);
+	size_t n;
+	int cmax = max_style_channels(net, &p->style_layers);
+
+	if (last < 0)
+		return 0;
+	n = ts_vgg_run_bytes(net, h, w, last, tapped);
+	for (int i = 0; i < p->content_layers.n; i++) {
+		int l = p->content_layers.layer[i];
+		int sh = ts_vgg_layer_pools(l);
+		n += (size_t)layer_channels(net, l) * (size_t)(h >> sh) * (size_t)(w >> sh) *
+		     sizeof(float);
+	}
+	return n + (size_t)cmax * cmax * sizeof(float) + sizeof(ts_objective);
+}
+
+ts_objective *
+ts_objective_create(const ts_vgg *net, int h, int w, const ts_objective_params *p,
+                    const ts_style_targets *targets, const float *content)
+{
+	ts_objective *o = calloc(1, sizeof *o);
+	unsigned char tapped[TS_VGG_NLAYERS];
+	int last, cmax;
+
+	if (!o) {
+		ts_error("objective", "out of memory");
+		return NULL;
+	}
+	o->net = net;
+	o->targets = targets;
+	o->p = *p;
+	o->h = h;
+	o->w = w;
+	last = tap_layers(&p->content_layers, &p->style_layers, tapped);
+	if (last < 0) {
+		ts_error("objective", "no content or style layer in use");
+		goto fail;
+	}
+	if (p->style_layers.n && (!targets || targets->n != p->style_layers.n)) {
+		ts_error("objective", "style targets do not match the style layers");
+		goto fail;
+	}
+	if (!(o->run = ts_vgg_run_create(net, h, w, last, tapped, p->pool)))
+		goto fail;
+	cmax = max_style_channels(net, &p->style_layers);
+	if (!(o->gram_ws = malloc((size_t)cmax * cmax * sizeof(float)))) {
+		ts_error("objective", "out of memory");
+		goto fail;
+	}
+	if (p->content_layers.n) {
+		TS_ASSERT(content);
+		ts_vgg_forward(o->run, content);
+		for (int i = 0; i < p->content_layers.n; i++) {
+			int c, fh, fw;
+			const float *f = ts_vgg_feature(o->run, p->content_layers.layer[i], &c,
+			                                &fh, &fw);
+
+			o->content_n[i] = (size_t)c * fh * fw;
+			if (!(o->content_feat[i] = malloc(o->content_n[i] * sizeof(float)))) {
+				ts_error("objective", "out of memory");
+				goto fail;
+			}
+			memcpy(o->content_feat[i], f, o->content_n[i] * sizeof(float));
+		}
+	}
+	return o;
+fail:
+	ts_objective_destroy(o);
+	return NULL;
+}
+
+void
+ts_objective_destroy(ts_objective *o)
+{
+	if (!o)
+		return;
+	ts_vgg_run_destroy(o->run);
+	for (int i = 0; i < TS_VGG_NLAYERS; i++)
+		free(o->content_feat[i]);
+	free(o->gram_ws);
+	free(o);
+}
+
+double
+ts_objective_eval(ts_objective *o, const float *x, float *grad, ts_loss_parts *parts)
+{
+	const ts_objective_params *p = &o->p;
+	double lc = 0, ls = 0, ltv, total = 0;
+
+	ts_vgg_forward(o->run, x);
+	if (grad)
+		ts_vgg_zero_grad(o->run);
+	for (int i = 0; i < p->content_layers.n; i++) {
+		int l = p->content_layers.layer[i];
+		int c, fh, fw;
+		const float *f = ts_vgg_feature(o->run, l, &c, &fh, &fw);
+		double wt = p->content_weight * p->content_layers.w[i];
+		double v = ts_loss_content(f, o->content_feat[i], o->content_n[i], (float)wt,
+		                           grad ? ts_vgg_grad(o->run, l) : NULL);
+
+		lc += v;
+		total += wt * v;
+	}
+	for (int i = 0; i < p->style_layers.n; i++) {
+		int l = p->style_layers.layer[i];
+		int c, fh, fw;
+		const float *f = ts_vgg_feature(o->run, l, &c, &fh, &fw);
+		double wt = p->style_weight * p->style_layers.w[i];
+		double v;
+
+		if (p->normalize_style)
+			wt /= o->targets->meansq[i] > 0 ? o->targets->meansq[i] : 1.0;
+		v = ts_loss_style(f, c, fh * fw, o->targets->gram[i], (float)wt, o->gram_ws,
+		                  grad ? ts_vgg_grad(o->run, l) : NULL);
+		ls += v;
+		total += wt * v;
+	}
+	if (grad)
+		ts_vgg_backward(o->run, grad);
+	ltv = ts_loss_tv(x, o->h, o->w, (float)p->tv_weight, grad);
+	total += p->tv_weight * ltv;
+	if (parts) {
+		parts->content = lc;
+		parts->style = ls;
+		parts->tv = ltv;
+		parts->total = total;
+	}
+	return total;
+}

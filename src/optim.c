@@ -1,0 +1,397 @@
+/* optim: L-BFGS and Adam over a float vector (see optim.h).
+ *
+ * L-BFGS follows the algorithm of torch.optim.LBFGS: first direction -g with step
+ * min(1, 1/|g|_1) * lr, then the two-loop recursion over a history of (s, y) pairs
+ * (a pair is kept only when y.s > 1e-10; H_diag = y.s / y.y from the newest kept
+ * pair), step lr, no line search (torch's line_search_fn=None; fixed steps reach
+ * the Rosenbrock minimum from (-1.2, 1) in 97 iterations, see test_optim.c).
+ * Where this differs from torch:
+ *   - one ts_optim_step is one iteration of torch's inner loop (torch runs up to
+ *     max_iter of them per .step()); the caller owns the iteration budget;
+ *   - a stop condition found after a move (max |g| <= tol_grad, max |t d| <=
+ *     tol_change, |f - f_prev| < tol_change) leaves the moved x in place, returns 0,
+ *     and every later step returns 1 without touching x; a stop found before a
+ *     move (zero gradient at the start, no descent direction) returns 1 at once;
+ *   - tol_grad == 0 and tol_change == 0 disable their tests (torch compares
+ *     "<= 0", which fires on an exactly zero gradient or step).
+ * Adam is torch.optim.Adam (bias-corrected, eps added after the square root,
+ * no weight decay, no amsgrad).
+ *
+ * Invariants: all buffers are allocated in ts_optim_create; a step allocates
+ * nothing.  Dot products and norms are accumulated in double.  The (s, y) history
+ * is a ring of `history` slots: entry k (0 = oldest) lives at (start + k) % history. */
+#include "tessera/optim.h"
+
+#include "tessera/error.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ts_optim {
+	ts_optim_params p;
+	size_t n;    /* variables */
+	long evals;  /* calls of fn so far */
+	long iter;   /* iterations done (moves) */
+	int started; /* L-BFGS: f, g hold the objective at the current x */
+	int done;    /* converged: later steps return 1 */
+	int failed;  /* fn failed: later steps return -1 */
+	double f;    /* objective at the current x */
+
+	float *g; /* [n] gradient at the current x */
+
+	/* L-BFGS */
+	float *d;       /* [n] last direction (s = t * d) */
+	float *gprev;   /* [n] gradient at the previous x */
+	double t;       /* last step length */
+	double h_diag;  /* initial inverse Hessian scale */
+	float *s;       /* [history, n] steps x_{k+1} - x_k */
+	float *y;       /* [history, n] gradient changes g_{k+1} - g_k */
+	double *ro;     /* [history] 1 / (y.s) */
+	double *al;     /* [history] two-loop coefficients */
+	int start;      /* ring index of the oldest pair */
+	int count;      /* pairs held */
+
+	/* Adam */
+	float *m; /* [n] first moment */
+	float *v; /* [n] second moment */
+};
+
+void
+ts_optim_defaults(ts_optim_params *p, ts_optim_kind kind)
+{
+	memset(p, 0, sizeof *p);
+	p->kind = kind;
+	p->history = 100;
+	p->beta1 = 0.9;
+	p->beta2 = 0.999;
+	p->eps = 1e-8;
+	if (kind == TS_OPTIM_ADAM) {
+		p->lr = 0.02;
+		p->tol_grad = 0.0;
+		p->tol_change = 0.0;
+	} else {
+		p->lr = 1.0;
+		p->tol_grad = 1e-7;
+		p->tol_change = 1e-9;
+	}
+}
+
+static int
+check_params(const ts_optim_params *p, size_t n)
+{
+	int bad = 0;
+
+	ts_error_clear();
+#define BAD(...)                                   \
+	do {                                       \
+		if (bad++)                         \
+			ts_error_append(__VA_ARGS__); \
+		else                               \
+			ts_error("optim", __VA_ARGS__); \
+	} while (0)
+	if (n == 0)
+		BAD("no variables (n = 0)");
+	if (p->kind != TS_OPTIM_LBFGS && p->kind != TS_OPTIM_ADAM)
+		BAD("unknown optimizer kind %d", (int)p->kind);
+	if (!(p->lr > 0.0) || !isfinite(p->lr))
+		BAD("learning rate must be > 0 (got %g)", p->lr);
+	if (p->kind == TS_OPTIM_LBFGS && p->history < 1)
+		BAD("L-BFGS history must be >= 1 (got %d)", p->history);
+	if (p->kind == TS_OPTIM_ADAM) {
+		if (!(p->beta1 >= 0.0 && p->beta1 < 1.0))
+			BAD("Adam beta1 must be in [0, 1) (got %g)", p->beta1);
+		if (!(p->beta2 >= 0.0 && p->beta2 < 1.0))
+			BAD("Adam beta2 must be in [0, 1) (got %g)", p->beta2);
+		if (!(p->eps >= 0.0))
+			BAD("Adam eps must be >= 0 (got %g)", p->eps);
+	}
+	if (!(p->tol_grad >= 0.0))
+		BAD("tol_grad must be >= 0 (got %g)", p->tol_grad);
+	if (!(p->tol_change >= 0.0))
+		BAD("tol_change must be >= 0 (got %g)", p->tol_change);
+#undef BAD
+	return bad ? -1 : 0;
+}
+
+ts_optim *
+ts_optim_create(const ts_optim_params *p, size_t n)
+{
+	ts_optim *o = NULL, *ret = NULL;
+	size_t hist;
+
+	if (!p) {
+		ts_error("optim", "no parameters");
+		goto cleanup;
+	}
+	if (check_params(p, n))
+		goto cleanup;
+	hist = p->kind == TS_OPTIM_LBFGS ? (size_t)p->history : 0;
+	if (hist && n > SIZE_MAX / sizeof(float) / hist) {
+		ts_error("optim", "history of %zu x %zu floats is too large", hist, n);
+		goto cleanup;
+	}
+	if (!(o = calloc(1, sizeof *o))) {
+		ts_error("optim", "out of memory");
+		goto cleanup;
+	}
+	o->p = *p;
+	o->n = n;
+	o->h_diag = 1.0;
+	o->g = calloc(n, sizeof *o->g);
+	if (p->kind == TS_OPTIM_LBFGS) {
+		o->d = calloc(n, sizeof *o->d);
+		o->gprev = calloc(n, sizeof *o->gprev);
+		o->s = calloc(hist * n, sizeof *o->s);
+		o->y = calloc(hist * n, sizeof *o->y);
+		o->ro = calloc(hist, sizeof *o->ro);
+		o->al = calloc(hist, sizeof *o->al);
+		if (!o->g || !o->d || !o->gprev || !o->s || !o->y || !o->ro || !o->al) {
+			ts_error("optim", "out of memory for L-BFGS (%zu variables, history %zu)",
+			         n, hist);
+			goto cleanup;
+		}
+	} else {
+		o->m = calloc(n, sizeof *o->m);
+		o->v = calloc(n, sizeof *o->v);
+		if (!o->g || !o->m || !o->v) {
+			ts_error("optim", "out of memory for Adam (%zu variables)", n);
+			goto cleanup;
+		}
+	}
+	ret = o;
+	o = NULL;
+cleanup:
+	ts_optim_destroy(o);
+	return ret;
+}
+
+void
+ts_optim_destroy(ts_optim *o)
+{
+	if (!o)
+		return;
+	free(o->g);
+	free(o->d);
+	free(o->gprev);
+	free(o->s);
+	free(o->y);
+	free(o->ro);
+	free(o->al);
+	free(o->m);
+	free(o->v);
+	free(o);
+}
+
+long
+ts_optim_evals(const ts_optim *o)
+{
+	return o ? o->evals : 0;
+}
+
+/* Evaluate fn at x into *f and g; -1 (message set) when it returns NaN or inf. */
+static int
+evaluate(ts_optim *o, const float *x, ts_objective_fn fn, void *ctx, float *g, double *f)
+{
+	*f = fn(ctx, x, g);
+	o->evals++;
+	if (!isfinite(*f)) {
+		ts_error("optim", "objective returned %g at evaluation %ld", *f, o->evals);
+		o->failed = 1;
+		return -1;
+	}
+	return 0;
+}
+
+static double
+dot(const float *a, const float *b, size_t n)
+{
+	double s = 0.0;
+
+	for (size_t i = 0; i < n; i++)
+		s += (double)a[i] * b[i];
+	return s;
+}
+
+static double
+abs_max(const float *a, size_t n)
+{
+	double m = 0.0;
+
+	for (size_t i = 0; i < n; i++) {
+		double v = fabs((double)a[i]);
+
+		if (v > m)
+			m = v;
+	}
+	return m;
+}
+
+/* Add the pair (s, y) = (t * d, g - gprev) to the history when y.s > 1e-10, and
+ * turn d into the new direction -H g by the two-loop recursion. */
+static void
+lbfgs_direction(ts_optim *o)
+{
+	size_t n = o->n;
+	int hist = o->p.history;
+	float *d = o->d;
+	double ys = 0.0, yy = 0.0;
+
+	for (size_t i = 0; i < n; i++) {
+		double yi = (double)o->g[i] - o->gprev[i];
+
+		ys += yi * (o->t * d[i]);
+		yy += yi * yi;
+	}
+	if (ys > 1e-10) {
+		int slot = (o->start + o->count) % hist;
+		float *s = o->s + (size_t)slot * n;
+		float *y = o->y + (size_t)slot * n;
+
+		for (size_t i = 0; i < n; i++) {
+			s[i] = (float)(o->t * d[i]);
+			y[i] = o->g[i] - o->gprev[i];
+		}
+		o->ro[slot] = 1.0 / ys;
+		if (o->count == hist)
+			o->start = (o->start + 1) % hist; /* the oldest pair was overwritten */
+		else
+			o->count++;
+		o->h_diag = ys / yy;
+	}
+
+	/* q = -g; newest to oldest: al_k = ro_k s_k.q, q -= al_k y_k */
+	for (size_t i = 0; i < n; i++)
+		d[i] = -o->g[i];
+	for (int k = o->count - 1; k >= 0; k--) {
+		int slot = (o->start + k) % hist;
+		const float *s = o->s + (size_t)slot * n;
+		const float *y = o->y + (size_t)slot * n;
+		double a = dot(s, d, n) * o->ro[slot];
+		float fa = (float)a;
+
+		o->al[slot] = a;
+		for (size_t i = 0; i < n; i++)
+			d[i] -= fa * y[i];
+	}
+	/* r = H_diag q; oldest to newest: be_k = ro_k y_k.r, r += (al_k - be_k) s_k */
+	for (size_t i = 0; i < n; i++)
+		d[i] = (float)(o->h_diag * d[i]);
+	for (int k = 0; k < o->count; k++) {
+		int slot = (o->start + k) % hist;
+		const float *s = o->s + (size_t)slot * n;
+		const float *y = o->y + (size_t)slot * n;
+		double be = dot(y, d, n) * o->ro[slot];
+		float c = (float)(o->al[slot] - be);
+
+		for (size_t i = 0; i < n; i++)
+			d[i] += c * s[i];
+	}
+}
+
+static int
+lbfgs_step(ts_optim *o, float *x, ts_objective_fn fn, void *ctx)
+{
+	size_t n = o->n;
+	double gtd, f_prev;
+
+	if (!o->started) {
+		if (evaluate(o, x, fn, ctx, o->g, &o->f))
+			return -1;
+		o->started = 1;
+		if (o->p.tol_grad > 0.0 && abs_max(o->g, n) <= o->p.tol_grad) {
+			o->done = 1;
+			return 1;
+		}
+	}
+
+	if (o->iter == 0) {
+		double g1 = 0.0;
+
+		for (size_t i = 0; i < n; i++) {
+			o->d[i] = -o->g[i];
+			g1 += fabs((double)o->g[i]);
+		}
+		o->t = (g1 > 1.0 ? 1.0 / g1 : 1.0) * o->p.lr;
+	} else {
+		lbfgs_direction(o);
+		o->t = o->p.lr;
+	}
+	memcpy(o->gprev, o->g, n * sizeof *o->g);
+	f_prev = o->f;
+
+	/* Not a descent direction (or a vanishing one): nothing more to gain. */
+	gtd = dot(o->g, o->d, n);
+	if (gtd > -o->p.tol_change) {
+		o->done = 1;
+		return 1;
+	}
+
+	for (size_t i = 0; i < n; i++)
+		x[i] += (float)(o->t * o->d[i]);
+	o->iter++;
+	if (evaluate(o, x, fn, ctx, o->g, &o->f))
+		return -1;
+
+	if (o->p.tol_grad > 0.0 && abs_max(o->g, n) <= o->p.tol_grad)
+		o->done = 1;
+	if (o->p.tol_change > 0.0 &&
+	    (abs_max(o->d, n) * o->t <= o->p.tol_change ||
+	     fabs(o->f - f_prev) < o->p.tol_change))
+		o->done = 1;
+	return 0;
+}
+
+static int
+adam_step(ts_optim *o, float *x, ts_objective_fn fn, void *ctx)
+{
+	const ts_optim_params *p = &o->p;
+	size_t n = o->n;
+	double bc1, bc2, step_size, inv_sqrt_bc2;
+	float b1 = (float)p->beta1, b2 = (float)p->beta2;
+
+	if (evaluate(o, x, fn, ctx, o->g, &o->f))
+		return -1;
+	if (p->tol_grad > 0.0 && abs_max(o->g, n) <= p->tol_grad) {
+		o->done = 1;
+		return 1;
+	}
+	o->iter++;
+	bc1 = 1.0 - pow(p->beta1, (double)o->iter);
+	bc2 = 1.0 - pow(p->beta2, (double)o->iter);
+	step_size = p->lr / bc1;
+	inv_sqrt_bc2 = 1.0 / sqrt(bc2);
+	for (size_t i = 0; i < n; i++) {
+		float gi = o->g[i];
+		double denom;
+
+		o->m[i] = b1 * o->m[i] + (1.0f - b1) * gi;
+		o->v[i] = b2 * o->v[i] + (1.0f - b2) * gi * gi;
+		denom = sqrt((double)o->v[i]) * inv_sqrt_bc2 + p->eps;
+		x[i] -= (float)(step_size * o->m[i] / denom);
+	}
+	return 0;
+}
+
+int
+ts_optim_step(ts_optim *o, float *x, ts_objective_fn fn, void *ctx, double *f_out)
+{
+	int ret;
+
+	TS_ASSERT(o && x && fn);
+	if (o->failed) {
+		ts_error("optim", "step after a failed evaluation");
+		return -1;
+	}
+	if (o->done) {
+		ret = 1;
+	} else if (o->p.kind == TS_OPTIM_LBFGS) {
+		ret = lbfgs_step(o, x, fn, ctx);
+	} else {
+		ret = adam_step(o, x, fn, ctx);
+	}
+	if (f_out)
+		*f_out = o->f;
+	return ret;
+}

@@ -1,0 +1,406 @@
+/* render: one picture or one tile through the optimizer (see render.h).
+ *
+ * Evaluation j of the objective is always at the image after j iterations (L-BFGS
+ * evaluates the start, then each new point; Adam evaluates the current point before
+ * moving, so one last evaluation after the loop gives the result's loss).  The
+ * iteration hook therefore sees iterations 0..n in order, each exactly once. */
+#include "tessera/render.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tessera/error.h"
+#include "tessera/report.h"
+#include "tessera/weights.h"
+
+typedef struct eval_ctx {
+	ts_objective *obj;
+	const ts_stylize_hooks *hooks;
+	int next_it;        /* iteration number of the next evaluation */
+	int failed;         /* a hook returned nonzero */
+	ts_loss_parts last; /* parts of the last evaluation */
+} eval_ctx;
+
+static double
+eval_fn(void *user, const float *x, float *grad)
+{
+	eval_ctx *e = user;
+	double f = ts_objective_eval(e->obj, x, grad, &e->last);
+
+	if (e->hooks && e->hooks->iteration &&
+	    e->hooks->iteration(e->hooks->user, e->next_it, &e->last, x)) {
+		e->failed = 1;
+		return NAN;
+	}
+	e->next_it++;
+	return isfinite(f) ? f : NAN;
+}
+
+int
+ts_stylize(const ts_vgg *net, const ts_style_targets *targets,
+           const ts_objective_params *op, const ts_optim_params *oo, int iterations,
+           int h, int w, const float *content, float *x, const ts_stylize_hooks *hooks,
+           ts_loss_parts *final, int *done)
+{
+	ts_objective *obj = NULL;
+	ts_optim *opt = NULL;
+	eval_ctx e = { 0 };
+	size_t n = (size_t)3 * h * w;
+	int it = 0, ret = -1;
+
+	if (!(obj = ts_objective_create(net, h, w, op, targets, content)))
+		goto cleanup;
+	e.obj = obj;
+	e.hooks = hooks;
+	if (iterations > 0 && !(opt = ts_optim_create(oo, n)))
+		goto cleanup;
+	while (it < iterations) {
+		int r;
+
+		if (hooks && hooks->should_stop && hooks->should_stop(hooks->user))
+			break;
+		r = ts_optim_step(opt, x, eval_fn, &e, NULL);
+		if (r < 0) {
+			if (!e.failed)
+				ts_error("render", "the objective is not finite at iteration %d "
+				         "(weights too large? try a smaller --learning-rate)", it + 1);
+			goto cleanup;
+		}
+		if (r == 1)
+			break; /* converged: x is the minimum found */
+		it++;
+	}
+	/* The result itself has not been evaluated yet when no evaluation reached it
+	 * (Adam, converged L-BFGS, a stop, or zero iterations). */
+	if (e.next_it <= it || e.next_it == 0) {
+		e.next_it = it;
+		if (!isfinite(eval_fn(&e, x, NULL)) && e.failed)
+			goto cleanup;
+	}
+	if (final)
+		*final = e.last;
+	if (done)
+		*done = it;
+	ret = 0;
+cleanup:
+	ts_optim_destroy(opt);
+	ts_objective_destroy(obj);
+	return ret;
+}
+
+ts_vgg *
+ts_render_network(const ts_config *c)
+{
+	if (!c->weights || !strcmp(c->weights, "builtin"))
+		return ts_vgg_create_builtin(c->builtin_seed, c->builtin_width);
+	return ts_weights_load(c->weights);
+}
+
+void
+ts_render_output_size(const ts_config *c, int cw, int ch, int *w, int *h)
+{
+	double ow = 0, oh = 0;
+
+	if (c->print_w > 0 && c->print_h > 0) {
+		ow = c->print_w * c->dpi;
+		oh = c->print_h * c->dpi;
+	} else if (c->width > 0 && c->height > 0) {
+		ow = c->width;
+		oh = c->height;
+	} else if (c->width > 0) {
+		ow = c->width;
+		oh = (double)ch * c->width / cw;
+	} else if (c->height > 0) {
+		oh = c->height;
+		ow = (double)cw * c->height / ch;
+	} else if (c->size > 0) {
+		double s = (double)c->size / (cw > ch ? cw : ch);
+		ow = cw * s;
+		oh = ch * s;
+	} else {
+		ow = cw;
+		oh = ch;
+	}
+	*w = ow < 1 ? 1 : (int)lround(ow);
+	*h = oh < 1 ? 1 : (int)lround(oh);
+}
+
+int
+ts_render_style_images(const ts_config *c, int long_side, ts_image **out)
+{
+	int i;
+
+	for (i = 0; i < c->nstyle; i++)
+		out[i] = NULL;
+	for (i = 0; i < c->nstyle; i++) {
+		ts_image *im = ts_image_load(c->style[i], 0);
+		double s;
+		int w, h;
+
+		if (!im)
+			goto fail;
+		s = c->style_scale * long_side / (double)(im->w > im->h ? im->w : im->h);
+		w = (int)lround(im->w * s);
+		h = (int)lround(im->h * s);
+		if (w < 1)
+			w = 1;
+		if (h < 1)
+			h = 1;
+		if (w != im->w || h != im->h) {
+			out[i] = ts_image_resize(im, w, h);
+			ts_image_destroy(im);
+			if (!out[i])
+				goto fail;
+		} else {
+			out[i] = im;
+		}
+	}
+	return 0;
+fail:
+	for (int j = 0; j < c->nstyle; j++) {
+		ts_image_destroy(out[j]);
+		out[j] = NULL;
+	}
+	return -1;
+}
+
+/* splitmix64: the noise of --init noise, identical on every machine. */
+static uint64_t
+splitmix64(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+ts_image *
+ts_render_init_image(const ts_config *c, const ts_image *content, ts_image *const *styles)
+{
+	ts_image *im = NULL, *src = NULL;
+	size_t n = (size_t)3 * content->w * content->h;
+
+	switch (c->init) {
+	case TS_INIT_CONTENT:
+		if (!(im = ts_image_crop(content, 0, 0, content->w, content->h)))
+			return NULL;
+		break;
+	case TS_INIT_NOISE: {
+		uint64_t s = c->seed;
+
+		if (!(im = ts_image_create(content->w, content->h)))
+			return NULL;
+		for (size_t i = 0; i < n; i++)
+			im->px[i] = (float)((splitmix64(&s) >> 40) * (1.0 / 16777216.0));
+		break;
+	}
+	case TS_INIT_STYLE:
+		im = ts_image_resize(styles[0], content->w, content->h);
+		break;
+	case TS_INIT_FILE:
+		if (!(src = ts_image_load(c->init_file, 0)))
+			return NULL;
+		if (src->w == content->w && src->h == content->h) {
+			im = src;
+			src = NULL;
+		} else {
+			im = ts_image_resize(src, content->w, content->h);
+		}
+		break;
+	}
+	ts_image_destroy(src);
+	return im;
+}
+
+void
+ts_render_optim_params(const ts_config *c, ts_optim_params *p)
+{
+	ts_optim_defaults(p, c->optimizer);
+	if (c->optimizer == TS_OPTIM_LBFGS)
+		p->history = c->lbfgs_history;
+	if (c->learning_rate > 0)
+		p->lr = c->learning_rate;
+}
+
+void
+ts_render_frame_path(const char *out, int iter, char *buf, size_t size)
+{
+	const char *slash = strrchr(out, '/');
+	const char *dot = strrchr(out, '.');
+
+	if (!dot || (slash && dot < slash))
+		snprintf(buf, size, "%s_%05d", out, iter);
+	else
+		snprintf(buf, size, "%.*s_%05d%s", (int)(dot - out), out, iter, dot);
+}
+
+/* --- the single-picture render: progress, frames, report --- */
+
+typedef struct single_ctx {
+	const ts_config *c;
+	ts_report *report;
+	const ts_image *colors;  /* content, for --original-colors frames */
+	ts_image *frame;         /* scratch for frames */
+	volatile int *stop;
+	int progress;            /* print progress */
+	int tty;
+	struct timespec t0;
+	int total;
+} single_ctx;
+
+static double
+seconds_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
+}
+
+static void
+format_eta(double s, char *buf, size_t size)
+{
+	long v = (long)(s + 0.5);
+
+	if (v >= 3600)
+		snprintf(buf, size, "%ldh%02ldm", v / 3600, v / 60 % 60);
+	else if (v >= 60)
+		snprintf(buf, size, "%ldm%02lds", v / 60, v % 60);
+	else
+		snprintf(buf, size, "%lds", v);
+}
+
+/* Write x as an image file (clamped; original colours applied when asked). */
+static int
+write_frame(single_ctx *s, const float *x, const char *path, int bits)
+{
+	memcpy(s->frame->px, x, (size_t)3 * s->frame->w * s->frame->h * sizeof(float));
+	ts_image_clamp(s->frame);
+	if (s->c->original_colors)
+		ts_image_keep_colors(s->frame, s->colors);
+	return ts_image_save(s->frame, path, bits);
+}
+
+static int
+single_iteration(void *user, int it, const ts_loss_parts *p, const float *x)
+{
+	single_ctx *s = user;
+	double el = seconds_since(&s->t0);
+
+	if (s->report && ts_report_iteration(s->report, it, p->content, p->style, p->tv,
+	                                     p->total, el))
+		return -1;
+	if (s->progress) {
+		double rate = it > 0 ? it / el : 0;
+		char eta[32] = "?";
+
+		if (rate > 0)
+			format_eta((s->total - it) / rate, eta, sizeof eta);
+		fprintf(stderr, "%siter %d/%d  total %.4g  content %.4g  style %.4g  tv %.4g  "
+		        "%.2f it/s  ETA %s%s", s->tty ? "\r" : "", it, s->total, p->total,
+		        p->content, p->style, p->tv, rate, eta, s->tty ? "\033[K" : "\n");
+		fflush(stderr);
+	}
+	if (s->c->save_every > 0 && it > 0 && it % s->c->save_every == 0 && it < s->total) {
+		char path[4096];
+
+		ts_render_frame_path(s->c->out, it, path, sizeof path);
+		if (write_frame(s, x, path, 8))
+			return -1;
+	}
+	return 0;
+}
+
+static int
+single_should_stop(void *user)
+{
+	single_ctx *s = user;
+
+	return s->stop && *s->stop;
+}
+
+int
+ts_render_single(const ts_config *c, volatile int *stop)
+{
+	ts_image *content_src = NULL, *content = NULL, *x = NULL;
+	ts_image *styles[TS_MAX_STYLES] = { 0 };
+	ts_vgg *net = NULL;
+	ts_style_targets *targets = NULL;
+	ts_objective_params op;
+	ts_optim_params oo;
+	ts_loss_parts final;
+	single_ctx s = { 0 };
+	ts_stylize_hooks hooks = { &s, single_iteration, single_should_stop };
+	int w, h, done = 0, ret = -1, bits;
+
+	s.c = c;
+	s.stop = stop;
+	s.total = c->iterations;
+	s.tty = isatty(fileno(stderr));
+	s.progress = c->progress == TS_PROGRESS_ON || (c->progress == TS_PROGRESS_AUTO && s.tty);
+	clock_gettime(CLOCK_MONOTONIC, &s.t0);
+
+	if (!(content_src = ts_image_load(c->content, 0)))
+		goto cleanup;
+	ts_render_output_size(c, content_src->w, content_src->h, &w, &h);
+	if (w == content_src->w && h == content_src->h) {
+		content = content_src;
+		content_src = NULL;
+	} else if (!(content = ts_image_resize(content_src, w, h))) {
+		goto cleanup;
+	}
+	content->bits = content_src ? content_src->bits : content->bits;
+	if (ts_render_style_images(c, w > h ? w : h, styles))
+		goto cleanup;
+	if (!(net = ts_render_network(c)))
+		goto cleanup;
+	ts_objective_params_from_config(&op, c);
+	if (!(targets = ts_targets_create(net, styles, c->style_blend, c->nstyle,
+	                                  &op.style_layers, op.pool)))
+		goto cleanup;
+	if (!(x = ts_render_init_image(c, content, styles)))
+		goto cleanup;
+	if (!(s.frame = ts_image_create(w, h)))
+		goto cleanup;
+	s.colors = content;
+	if (c->report) {
+		if (!(s.report = ts_report_create(c)))
+			goto cleanup;
+		ts_report_set(s.report, "width", w);
+		ts_report_set(s.report, "height", h);
+	}
+	ts_render_optim_params(c, &oo);
+	if (ts_stylize(net, targets, &op, &oo, c->iterations, h, w, content->px, x->px,
+	               &hooks, &final, &done))
+		goto cleanup;
+	if (s.progress && s.tty)
+		fputc('\n', stderr);
+	/* A 16-bit source keeps 16 bits where the output format can hold them. */
+	bits = content->bits == 16 ? 16 : 8;
+	if (write_frame(&s, x->px, c->out, bits))
+		goto cleanup;
+	if (s.report) {
+		ts_report_set(s.report, "iterations_done", done);
+		ts_report_set(s.report, "seconds", seconds_since(&s.t0));
+		if (ts_report_write(s.report, c->report))
+			goto cleanup;
+	}
+	ret = stop && *stop ? 1 : 0;
+cleanup:
+	ts_report_destroy(s.report);
+	ts_image_destroy(s.frame);
+	ts_image_destroy(x);
+	ts_targets_destroy(targets);
+	ts_vgg_destroy(net);
+	for (int i = 0; i < TS_MAX_STYLES; i++)
+		ts_image_destroy(styles[i]);
+	ts_image_destroy(content);
+	ts_image_destroy(content_src);
+	return ret;
+}

@@ -1,0 +1,371 @@
+/* test_loss: every loss term against a naive double implementation of the formula in
+ * DESIGN.md (value), and its gradient against central differences of that double
+ * implementation; gradients must be ADDED (weighted) to what the buffer held. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tessera/loss.h"
+
+/* Deterministic uniform floats in [lo, hi) (xorshift64*). */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static float
+urand(float lo, float hi)
+{
+	uint64_t x = rng_state;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	rng_state = x;
+	return lo + (hi - lo) * (float)((x * 0x2545f4914f6cdd1dull) >> 40) / (float)(1 << 24);
+}
+
+static void
+fill(float *a, size_t n, float lo, float hi)
+{
+	for (size_t i = 0; i < n; i++)
+		a[i] = urand(lo, hi);
+}
+
+/* Naive double references. */
+
+static double
+ref_content(const double *f, const float *p, size_t n)
+{
+	double s = 0.0;
+
+	for (size_t i = 0; i < n; i++)
+		s += (f[i] - p[i]) * (f[i] - p[i]);
+	return s / (double)n;
+}
+
+static void
+ref_gram(const double *f, int c, int hw, double *g)
+{
+	for (int i = 0; i < c; i++)
+		for (int j = 0; j < c; j++) {
+			double s = 0.0;
+
+			for (int k = 0; k < hw; k++)
+				s += f[(size_t)i * hw + k] * f[(size_t)j * hw + k];
+			g[(size_t)i * c + j] = s / ((double)c * hw);
+		}
+}
+
+static double
+ref_style(const double *f, int c, int hw, const float *t, double *gbuf)
+{
+	double s = 0.0;
+
+	ref_gram(f, c, hw, gbuf);
+	for (int i = 0; i < c * c; i++)
+		s += (gbuf[i] - t[i]) * (gbuf[i] - t[i]);
+	return s / ((double)c * c);
+}
+
+static double
+ref_tv(const double *x, int h, int w)
+{
+	double sx = 0.0, sy = 0.0, l = 0.0;
+
+	for (int ch = 0; ch < 3; ch++)
+		for (int i = 0; i < h; i++)
+			for (int j = 0; j < w; j++) {
+				const double *p = x + ((size_t)ch * h + i) * w + j;
+
+				if (j + 1 < w)
+					sx += (p[1] - p[0]) * (p[1] - p[0]);
+				if (i + 1 < h)
+					sy += (p[w] - p[0]) * (p[w] - p[0]);
+			}
+	if (w > 1)
+		l += sx / (3.0 * h * (w - 1));
+	if (h > 1)
+		l += sy / (3.0 * (h - 1) * w);
+	return l;
+}
+
+/* Compare an analytic gradient (grad - base, divided by weight) with central
+ * differences of a double function of xd (which the callback reads). */
+typedef double (*ref_fn)(const double *x, void *ctx);
+
+static void
+check_grad(const float *grad, const float *base, float weight, double *xd, size_t n,
+           ref_fn fn, void *ctx, double rtol)
+{
+	const double h = 1e-5;
+	double gmax = 0.0, emax = 0.0;
+
+	for (size_t i = 0; i < n; i++) {
+		double x0 = xd[i], fp, fm, fd, an;
+
+		xd[i] = x0 + h;
+		fp = fn(xd, ctx);
+		xd[i] = x0 - h;
+		fm = fn(xd, ctx);
+		xd[i] = x0;
+		fd = (fp - fm) / (2.0 * h);
+		an = ((double)grad[i] - base[i]) / weight;
+		if (fabs(fd) > gmax)
+			gmax = fabs(fd);
+		if (fabs(fd - an) > emax)
+			emax = fabs(fd - an);
+	}
+	assert_true(gmax > 0.0);
+	assert_true(emax <= rtol * gmax);
+}
+
+static double *
+to_double(const float *a, size_t n)
+{
+	double *d = malloc(n * sizeof *d);
+
+	assert_non_null(d);
+	for (size_t i = 0; i < n; i++)
+		d[i] = a[i];
+	return d;
+}
+
+/* content */
+
+struct content_ctx {
+	const float *p;
+	size_t n;
+};
+
+static double
+content_cb(const double *x, void *ctx)
+{
+	struct content_ctx *c = ctx;
+
+	return ref_content(x, c->p, c->n);
+}
+
+static void
+test_content(void **state)
+{
+	enum { N = 37 };
+	float f[N], p[N], grad[N], base[N];
+	struct content_ctx ctx = { p, N };
+	double *fd, ref, v;
+
+	(void)state;
+	fill(f, N, -2.0f, 2.0f);
+	fill(p, N, -2.0f, 2.0f);
+	fill(base, N, -1.0f, 1.0f);
+	memcpy(grad, base, sizeof grad);
+	fd = to_double(f, N);
+	ref = ref_content(fd, p, N);
+
+	v = ts_loss_content(f, p, N, 0.7f, grad);
+	assert_true(fabs(v - ref) <= 1e-12 * ref);
+	check_grad(grad, base, 0.7f, fd, N, content_cb, &ctx, 1e-5);
+	/* NULL grad: same value; identical inputs: zero loss. */
+	assert_true(ts_loss_content(f, p, N, 0.7f, NULL) == v);
+	assert_true(ts_loss_content(f, f, N, 1.0f, NULL) == 0.0);
+	free(fd);
+}
+
+/* A mean over many elements keeps double accuracy: 3M equal differences. */
+static void
+test_content_large(void **state)
+{
+	size_t n = 3u << 20;
+	float *f = malloc(n * sizeof *f), *p = calloc(n, sizeof *p);
+	double v;
+
+	(void)state;
+	assert_non_null(f);
+	assert_non_null(p);
+	for (size_t i = 0; i < n; i++)
+		f[i] = (i & 1) ? 0.1f : -0.1f;
+	v = ts_loss_content(f, p, n, 1.0f, NULL);
+	assert_true(fabs(v - (double)0.1f * 0.1f) <= 1e-12);
+	free(f);
+	free(p);
+}
+
+/* gram */
+
+static void
+test_gram(void **state)
+{
+	enum { C = 7, HW = 29 };
+	float f[C * HW], g[C * C];
+	double gr[C * C], *fd;
+
+	(void)state;
+	fill(f, C * HW, -1.0f, 3.0f);
+	fd = to_double(f, C * HW);
+	ref_gram(fd, C, HW, gr);
+	ts_gram(f, C, HW, g);
+	for (int i = 0; i < C * C; i++)
+		assert_true(fabs(g[i] - gr[i]) <= 1e-6 * (1.0 + fabs(gr[i])));
+	for (int i = 0; i < C; i++)
+		for (int j = 0; j < C; j++)
+			assert_true(fabs(g[i * C + j] - g[j * C + i]) <= 1e-6);
+	free(fd);
+}
+
+/* style */
+
+struct style_ctx {
+	int c, hw;
+	const float *t;
+	double *gbuf;
+};
+
+static double
+style_cb(const double *x, void *ctx)
+{
+	struct style_ctx *s = ctx;
+
+	return ref_style(x, s->c, s->hw, s->t, s->gbuf);
+}
+
+static void
+style_case(int c, int hw, int symmetric_target)
+{
+	size_t nf = (size_t)c * hw, cc = (size_t)c * c;
+	float *f = malloc(nf * sizeof *f), *grad = malloc(nf * sizeof *grad);
+	float *base = malloc(nf * sizeof *base), *t = malloc(cc * sizeof *t);
+	float *ws = malloc(cc * sizeof *ws), *f2 = malloc(nf * sizeof *f2);
+	double *gbuf = malloc(cc * sizeof *gbuf), *fd, ref, v;
+	struct style_ctx ctx = { c, hw, t, gbuf };
+
+	assert_true(f && grad && base && t && ws && f2 && gbuf);
+	fill(f, nf, 0.0f, 2.0f); /* post-ReLU-like features */
+	fill(base, nf, -1.0f, 1.0f);
+	if (symmetric_target) { /* a real target: the Gram of other features */
+		fill(f2, nf, 0.0f, 1.5f);
+		ts_gram(f2, c, hw, t);
+	} else {
+		fill(t, cc, 0.0f, 2.0f);
+	}
+	memcpy(grad, base, nf * sizeof *grad);
+	fd = to_double(f, nf);
+	ref = ref_style(fd, c, hw, t, gbuf);
+
+	v = ts_loss_style(f, c, hw, t, 2.5f, ws, grad);
+	assert_true(fabs(v - ref) <= 1e-5 * ref);
+	check_grad(grad, base, 2.5f, fd, nf, style_cb, &ctx, 1e-4);
+	assert_true(fabs(ts_loss_style(f, c, hw, t, 2.5f, ws, NULL) - v) <= 1e-12 * v);
+	free(fd);
+	free(f);
+	free(grad);
+	free(base);
+	free(t);
+	free(ws);
+	free(f2);
+	free(gbuf);
+}
+
+static void
+test_style_random_target(void **state)
+{
+	(void)state;
+	style_case(6, 11, 0);
+	style_case(1, 5, 0);
+}
+
+static void
+test_style_gram_target(void **state)
+{
+	(void)state;
+	style_case(9, 23, 1);
+}
+
+/* tv */
+
+struct tv_ctx {
+	int h, w;
+};
+
+static double
+tv_cb(const double *x, void *ctx)
+{
+	struct tv_ctx *t = ctx;
+
+	return ref_tv(x, t->h, t->w);
+}
+
+static void
+tv_case(int h, int w)
+{
+	size_t n = 3u * (size_t)h * w;
+	float *x = malloc(n * sizeof *x), *grad = malloc(n * sizeof *grad);
+	float *base = malloc(n * sizeof *base);
+	struct tv_ctx ctx = { h, w };
+	double *xd, ref, v;
+
+	assert_true(x && grad && base);
+	fill(x, n, 0.0f, 1.0f);
+	fill(base, n, -1.0f, 1.0f);
+	memcpy(grad, base, n * sizeof *grad);
+	xd = to_double(x, n);
+	ref = ref_tv(xd, h, w);
+
+	v = ts_loss_tv(x, h, w, 0.3f, grad);
+	assert_true(fabs(v - ref) <= 1e-6 * ref);
+	check_grad(grad, base, 0.3f, xd, n, tv_cb, &ctx, 1e-5);
+	assert_true(ts_loss_tv(x, h, w, 0.3f, NULL) == v);
+	free(xd);
+	free(x);
+	free(grad);
+	free(base);
+}
+
+static void
+test_tv(void **state)
+{
+	float x[3], grad[3] = { 1.0f, 2.0f, 3.0f };
+
+	(void)state;
+	tv_case(5, 7);
+	tv_case(1, 9); /* no vertical term */
+	tv_case(8, 1); /* no horizontal term */
+	/* One pixel: no differences at all, gradient untouched. */
+	fill(x, 3, 0.0f, 1.0f);
+	assert_true(ts_loss_tv(x, 1, 1, 1.0f, grad) == 0.0);
+	assert_true(grad[0] == 1.0f && grad[1] == 2.0f && grad[2] == 3.0f);
+}
+
+/* A constant image has zero TV; a horizontal ramp of slope s has s^2 in one term. */
+static void
+test_tv_known_values(void **state)
+{
+	enum { H = 4, W = 6 };
+	float x[3 * H * W];
+
+	(void)state;
+	for (int i = 0; i < 3 * H * W; i++)
+		x[i] = 0.25f;
+	assert_true(ts_loss_tv(x, H, W, 1.0f, NULL) == 0.0);
+	for (int i = 0; i < 3 * H * W; i++)
+		x[i] = 0.125f * (float)(i % W);
+	assert_true(fabs(ts_loss_tv(x, H, W, 1.0f, NULL) - 0.125 * 0.125) <= 1e-12);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_content),
+		cmocka_unit_test(test_content_large),
+		cmocka_unit_test(test_gram),
+		cmocka_unit_test(test_style_random_target),
+		cmocka_unit_test(test_style_gram_target),
+		cmocka_unit_test(test_tv),
+		cmocka_unit_test(test_tv_known_values),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,665 @@
+/* test_optim: L-BFGS and Adam on problems with known minima (an ill-conditioned
+ * quadratic, Rosenbrock), the exact first steps of both algorithms, convergence and
+ * failure return values, evaluation counts and parameter checks. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tessera/error.h"
+#include "tessera/optim.h"
+
+static uint64_t rng_state = 0x2545f4914f6cdd1dull;
+
+/* Deterministic uniform double in [-1, 1) (xorshift64*). */
+static double
+urand(void)
+{
+	uint64_t x = rng_state;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	rng_state = x;
+	return 2.0 * (double)((x * 0x2545f4914f6cdd1dull) >> 11) / 9007199254740992.0 - 1.0;
+}
+
+/* f(x) = 0.5 (x - c)^T A (x - c), A = Q diag(lambda) Q^T with eigenvalues 1..100
+ * spread evenly and Q a random orthogonal matrix. */
+enum { QN = 50 };
+
+struct quad {
+	double a[QN * QN]; /* [QN, QN] */
+	double c[QN];      /* minimizer */
+	long calls;
+};
+
+static void
+quad_init(struct quad *q)
+{
+	double qm[QN * QN], lam[QN]; /* qm: [QN, QN], rows orthonormal */
+
+	rng_state = 0x2545f4914f6cdd1dull; /* the same problem in every test */
+	for (int i = 0; i < QN * QN; i++)
+		qm[i] = urand();
+	/* modified Gram-Schmidt on the rows */
+	for (int i = 0; i < QN; i++) {
+		double *ri = qm + i * QN, nrm = 0.0;
+
+		for (int j = 0; j < i; j++) {
+			double *rj = qm + j * QN, d = 0.0;
+
+			for (int k = 0; k < QN; k++)
+				d += ri[k] * rj[k];
+			for (int k = 0; k < QN; k++)
+				ri[k] -= d * rj[k];
+		}
+		for (int k = 0; k < QN; k++)
+			nrm += ri[k] * ri[k];
+		nrm = sqrt(nrm);
+		for (int k = 0; k < QN; k++)
+			ri[k] /= nrm;
+	}
+	for (int i = 0; i < QN; i++)
+		lam[i] = 1.0 + 99.0 * i / (QN - 1);
+	for (int i = 0; i < QN; i++)
+		for (int j = 0; j < QN; j++) {
+			double s = 0.0;
+
+			for (int k = 0; k < QN; k++)
+				s += qm[k * QN + i] * lam[k] * qm[k * QN + j];
+			q->a[i * QN + j] = s;
+		}
+	for (int i = 0; i < QN; i++)
+		q->c[i] = urand();
+	q->calls = 0;
+}
+
+static double
+quad_fn(void *ctx, const float *x, float *grad)
+{
+	struct quad *q = ctx;
+	double f = 0.0;
+
+	q->calls++;
+	for (int i = 0; i < QN; i++) {
+		double g = 0.0;
+
+		for (int j = 0; j < QN; j++)
+			g += q->a[i * QN + j] * ((double)x[j] - q->c[j]);
+		grad[i] = (float)g;
+		f += 0.5 * ((double)x[i] - q->c[i]) * g;
+	}
+	return f;
+}
+
+static double
+quad_err(const struct quad *q, const float *x)
+{
+	double e = 0.0;
+
+	for (int i = 0; i < QN; i++)
+		if (fabs(x[i] - q->c[i]) > e)
+			e = fabs(x[i] - q->c[i]);
+	return e;
+}
+
+static double
+rosen_fn(void *ctx, const float *x, float *grad)
+{
+	double a = x[0], b = x[1];
+
+	(void)ctx;
+	grad[0] = (float)(-2.0 * (1.0 - a) - 400.0 * a * (b - a * a));
+	grad[1] = (float)(200.0 * (b - a * a));
+	return (1.0 - a) * (1.0 - a) + 100.0 * (b - a * a) * (b - a * a);
+}
+
+/* Run up to max_iter steps; return the number of steps that moved x (steps before
+ * the one that returned 1), or -1 if a step failed. */
+static int
+run(ts_optim *o, float *x, ts_objective_fn fn, void *ctx, int max_iter, int *converged)
+{
+	int it;
+
+	*converged = 0;
+	for (it = 0; it < max_iter; it++) {
+		int r = ts_optim_step(o, x, fn, ctx, NULL);
+
+		if (r < 0)
+			return -1;
+		if (r == 1) {
+			*converged = 1;
+			break;
+		}
+	}
+	return it;
+}
+
+static void
+test_defaults(void **state)
+{
+	ts_optim_params p;
+
+	(void)state;
+	ts_optim_defaults(&p, TS_OPTIM_LBFGS);
+	assert_int_equal(p.kind, TS_OPTIM_LBFGS);
+	assert_int_equal(p.history, 100);
+	assert_true(p.lr == 1.0 && p.tol_grad == 1e-7 && p.tol_change == 1e-9);
+	ts_optim_defaults(&p, TS_OPTIM_ADAM);
+	assert_int_equal(p.kind, TS_OPTIM_ADAM);
+	assert_true(p.lr == 0.02 && p.beta1 == 0.9 && p.beta2 == 0.999 && p.eps == 1e-8);
+}
+
+static void
+test_bad_params(void **state)
+{
+	ts_optim_params p;
+
+	(void)state;
+	ts_optim_destroy(NULL);
+	ts_optim_defaults(&p, TS_OPTIM_LBFGS);
+	assert_null(ts_optim_create(&p, 0));
+	assert_non_null(strstr(ts_errmsg(), "optim:"));
+	p.history = 0;
+	p.lr = -1.0;
+	assert_null(ts_optim_create(&p, 3));
+	/* both problems reported at once */
+	assert_non_null(strstr(ts_errmsg(), "history"));
+	assert_non_null(strstr(ts_errmsg(), "learning rate"));
+	ts_optim_defaults(&p, TS_OPTIM_ADAM);
+	p.beta2 = 1.0;
+	assert_null(ts_optim_create(&p, 3));
+	assert_non_null(strstr(ts_errmsg(), "beta2"));
+	p.beta2 = 0.999;
+	p.kind = (ts_optim_kind)7;
+	assert_null(ts_optim_create(&p, 3));
+}
+
+static void
+test_lbfgs_quadratic(void **state)
+{
+	struct quad *q = malloc(sizeof *q);
+	ts_optim_params p;
+	ts_optim *o;
+	float x[QN] = { 0 };
+	int it, conv;
+
+	(void)state;
+	assert_non_null(q);
+	quad_init(q);
+	ts_optim_defaults(&p, TS_OPTIM_LBFGS);
+	assert_non_null(o = ts_optim_create(&p, QN));
+	it = run(o, x, quad_fn, q, 200, &conv);
+	print_message("L-BFGS quadratic n=%d, cond 100: %d iterations, %ld evals, "
+	              "converged %d, max err %.2g\n",
+	              QN, it, ts_optim_evals(o), conv, quad_err(q, x));
+	assert_true(it >= 0 && it < 200);
+	assert_true(quad_err(q, x) < 1e-5);
+	assert_int_equal(ts_optim_evals(o), q->calls);
+	ts_optim_destroy(o);
+	free(q);
+}
+
+/* A history smaller than the iteration count wraps the ring buffer. */
+static void
+test_lbfgs_short_history(void **state)
+{
+	struct quad *q = malloc(sizeof *q);
+	ts_optim_params p;
+	ts_optim *o;
+	float x[QN] = { 0 };
+	int it, conv;
+
+	(void)state;
+	assert_non_null(q);
+	quad_init(q);
+	ts_optim_defaults(&p, TS_OPTIM_LBFGS);
+	p.history = 5;
+	/* torch's |f - f_prev| < 1e-9 stops this run at f ~ 3e-10, error ~ 2e-5;
+	 * this test is about the ring, so ask for more */
+	p.tol_change = 1e-13;
+	assert_non_null(o = ts_optim_create(&p, QN));
+	it = run(o, x, quad_fn, q, 1000, &conv);
+	print_message("L-BFGS quadratic, history 5: %d iterations, max err %.2g\n", it,
+	              quad_err(q, x));
+	assert_true(it >= 0 && it < 1000);
+	assert_true(quad_err(q, x) < 1e-5);
+	ts_optim_destroy(o);
+	free(q);
+}
+
+/* A plain reference of torch's L-BFGS iteration (no line search): double vectors,
+ * history kept oldest-first in arrays that shift, fed the same float objective.
+ * ts_optim must follow the same trajectory, including after the history wraps. */
+enum { RH = 3, RN = QN, RITER = 12 };
+
+struct ref_lbfgs {
+	double s[RH][RN], y[RH][RN], ro[RH], d[RN], g[RN], gprev[RN], t, h_diag;
+	int count;
+};
+
+static void
+ref_lbfgs_run(struct quad *q, float *x, int iters)
+{
+	static struct ref_lbfgs r;
+	float gf[RN];
+	double al[RH];
+
+	memset(&r, 0, sizeof r);
+	r.h_diag = 1.0;
+	quad_fn(q, x, gf);
+	for (int i = 0; i < RN; i++)
+		r.g[i] = gf[i];
+	for (int it = 0; it < iters; it++) {
+		if (it == 0) {
+			double g1 = 0.0;
+
+			for (int i = 0; i < RN; i++) {
+				r.d[i] = -r.g[i];
+				g1 += fabs(r.g[i]);
+			}
+			r.t = fmin(1.0, 1.0 / g1);
+		} else {
+			double ys = 0.0, yy = 0.0, y[RN], sv[RN];
+
+			for (int i = 0; i < RN; i++) {
+				y[i] = r.g[i] - r.gprev[i];
+				sv[i] = r.t * r.d[i];
+				ys += y[i] * sv[i];
+				yy += y[i] * y[i];
+			}
+			if (ys > 1e-10) {
+				if (r.count == RH) { /* drop the oldest */
+					memmove(r.s[0], r.s[1], sizeof r.s[0] * (RH - 1));
+					memmove(r.y[0], r.y[1], sizeof r.y[0] * (RH - 1));
+					memmove(r.ro, r.ro + 1, sizeof r.ro[0] * (RH - 1));
+					r.count--;
+				}
+				memcpy(r.s[r.count], sv, sizeof sv);
+				memcpy(r.y[r.count], y, sizeof y);
+				r.ro[r.count] = 1.0 / ys;
+				r.count++;
+				r.h_diag = ys / yy;
+			}
+			for (int i = 0; i < RN; i++)
+				r.d[i] = -r.g[i];
+			for (int k = r.count - 1; k >= 0; k--) {
+				double a = 0.0;
+
+				for (int i = 0; i < RN; i++)
+					a += r.s[k][i] * r.d[i];
+				al[k] = a * r.ro[k];
+				for (int i = 0; i < RN; i++)
+					r.d[i] -= al[k] * r.y[k][i];
+			}
+			for (int i = 0; i < RN; i++)
+				r.d[i] *= r.h_diag;
+			for (int k = 0; k < r.count; k++) {
+				double be = 0.0;
+
+				for (int i = 0; i < RN; i++)
+					be += r.y[k][i] * r.d[i];
+				be *= r.ro[k];
+				for (int i = 0; i < RN; i++)
+					r.d[i] += (al[k] - be) * r.s[k][i];
+			}
+			r.t = 1.0;
+		}
+		memcpy(r.gprev, r.g, sizeof r.g);
+		for (int i = 0; i < RN; i++)
+			x[i] = (float)(x[i] + r.t * r.d[i]);
+		quad_fn(q, x, gf);
+		for (int i = 0; i < RN; i++)
+			r.g[i] = gf[i];
+	}
+}
+
+static void
+test_lbfgs_matches_reference(void **state)
+{
+	struct quad *q = malloc(sizeof *q);
+	ts_optim_params p;
+	ts_optim *o;
+	float x[QN] = { 0 }, xr[QN] = { 0 };
+	double diff = 0.0, moved = 0.0;
+
+	(void)state;
+	assert_non_null(q);
+	quad_init(q);
+	ts_optim_defaults(&p, TS_OPTIM_LBFGS);
+	p.history = RH;
+	assert_non_null(o = ts_optim_create(&p, QN));
+	for (int it = 0; it < RITER; it++)
+		assert_int_equal(ts_optim_step(o, x, quad_fn, q, NULL), 0);
+	ref_lbfgs_run(q, xr, RITER);
+	for (int i = 0; i < QN; i++) {
+		diff = fmax(diff, fabs(x[i] - xr[i]));
+		moved = fmax(moved, fabs(xr[i]));
+	}
+	print_message("L-BFGS vs reference after %d iterations (history %d): max diff %.2g\n",
+	              RITER, RH, diff);
+	assert_true(moved > 0.1);
+	assert_true(diff < 1e-4);
+	ts_optim_destroy(o);
+	free(q);
+}
+
+static void
+test_lbfgs_rosenbrock(void **state)
+{
+	ts_optim_params p;
+	ts_optim *o;
+	float x[2] = { -1.2f, 1.0f };
+	double f;
+	int it, conv;
+
+	(void)state;
+	ts_optim_defaults(&p, TS_OPTIM_LBFGS);
+	assert_non_null(o = ts_optim_create(&p, 2));
+	it = run(o, x, rosen_fn, NULL, 500, &conv);
+	assert_int_equal(ts_optim_step(o, x, rosen_fn, NULL, &f), conv ? 1 : 0);
+	print_message("L-BFGS Rosenbrock (no line search): %d iterations, %ld evals, "
+	              "x = (%.7f, %.7f), f = %.3g\n",
+	              it, ts_optim_evals(o), x[0], x[1], f);
+	assert_true(it > 0);
+	assert_true(fabs(x[0] - 1.0) < 1e-3 && fabs(x[1] - 1.0) < 1e-3);
+	ts_optim_destroy(o);
+}
+
+/* First step: -g scaled by min(1, 1/|g|_1) * lr; second step on a 1-D quadratic
+ * is the exact Newton step (H_diag = y.s / y.y = 1/a). */
+static double
+quad1_fn(void *ctx, const float *x, float *grad)
+{
+	(void)ctx;
+	grad[0] = 4.0f * x[0];
+	return 2.0 * (double)x[0] * x[0];
+}
+
+static void
+test_lbfgs_first_steps(void **state)
+{
+	ts_optim_params p;
+	ts_optim *o;
+	float x[1] = { 3.0f };
+	double f;
+
+	(void)state;
+	ts_optim_defaults(&p, TS_OPTIM_LBFGS);
+	p.lr = 0.5;
+	assert_non_null(o = ts_optim_create(&p, 1));
+	/* g = 12: t = 0.5 / 12, x = 3 - 12 t = 2.5 */
+	assert_int_equal(ts_optim_step(o, x, quad1_fn, NULL, &f), 0);
+	assert_true(fabs(x[0] - 2.5f) < 1e-6);
+	assert_true(fabs(f - 12.5) < 1e-5);
+	assert_int_equal(ts_optim_evals(o), 2);
+	/* Newton step times lr: x = 2.5 - 0.5 * 2.5 */
+	assert_int_equal(ts_optim_step(o, x, quad1_fn, NULL, &f), 0);
+	assert_true(fabs(x[0] - 1.25f) < 1e-6);
+	assert_int_equal(ts_optim_evals(o), 3);
+	ts_optim_destroy(o);
+
+	/* |g|_1 < 1: the first step is the full -g * lr. */
+	p.lr = 1.0;
+	assert_non_null(o = ts_optim_create(&p, 1));
+	x[0] = 0.1f;
+	assert_int_equal(ts_optim_step(o, x, quad1_fn, NULL, &f), 0);
+	assert_true(fabs(x[0] - (0.1f - 0.4f)) < 1e-6);
+	/* then exactly 0 (Newton), and a zero gradient is converged */
+	assert_int_equal(ts_optim_step(o, x, quad1_fn, NULL, &f), 0);
+	assert_true(fabs(x[0]) < 1e-6);
+	assert_int_equal(ts_optim_step(o, x, quad1_fn, NULL, &f), 1);
+	ts_optim_destroy(o);
+}
+
+static double
+zero_fn(void *ctx, const float *x, float *grad)
+{
+	long *calls = ctx;
+
+	(*calls)++;
+	grad[0] = grad[1] = 0.0f;
+	return 5.0 + 0.0 * x[0];
+}
+
+static void
+test_converged_at_start(void **state)
+{
+	ts_optim_params p;
+	ts_optim *o;
+	float x[2] = { 0.5f, -0.5f };
+	double f = 0.0;
+	long calls = 0;
+
+	(void)state;
+	ts_optim_defaults(&p, TS_OPTIM_LBFGS);
+	assert_non_null(o = ts_optim_create(&p, 2));
+	assert_int_equal(ts_optim_step(o, x, zero_fn, &calls, &f), 1);
+	assert_true(x[0] == 0.5f && x[1] == -0.5f && f == 5.0);
+	assert_int_equal(ts_optim_evals(o), 1);
+	/* later steps return 1 without evaluating */
+	assert_int_equal(ts_optim_step(o, x, zero_fn, &calls, &f), 1);
+	assert_int_equal(ts_optim_evals(o), 1);
+	assert_int_equal(calls, 1);
+	ts_optim_destroy(o);
+
+	ts_optim_defaults(&p, TS_OPTIM_ADAM);
+	p.tol_grad = 1e-7;
+	assert_non_null(o = ts_optim_create(&p, 2));
+	assert_int_equal(ts_optim_step(o, x, zero_fn, &calls, &f), 1);
+	assert_true(x[0] == 0.5f && x[1] == -0.5f && f == 5.0);
+	ts_optim_destroy(o);
+}
+
+/* After a stop condition is met, x stays put and fn is not called again: here the
+ * stop is |f - f_prev| < tol_change while the gradient is far from zero. */
+static void
+test_converged_sticky(void **state)
+{
+	struct quad *q = malloc(sizeof *q);
+	ts_optim_params p;
+	ts_optim *o;
+	float x[QN] = { 0 }, x_end[QN], g[QN];
+	double f_end, f;
+	int it, conv;
+
+	(void)state;
+	assert_non_null(q);
+	quad_init(q);
+	ts_optim_defaults(&p, TS_OPTIM_LBFGS);
+	p.tol_change = 1.0;
+	assert_non_null(o = ts_optim_create(&p, QN));
+	it = run(o, x, quad_fn, q, 100, &conv);
+	assert_true(conv && it > 0 && it < 100);
+	memcpy(x_end, x, sizeof x);
+	f_end = quad_fn(q, x, g);
+	assert_true(fabs(g[0]) + fabs(g[1]) > 1e-3); /* not at the minimum */
+	for (int k = 0; k < 3; k++) {
+		assert_int_equal(ts_optim_step(o, x, quad_fn, q, &f), 1);
+		assert_true(f == f_end);
+	}
+	assert_memory_equal(x, x_end, sizeof x);
+	assert_int_equal(ts_optim_evals(o), it + 1);
+	ts_optim_destroy(o);
+	free(q);
+}
+
+/* Returns NaN from the (fail_at)-th call on. */
+struct nan_ctx {
+	long calls, fail_at;
+};
+
+static double
+nan_fn(void *ctx, const float *x, float *grad)
+{
+	struct nan_ctx *c = ctx;
+
+	grad[0] = 2.0f * x[0];
+	if (++c->calls >= c->fail_at)
+		return NAN;
+	return (double)x[0] * x[0];
+}
+
+static void
+nan_case(ts_optim_kind kind, long fail_at)
+{
+	ts_optim_params p;
+	ts_optim *o;
+	float x[1] = { 2.0f };
+	struct nan_ctx c = { 0, fail_at };
+	int r = 0, steps = 0;
+
+	ts_optim_defaults(&p, kind);
+	assert_non_null(o = ts_optim_create(&p, 1));
+	ts_error_clear();
+	while (steps < 20 && (r = ts_optim_step(o, x, nan_fn, &c, NULL)) == 0)
+		steps++;
+	assert_int_equal(r, -1);
+	assert_int_equal(ts_optim_evals(o), fail_at);
+	assert_non_null(strstr(ts_errmsg(), "optim:"));
+	assert_int_equal(ts_optim_step(o, x, nan_fn, &c, NULL), -1);
+	ts_optim_destroy(o);
+}
+
+static void
+test_nan_fails(void **state)
+{
+	(void)state;
+	nan_case(TS_OPTIM_LBFGS, 1);
+	nan_case(TS_OPTIM_LBFGS, 3);
+	nan_case(TS_OPTIM_ADAM, 1);
+	nan_case(TS_OPTIM_ADAM, 4);
+}
+
+static void
+test_evals_count(void **state)
+{
+	struct quad *q = malloc(sizeof *q);
+	ts_optim_params p;
+	ts_optim *o;
+	float x[QN] = { 0 };
+
+	(void)state;
+	assert_non_null(q);
+	quad_init(q);
+	ts_optim_defaults(&p, TS_OPTIM_LBFGS);
+	assert_non_null(o = ts_optim_create(&p, QN));
+	assert_int_equal(ts_optim_evals(o), 0);
+	for (int k = 1; k <= 5; k++) {
+		assert_int_equal(ts_optim_step(o, x, quad_fn, q, NULL), 0);
+		assert_int_equal(ts_optim_evals(o), k + 1); /* plus the start point */
+	}
+	ts_optim_destroy(o);
+
+	ts_optim_defaults(&p, TS_OPTIM_ADAM);
+	assert_non_null(o = ts_optim_create(&p, QN));
+	for (int k = 1; k <= 5; k++) {
+		assert_int_equal(ts_optim_step(o, x, quad_fn, q, NULL), 0);
+		assert_int_equal(ts_optim_evals(o), k);
+	}
+	ts_optim_destroy(o);
+	free(q);
+}
+
+/* Adam's first step is lr * g / (|g| + eps) (bias correction undoes the betas). */
+static void
+test_adam_first_step(void **state)
+{
+	ts_optim_params p;
+	ts_optim *o;
+	float x[1] = { 3.0f };
+	double f;
+
+	(void)state;
+	ts_optim_defaults(&p, TS_OPTIM_ADAM);
+	p.lr = 0.1;
+	assert_non_null(o = ts_optim_create(&p, 1));
+	assert_int_equal(ts_optim_step(o, x, quad1_fn, NULL, &f), 0);
+	assert_true(fabs(f - 18.0) < 1e-6); /* value at the point evaluated */
+	assert_true(fabs(x[0] - 2.9f) < 1e-6);
+	/* second step: m = 0.1 * 12 + 0.09 * 11.6 ... still about lr for a steady g */
+	assert_int_equal(ts_optim_step(o, x, quad1_fn, NULL, &f), 0);
+	assert_true(fabs(x[0] - 2.8f) < 1e-3);
+	ts_optim_destroy(o);
+}
+
+static void
+test_adam_quadratic(void **state)
+{
+	struct quad *q = malloc(sizeof *q);
+	ts_optim_params p;
+	ts_optim *o;
+	float x[QN] = { 0 };
+	double f0 = 0.0, f = 0.0;
+	int it, conv;
+
+	(void)state;
+	assert_non_null(q);
+	quad_init(q);
+	ts_optim_defaults(&p, TS_OPTIM_ADAM);
+	p.lr = 0.01;
+	assert_non_null(o = ts_optim_create(&p, QN));
+	assert_int_equal(ts_optim_step(o, x, quad_fn, q, &f0), 0);
+	it = run(o, x, quad_fn, q, 3000, &conv) + 1;
+	ts_optim_step(o, x, quad_fn, q, &f);
+	print_message("Adam quadratic: %d iterations, f %.3g -> %.3g, max err %.2g\n", it, f0,
+	              f, quad_err(q, x));
+	assert_false(conv);
+	/* Adam with a fixed lr wobbles near the minimum (up to ~4e-4 after 2000
+	 * iterations here), so the bound is looser than L-BFGS's. */
+	assert_true(quad_err(q, x) < 1e-3);
+	ts_optim_destroy(o);
+	free(q);
+}
+
+static void
+test_adam_rosenbrock(void **state)
+{
+	ts_optim_params p;
+	ts_optim *o;
+	float x[2] = { -1.2f, 1.0f };
+	double f;
+	int it, conv;
+
+	(void)state;
+	ts_optim_defaults(&p, TS_OPTIM_ADAM);
+	p.lr = 0.01;
+	assert_non_null(o = ts_optim_create(&p, 2));
+	/* inside 1e-3 from about iteration 4500, later wobbles stay below 2e-4 */
+	it = run(o, x, rosen_fn, NULL, 6000, &conv);
+	ts_optim_step(o, x, rosen_fn, NULL, &f);
+	print_message("Adam Rosenbrock: %d iterations, x = (%.5f, %.5f), f = %.3g\n", it, x[0],
+	              x[1], f);
+	assert_true(fabs(x[0] - 1.0) < 1e-3 && fabs(x[1] - 1.0) < 1e-3);
+	ts_optim_destroy(o);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_bad_params),
+		cmocka_unit_test(test_lbfgs_quadratic),
+		cmocka_unit_test(test_lbfgs_short_history),
+		cmocka_unit_test(test_lbfgs_matches_reference),
+		cmocka_unit_test(test_lbfgs_rosenbrock),
+		cmocka_unit_test(test_lbfgs_first_steps),
+		cmocka_unit_test(test_converged_at_start),
+		cmocka_unit_test(test_converged_sticky),
+		cmocka_unit_test(test_nan_fails),
+		cmocka_unit_test(test_evals_count),
+		cmocka_unit_test(test_adam_first_step),
+		cmocka_unit_test(test_adam_quadratic),
+		cmocka_unit_test(test_adam_rosenbrock),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,304 @@
+/* End-to-end tests of the single-picture renderer at small size: the loss falls, the
+ * output has the requested size, zero iterations writes the start image, frames and
+ * the report are written, Adam works too. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tessera/config.h"
+#include "tessera/error.h"
+#include "tessera/image.h"
+#include "tessera/render.h"
+
+static char dir[64];
+static char content_path[128], style_path[128], style2_path[128];
+
+static void
+pattern(ts_image *im, int kind)
+{
+	size_t plane = (size_t)im->w * im->h;
+
+	for (int y = 0; y < im->h; y++)
+		for (int x = 0; x < im->w; x++) {
+			size_t i = (size_t)y * im->w + x;
+			double u = (double)x / im->w, v = (double)y / im->h;
+
+			if (kind == 0) { /* a "photo": gradient sky and a disc */
+				double d = hypot(u - 0.6, v - 0.4);
+				im->px[i] = (float)(d < 0.2 ? 0.9 : 0.3 + 0.5 * v);
+				im->px[plane + i] = (float)(d < 0.2 ? 0.8 : 0.5 * u + 0.2);
+				im->px[2 * plane + i] = (float)(d < 0.2 ? 0.2 : 0.9 - 0.5 * v);
+			} else { /* a "painting": stripes */
+				double s = 0.5 + 0.5 * sin((kind == 1 ? 25 : 11) * (u + 0.6 * v));
+				im->px[i] = (float)(0.1 + 0.8 * s);
+				im->px[plane + i] = (float)(0.2 + 0.3 * s);
+				im->px[2 * plane + i] = (float)(0.7 - 0.5 * s);
+			}
+		}
+}
+
+static int
+setup(void **state)
+{
+	ts_image *a = ts_image_create(48, 40), *b = ts_image_create(32, 32),
+	         *c = ts_image_create(30, 36);
+
+	(void)state;
+	snprintf(dir, sizeof dir, "/tmp/ts_render_XXXXXX");
+	if (!mkdtemp(dir) || !a || !b || !c)
+		return -1;
+	pattern(a, 0);
+	pattern(b, 1);
+	pattern(c, 2);
+	snprintf(content_path, sizeof content_path, "%s/content.png", dir);
+	snprintf(style_path, sizeof style_path, "%s/style.png", dir);
+	snprintf(style2_path, sizeof style2_path, "%s/style2.png", dir);
+	if (ts_image_save(a, content_path, 8) || ts_image_save(b, style_path, 8) ||
+	    ts_image_save(c, style2_path, 8))
+		return -1;
+	ts_image_destroy(a);
+	ts_image_destroy(b);
+	ts_image_destroy(c);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+base_config(ts_config *c, const char *out)
+{
+	ts_config_defaults(c);
+	c->content = strdup(content_path);
+	c->style[0] = strdup(style_path);
+	c->nstyle = 1;
+	c->style_blend[0] = 1;
+	c->out = strdup(out);
+	c->builtin_width = 4;
+	c->progress = TS_PROGRESS_OFF;
+}
+
+static cJSON *
+read_json(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+	cJSON *j;
+
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = 0;
+	fclose(f);
+	j = cJSON_Parse(buf);
+	free(buf);
+	assert_non_null(j);
+	return j;
+}
+
+static double
+iter_value(cJSON *j, int idx, const char *key)
+{
+	cJSON *it = cJSON_GetObjectItem(j, "iterations");
+	cJSON *e = cJSON_GetArrayItem(it, idx);
+
+	assert_non_null(e);
+	return cJSON_GetObjectItem(e, key)->valuedouble;
+}
+
+static void
+run_and_check_fall(ts_optim_kind kind, int iters, double factor)
+{
+	ts_config c;
+	char out[160], rep[160];
+	int w, h, bits;
+	cJSON *j;
+	double first, last;
+
+	snprintf(out, sizeof out, "%s/out_%d.png", dir, (int)kind);
+	snprintf(rep, sizeof rep, "%s/rep_%d.json", dir, (int)kind);
+	base_config(&c, out);
+	c.width = 56; /* content is 48x40: the output is 56x47 */
+	c.iterations = iters;
+	c.optimizer = kind;
+	c.report = strdup(rep);
+	assert_int_equal(ts_config_check(&c), 0);
+	assert_int_equal(ts_render_single(&c, NULL), 0);
+	assert_int_equal(ts_image_probe(out, &w, &h, &bits), 0);
+	assert_int_equal(w, 56);
+	assert_int_equal(h, 47);
+	j = read_json(rep);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "iterations")), iters + 1);
+	first = iter_value(j, 0, "total");
+	last = iter_value(j, iters, "total");
+	print_message("optimizer %d: total %g -> %g (x%.1f)\n", (int)kind, first, last,
+	              first / last);
+	assert_true(last * factor < first);
+	/* iterations are numbered 0..n in order */
+	for (int i = 0; i <= iters; i++)
+		assert_int_equal((int)iter_value(j, i, "iteration"), i);
+	cJSON_Delete(j);
+	ts_config_fini(&c);
+}
+
+static void
+test_lbfgs_loss_falls(void **state)
+{
+	(void)state;
+	run_and_check_fall(TS_OPTIM_LBFGS, 60, 10.0);
+}
+
+static void
+test_adam_loss_falls(void **state)
+{
+	(void)state;
+	run_and_check_fall(TS_OPTIM_ADAM, 60, 2.0);
+}
+
+static void
+test_zero_iterations_writes_start(void **state)
+{
+	ts_config c;
+	char out[160];
+	ts_image *a, *b;
+
+	(void)state;
+	snprintf(out, sizeof out, "%s/zero.png", dir);
+	base_config(&c, out);
+	c.iterations = 0;
+	assert_int_equal(ts_render_single(&c, NULL), 0);
+	a = ts_image_load(content_path, 0);
+	b = ts_image_load(out, 0);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(a->w, b->w);
+	assert_int_equal(a->h, b->h);
+	assert_memory_equal(a->px, b->px, (size_t)3 * a->w * a->h * sizeof(float));
+	ts_image_destroy(a);
+	ts_image_destroy(b);
+	ts_config_fini(&c);
+}
+
+static void
+test_frames_blend_and_colors(void **state)
+{
+	ts_config c;
+	char out[160], frame[200];
+	ts_image *im, *content;
+
+	(void)state;
+	snprintf(out, sizeof out, "%s/frames.png", dir);
+	base_config(&c, out);
+	c.style[1] = strdup(style2_path);
+	c.nstyle = 2;
+	c.style_blend[0] = 0.25;
+	c.style_blend[1] = 0.75;
+	c.iterations = 6;
+	c.save_every = 2;
+	c.original_colors = 1;
+	c.init = TS_INIT_NOISE;
+	c.seed = 5;
+	assert_int_equal(ts_render_single(&c, NULL), 0);
+	for (int it = 2; it < 6; it += 2) {
+		ts_render_frame_path(out, it, frame, sizeof frame);
+		assert_int_equal(access(frame, R_OK), 0);
+	}
+	ts_render_frame_path(out, 6, frame, sizeof frame);
+	assert_int_not_equal(access(frame, R_OK), 0); /* the last one is the output */
+	/* original colours: the output's chroma (YIQ I) follows the content's */
+	im = ts_image_load(out, 0);
+	content = ts_image_load(content_path, 0);
+	assert_non_null(im);
+	{
+		size_t plane = (size_t)im->w * im->h;
+		double err = 0;
+
+		for (size_t i = 0; i < plane; i++) {
+			double i1 = 0.596 * im->px[i] - 0.274 * im->px[plane + i] -
+			            0.322 * im->px[2 * plane + i];
+			double i2 = 0.596 * content->px[i] - 0.274 * content->px[plane + i] -
+			            0.322 * content->px[2 * plane + i];
+			err += fabs(i1 - i2);
+		}
+		assert_true(err / plane < 0.03);
+	}
+	ts_image_destroy(im);
+	ts_image_destroy(content);
+	ts_config_fini(&c);
+}
+
+static void
+test_frame_path(void **state)
+{
+	char buf[128];
+
+	(void)state;
+	ts_render_frame_path("dir.v1/out.png", 7, buf, sizeof buf);
+	assert_string_equal(buf, "dir.v1/out_00007.png");
+	ts_render_frame_path("dir.v1/out", 12, buf, sizeof buf);
+	assert_string_equal(buf, "dir.v1/out_00012");
+}
+
+static void
+test_output_size_rules(void **state)
+{
+	ts_config c;
+	int w, h;
+
+	(void)state;
+	ts_config_defaults(&c);
+	ts_render_output_size(&c, 400, 300, &w, &h);
+	assert_int_equal(w, 400);
+	assert_int_equal(h, 300);
+	c.size = 200;
+	ts_render_output_size(&c, 400, 300, &w, &h);
+	assert_int_equal(w, 200);
+	assert_int_equal(h, 150);
+	c.size = 0;
+	c.height = 600;
+	ts_render_output_size(&c, 400, 300, &w, &h);
+	assert_int_equal(w, 800);
+	assert_int_equal(h, 600);
+	c.height = 0;
+	c.print_w = 2;
+	c.print_h = 3;
+	c.dpi = 100;
+	ts_render_output_size(&c, 400, 300, &w, &h);
+	assert_int_equal(w, 200);
+	assert_int_equal(h, 300);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_lbfgs_loss_falls),
+		cmocka_unit_test(test_adam_loss_falls),
+		cmocka_unit_test(test_zero_iterations_writes_start),
+		cmocka_unit_test(test_frames_blend_and_colors),
+		cmocka_unit_test(test_frame_path),
+		cmocka_unit_test(test_output_size_rules),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
