@@ -1,6 +1,10 @@
 /* main: the tessera command.  Parses and checks the whole configuration (every bad
- * option reported at once), installs the SIGINT/SIGTERM handlers and runs the
- * renderer.  The only place, with sched.c, that ends the process on an error. */
+ * option reported at once), installs the SIGINT/SIGTERM handlers and runs either the
+ * single-picture renderer (the output fits in one tile) or the tiled scheduler.  The
+ * only place, with sched.c, that ends the process on an error.
+ *
+ * Exit status: 0 done; 1 error; 2 bad options; 75 stopped by a signal (resumable:
+ * run the same command again). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,22 +13,24 @@
 #include "tessera/config.h"
 #include "tessera/conv.h"
 #include "tessera/error.h"
+#include "tessera/image.h"
 #include "tessera/render.h"
+#include "tessera/sched.h"
 
-static volatile sig_atomic_t stop_flag;
-static volatile int stop_seen;
+#define EXIT_STOPPED 75
+
+static volatile int stop_flag;
 
 static void
 on_signal(int sig)
 {
 	(void)sig;
 	stop_flag = 1;
-	stop_seen = 1;
 }
 
 /* Print every "; "-joined problem of the error buffer on its own line. */
 static void
-print_errors(const char *msg)
+print_errors(int rank, int nranks, const char *msg)
 {
 	const char *p = msg;
 
@@ -32,9 +38,24 @@ print_errors(const char *msg)
 		const char *q = strstr(p, "; ");
 		int len = q ? (int)(q - p) : (int)strlen(p);
 
-		fprintf(stderr, "tessera: %.*s\n", len, p);
+		if (nranks > 1)
+			fprintf(stderr, "tessera[rank %d]: %.*s\n", rank, len, p);
+		else
+			fprintf(stderr, "tessera: %.*s\n", len, p);
 		p = q ? q + 2 : NULL;
 	}
+}
+
+/* One tile holds the whole output: no pyramid, no job directory. */
+static int
+fits_one_tile(const ts_config *c)
+{
+	int cw, ch, bits, w, h;
+
+	if (ts_image_probe(c->content, &cw, &ch, &bits))
+		return -1;
+	ts_render_output_size(c, cw, ch, &w, &h);
+	return w <= c->tile && h <= c->tile;
 }
 
 int
@@ -42,29 +63,28 @@ main(int argc, char **argv)
 {
 	ts_config c;
 	struct sigaction sa;
-	int r;
+	int rank, nranks, r, single;
 
+	ts_sched_init(&argc, &argv, &rank, &nranks);
 	ts_config_defaults(&c);
-	if (ts_config_parse(&c, argc, argv)) {
-		print_errors(ts_errmsg());
-		fprintf(stderr, "tessera: see tessera --help\n");
+	if (ts_config_parse(&c, argc, argv) || (!c.show_help && !c.show_version &&
+	                                        ts_config_check(&c))) {
+		if (rank == 0) {
+			print_errors(0, 1, ts_errmsg());
+			fprintf(stderr, "tessera: see tessera --help\n");
+		}
 		ts_config_fini(&c);
+		ts_sched_finalize();
 		return 2;
 	}
-	if (c.show_help) {
-		ts_config_usage(stdout);
+	if (c.show_help || c.show_version) {
+		if (rank == 0 && c.show_help)
+			ts_config_usage(stdout);
+		else if (rank == 0)
+			printf("tessera %s\n", TS_VERSION);
 		ts_config_fini(&c);
+		ts_sched_finalize();
 		return 0;
-	}
-	if (c.show_version) {
-		printf("tessera %s\n", TS_VERSION);
-		ts_config_fini(&c);
-		return 0;
-	}
-	if (ts_config_check(&c)) {
-		print_errors(ts_errmsg());
-		ts_config_fini(&c);
-		return 2;
 	}
 	if (c.threads > 0)
 		ts_conv_set_threads(c.threads);
@@ -75,15 +95,37 @@ main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 
-	r = ts_render_single(&c, &stop_seen);
-	if (r < 0) {
-		print_errors(ts_errmsg());
+	single = c.plan_only ? 0 : fits_one_tile(&c);
+	if (single < 0) {
+		if (rank == 0)
+			print_errors(0, 1, ts_errmsg());
 		ts_config_fini(&c);
+		ts_sched_finalize();
 		return 1;
 	}
-	if (r == 1)
-		fprintf(stderr, "tessera: stopped by a signal; wrote the current image to %s\n",
-		        c.out);
+	if (single) {
+		r = rank == 0 ? ts_render_single(&c, &stop_flag) : 0;
+		if (r == 1)
+			fprintf(stderr, "tessera: stopped by a signal; wrote the current image to "
+			        "%s\n", c.out);
+	} else {
+		r = ts_sched_run(&c, &stop_flag);
+		if (r == 1 && rank == 0)
+			fprintf(stderr, "tessera: stopped by a signal; finished tiles are kept: run "
+			        "the same command again to resume\n");
+	}
+	if (r < 0) {
+		char msg[2048];
+
+		snprintf(msg, sizeof msg, "%s", ts_errmsg());
+		ts_config_fini(&c);
+		if (nranks > 1)
+			ts_sched_abort(msg, 1);
+		print_errors(rank, nranks, msg);
+		ts_sched_finalize();
+		return 1;
+	}
 	ts_config_fini(&c);
-	return r == 1 ? 130 : 0;
+	ts_sched_finalize();
+	return r == 1 ? EXIT_STOPPED : 0;
 }

@@ -16,6 +16,10 @@
 
 #define TS_MAX_STYLES 16
 
+#ifndef TS_VERSION
+#define TS_VERSION "0.1.0"
+#endif
+
 typedef struct ts_layer_weights {
 	int n;                       /* layers in use */
 	int layer[TS_VGG_NLAYERS];   /* layer indices (vgg.h), in the order given */
@@ -39,7 +43,7 @@ typedef struct ts_config {
 	char *style[TS_MAX_STYLES];    /* --style F[,F...] (required) */
 	int nstyle;
 	double style_blend[TS_MAX_STYLES]; /* --style-blend w,w (normalized to sum 1) */
-	int has_blend;                 /* given explicitly */
+	int has_blend;                 /* weights given explicitly (their count; 0: equal) */
 	char *out;                     /* --out FILE (required unless --plan) */
 	int width, height;             /* --width / --height (0: from the other / content) */
 	int size;                      /* --size N: long side (0: unset) */
@@ -95,6 +99,9 @@ void ts_config_defaults(ts_config *c);
 
 /* Parse argv (GNU long options, "--opt value" and "--opt=value"); a --config file is
  * read first and the command line applied over it.  Positional arguments are errors.
+ * Without --style-blend, style_blend is set to equal weights.  Values are checked for
+ * syntax here (numbers, names, lists; an explicit 0 for --width/--height/--size);
+ * ranges, files and combinations of options are ts_config_check's.
  * Returns 0, or -1 with every problem in the message. */
 int ts_config_parse(ts_config *c, int argc, char **argv);
 

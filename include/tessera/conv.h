@@ -40,6 +40,9 @@ void ts_pool_forward(const float *x, int c, int h, int w, float *y, ts_pool_mode
 void ts_pool_backward(const float *x, const float *dy, int c, int h, int w, float *dx,
                       ts_pool_mode mode);
 
+/* Threads OpenBLAS uses from now on (n >= 1). */
+void ts_conv_set_threads(int n);
+
 /* Row-major C = alpha * op(A) op(B) + beta * C; op transposes when trans is nonzero.
  * op(A): [m, k], op(B): [k, n], C: [m, n] with leading dimensions lda, ldb, ldc. */
 void ts_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,

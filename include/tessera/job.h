@@ -1,0 +1,67 @@
+/* job: a tiled render on disk, with no knowledge of ranks.
+ *
+ * A job is the plan (pyramid levels, tile grids), the job directory (plan.ini with the
+ * plan's hash, one checkpoint per finished tile, assembled levels, log.jsonl), the
+ * network and the per-level style targets.  Rendering one tile and assembling one
+ * level are plain functions: the scheduler (sched.c) only decides who does what.
+ *
+ * Determinism: a tile's result depends only on the configuration, the inputs and the
+ * assembled level below (read by region, resampled region-exactly), never on which
+ * rank renders it or whether the run was resumed. */
+#ifndef TESSERA_JOB_H
+#define TESSERA_JOB_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tessera/ckpt.h"
+#include "tessera/config.h"
+#include "tessera/objective.h"
+#include "tessera/plan.h"
+#include "tessera/render.h"
+
+typedef struct ts_job ts_job;
+
+/* Open the job for configuration c: probe the content, compute the output size and
+ * the plan, build the network.  With setup (rank 0 only): create or check the job
+ * directory; a directory made by another plan is refused unless c->fresh, which
+ * empties it.  Caller owns.  NULL with a message. */
+ts_job *ts_job_open(const ts_config *c, int setup);
+void ts_job_close(ts_job *j);
+
+const ts_plan *ts_job_plan(const ts_job *j);
+uint64_t ts_job_hash(const ts_job *j);
+int ts_job_iterations(const ts_job *j, int level);
+
+/* Print the plan: levels, grids, iterations, per-rank peak memory, time estimate
+ * (from a short measured pass on this machine). */
+int ts_job_print_plan(ts_job *j, FILE *f, int nranks);
+
+/* Style targets of a level.  compute: load and scale the styles and compute the
+ * Gram matrices (rank 0); otherwise only allocate them (to receive a broadcast).
+ * The job owns the result (replacing the previous level's). */
+ts_style_targets *ts_job_targets(ts_job *j, int level, int compute);
+
+/* The targets of the last ts_job_targets call (NULL before). */
+ts_style_targets *ts_job_current_targets(ts_job *j);
+
+/* 1 when the tile's checkpoint is valid for this plan, 0 when it must be (re)done
+ * (a corrupt file is reported on stderr and removed). */
+int ts_job_tile_valid(ts_job *j, int level, int index);
+
+/* Render tile index (row-major) of a level with the current targets and write its
+ * checkpoint.  stop (may be NULL) is polled between iterations; poll (may be NULL)
+ * is called after every iteration (the scheduler serves requests there).  res
+ * receives the losses and time (res->px is not kept).  0 done, 1 stopped (nothing
+ * written), -1 error. */
+int ts_job_render_tile(ts_job *j, int level, int index, int rank, volatile int *stop,
+                       void (*poll)(void *), void *poll_user, ts_tile_result *res);
+
+/* Blend the level's tiles (from their checkpoints) into JOB/L<k>.tif, or into the
+ * output for the last level.  Holds at most the tile rows that meet one band. */
+int ts_job_assemble(ts_job *j, int level);
+
+/* Append a finished tile to JOB/log.jsonl. */
+int ts_job_log(ts_job *j, const ts_tile_result *res);
+
+#endif

@@ -1,0 +1,816 @@
+/* job: a tiled render on disk (see job.h).
+ *
+ * Invariants: the checkpoint files are the truth; an assembled level (JOB/L<k>.tif)
+ * is rebuilt from them whenever a level is assembled.  Every file is written to a
+ * temporary name, fsynced and renamed.  No function here holds the full-resolution
+ * picture in floating point: tiles, bands of tile rows and regions only (a PNG/JPEG
+ * content is decoded whole; large inputs should be TIFF). */
+#include "tessera/job.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "tessera/error.h"
+#include "tessera/image.h"
+#include "tessera/resample.h"
+#include "tessera/tile.h"
+
+/* Tiled TIFF tile side for assembled levels and the BigTIFF output. */
+#define OUT_TILE 256
+
+struct ts_job {
+	const ts_config *c;          /* borrowed */
+	char dir[4096];              /* job directory */
+	int out_w, out_h;            /* output size */
+	int content_w, content_h, content_bits;
+	ts_tiff_reader *content_tiff; /* TIFF content: read by region */
+	ts_image *content_img;       /* other formats: decoded whole */
+	ts_plan *plan;
+	uint64_t hash;
+	ts_vgg *net;
+	ts_objective_params op;
+	ts_optim_params oo;
+	ts_style_targets *targets;   /* of the current level */
+	int targets_level;
+};
+
+static double
+now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* CRC32 of a file's bytes (identity of an input in the plan hash). */
+static int
+file_crc(const char *path, uLong *crc, long long *size)
+{
+	unsigned char buf[1 << 16];
+	FILE *f = fopen(path, "rb");
+	size_t n;
+
+	if (!f) {
+		ts_error_errno("job", "cannot read \"%s\"", path);
+		return -1;
+	}
+	*crc = crc32(0L, Z_NULL, 0);
+	*size = 0;
+	while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
+		*crc = crc32(*crc, buf, (uInt)n);
+		*size += (long long)n;
+	}
+	if (ferror(f)) {
+		ts_error_errno("job", "cannot read \"%s\"", path);
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	return 0;
+}
+
+static int
+is_tiff(const char *path)
+{
+	unsigned char m[4] = { 0 };
+	FILE *f = fopen(path, "rb");
+	size_t n;
+
+	if (!f)
+		return 0;
+	n = fread(m, 1, 4, f);
+	fclose(f);
+	return n == 4 && ((m[0] == 'I' && m[1] == 'I' && (m[2] == 42 || m[2] == 43)) ||
+	                  (m[0] == 'M' && m[1] == 'M' && (m[3] == 42 || m[3] == 43)));
+}
+
+int
+ts_job_iterations(const ts_job *j, int level)
+{
+	const ts_config *c = j->c;
+
+	if (c->nlevel_iterations == 0)
+		return c->iterations;
+	return c->level_iterations[level < c->nlevel_iterations ? level
+	                                                        : c->nlevel_iterations - 1];
+}
+
+/* The canonical text of everything that decides the pixels; its hash names the plan. */
+static int
+plan_text(ts_job *j, char *buf, size_t size)
+{
+	const ts_config *c = j->c;
+	size_t n = 0;
+	uLong crc;
+	long long fsize;
+
+#define ADD(...)                                                                     \
+	do {                                                                         \
+		int added_ = snprintf(buf + n, n < size ? size - n : 0, __VA_ARGS__); \
+		n += added_ > 0 ? (size_t)added_ : 0;                               \
+	} while (0)
+	ADD("[plan]\nversion = 1\n");
+	if (file_crc(c->content, &crc, &fsize))
+		return -1;
+	ADD("content = %s\ncontent_crc = %08lx\ncontent_bytes = %lld\n", c->content, crc, fsize);
+	for (int i = 0; i < c->nstyle; i++) {
+		if (file_crc(c->style[i], &crc, &fsize))
+			return -1;
+		ADD("style%d = %s\nstyle%d_crc = %08lx\nstyle%d_blend = %.17g\n", i, c->style[i], i,
+		    crc, i, c->style_blend[i]);
+	}
+	if (c->weights && strcmp(c->weights, "builtin")) {
+		if (file_crc(c->weights, &crc, &fsize))
+			return -1;
+		ADD("weights_crc = %08lx\n", crc);
+	} else {
+		ADD("weights = builtin\nbuiltin_seed = %llu\nbuiltin_width = %d\n",
+		    (unsigned long long)c->builtin_seed, c->builtin_width);
+	}
+	if (c->init == TS_INIT_FILE) {
+		if (file_crc(c->init_file, &crc, &fsize))
+			return -1;
+		ADD("init_file_crc = %08lx\n", crc);
+	}
+	ADD("width = %d\nheight = %d\ntile = %d\noverlap = %d\nlevel_factor = %.17g\n",
+	    j->out_w, j->out_h, c->tile, c->overlap, c->level_factor);
+	ADD("content_weight = %.17g\nstyle_weight = %.17g\ntv_weight = %.17g\n",
+	    c->content_weight, c->style_weight, c->tv_weight);
+	for (int i = 0; i < c->content_layers.n; i++)
+		ADD("content_layer = %s:%.17g\n", ts_vgg_layer_name(c->content_layers.layer[i]),
+		    c->content_layers.w[i]);
+	for (int i = 0; i < c->style_layers.n; i++)
+		ADD("style_layer = %s:%.17g\n", ts_vgg_layer_name(c->style_layers.layer[i]),
+		    c->style_layers.w[i]);
+	ADD("style_scale = %.17g\nnormalize_style = %d\npool = %d\n", c->style_scale,
+	    c->normalize_style, (int)c->pool);
+	ADD("init = %d\nseed = %llu\noptimizer = %d\nlbfgs_history = %d\nlearning_rate = %.17g\n",
+	    (int)c->init, (unsigned long long)c->seed, (int)c->optimizer, c->lbfgs_history,
+	    c->learning_rate);
+	for (int k = 0; k < j->plan->nlevels; k++)
+		ADD("level%d = %dx%d iterations %d\n", k, j->plan->level[k].w, j->plan->level[k].h,
+		    ts_job_iterations(j, k));
+#undef ADD
+	if (n >= size) {
+		ts_error("job", "plan text too long");
+		return -1;
+	}
+	return 0;
+}
+
+/* Remove every file under dir (the job directory's own layout: files and L<k>/). */
+static int
+empty_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[4352];
+
+	if (!d)
+		return errno == ENOENT ? 0 : -1;
+	while ((e = readdir(d))) {
+		struct stat st;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		if (lstat(path, &st))
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			empty_dir(path);
+			rmdir(path);
+		} else {
+			unlink(path);
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+static int
+write_file_atomic(const char *path, const char *text)
+{
+	char tmp[4500];
+	FILE *f = NULL;
+	int ret = -1;
+
+	snprintf(tmp, sizeof tmp, "%s.part", path);
+	if (!(f = fopen(tmp, "wb"))) {
+		ts_error_errno("job", "cannot create \"%s\"", tmp);
+		goto cleanup;
+	}
+	if (fputs(text, f) == EOF || fflush(f) || fsync(fileno(f))) {
+		ts_error_errno("job", "cannot write \"%s\"", tmp);
+		goto cleanup;
+	}
+	if (fclose(f)) {
+		f = NULL;
+		ts_error_errno("job", "cannot write \"%s\"", tmp);
+		goto cleanup;
+	}
+	f = NULL;
+	if (rename(tmp, path)) {
+		ts_error_errno("job", "cannot rename \"%s\"", tmp);
+		goto cleanup;
+	}
+	ret = 0;
+cleanup:
+	if (f)
+		fclose(f);
+	if (ret)
+		unlink(tmp);
+	return ret;
+}
+
+/* Create the job directory or check that it belongs to this plan. */
+static int
+setup_dir(ts_job *j, const char *text)
+{
+	char path[4400], line[256], want[64];
+	FILE *f;
+	int same = 0, found = 0;
+
+	snprintf(want, sizeof want, "hash = %016llx", (unsigned long long)j->hash);
+	if (mkdir(j->dir, 0777) && errno != EEXIST) {
+		ts_error_errno("job", "cannot create the job directory \"%s\"", j->dir);
+		return -1;
+	}
+	snprintf(path, sizeof path, "%s/plan.ini", j->dir);
+	if ((f = fopen(path, "r"))) {
+		found = 1;
+		while (fgets(line, sizeof line, f))
+			if (!strncmp(line, want, strlen(want)))
+				same = 1;
+		fclose(f);
+	}
+	if (found && !same) {
+		if (!j->c->fresh) {
+			ts_error("job", "the job directory \"%s\" was made by a different plan "
+			         "(other options or inputs); use --fresh to discard it, or another "
+			         "--job-dir", j->dir);
+			return -1;
+		}
+	}
+	if (j->c->fresh)
+		empty_dir(j->dir);
+	if (!found || !same || j->c->fresh) {
+		size_t n = strlen(text) + 64;
+		char *full = malloc(n);
+		int r;
+
+		if (!full) {
+			ts_error("job", "out of memory");
+			return -1;
+		}
+		snprintf(full, n, "%shash = %016llx\n", text, (unsigned long long)j->hash);
+		r = write_file_atomic(path, full);
+		free(full);
+		if (r)
+			return -1;
+	}
+	return 0;
+}
+
+ts_job *
+ts_job_open(const ts_config *c, int setup)
+{
+	ts_job *j = calloc(1, sizeof *j);
+	char *text = NULL;
+	const size_t text_size = 1 << 16;
+
+	if (!j) {
+		ts_error("job", "out of memory");
+		return NULL;
+	}
+	j->c = c;
+	j->targets_level = -1;
+	if (c->job_dir)
+		snprintf(j->dir, sizeof j->dir, "%s", c->job_dir);
+	else
+		snprintf(j->dir, sizeof j->dir, "%s.job", c->out ? c->out : "tessera");
+	if (is_tiff(c->content)) {
+		if (!(j->content_tiff = ts_tiff_reader_open(c->content)))
+			goto fail;
+		ts_tiff_reader_size(j->content_tiff, &j->content_w, &j->content_h,
+		                    &j->content_bits);
+	} else {
+		if (!(j->content_img = ts_image_load(c->content, 0)))
+			goto fail;
+		j->content_w = j->content_img->w;
+		j->content_h = j->content_img->h;
+		j->content_bits = j->content_img->bits;
+	}
+	ts_render_output_size(c, j->content_w, j->content_h, &j->out_w, &j->out_h);
+	if (!(j->plan = ts_plan_create(j->out_w, j->out_h, c->tile, c->overlap,
+	                               c->level_factor)))
+		goto fail;
+	if (!(text = malloc(text_size)) || plan_text(j, text, text_size))
+		goto fail;
+	j->hash = ts_plan_hash(text);
+	if (!(j->net = ts_render_network(c)))
+		goto fail;
+	ts_objective_params_from_config(&j->op, c);
+	ts_render_optim_params(c, &j->oo);
+	if (setup && setup_dir(j, text))
+		goto fail;
+	free(text);
+	return j;
+fail:
+	free(text);
+	ts_job_close(j);
+	return NULL;
+}
+
+void
+ts_job_close(ts_job *j)
+{
+	if (!j)
+		return;
+	ts_tiff_reader_close(j->content_tiff);
+	ts_image_destroy(j->content_img);
+	ts_plan_destroy(j->plan);
+	ts_vgg_destroy(j->net);
+	ts_targets_destroy(j->targets);
+	free(j);
+}
+
+const ts_plan *
+ts_job_plan(const ts_job *j)
+{
+	return j->plan;
+}
+
+uint64_t
+ts_job_hash(const ts_job *j)
+{
+	return j->hash;
+}
+
+/* The style images are seen at style_scale x the level's long side, capped at twice
+ * the tile side: a tile never sees more of the picture than that, and the Gram of a
+ * style image larger than a few tiles would cost more than the level's tiles. */
+ts_style_targets *
+ts_job_targets(ts_job *j, int level, int compute)
+{
+	const ts_config *c = j->c;
+	const ts_level *lv = &j->plan->level[level];
+	ts_image *styles[TS_MAX_STYLES] = { 0 };
+	int long_side = lv->w > lv->h ? lv->w : lv->h;
+	ts_config scaled = *c;
+
+	ts_targets_destroy(j->targets);
+	j->targets = NULL;
+	j->targets_level = -1;
+	if (!compute) {
+		j->targets = ts_targets_alloc(j->net, &j->op.style_layers);
+	} else {
+		if (scaled.style_scale * long_side > 2.0 * c->tile)
+			scaled.style_scale = 2.0 * c->tile / long_side;
+		if (ts_render_style_images(&scaled, long_side, styles))
+			return NULL;
+		j->targets = ts_targets_create(j->net, styles, c->style_blend, c->nstyle,
+		                               &j->op.style_layers, j->op.pool);
+		for (int i = 0; i < c->nstyle; i++)
+			ts_image_destroy(styles[i]);
+	}
+	if (j->targets)
+		j->targets_level = level;
+	return j->targets;
+}
+
+ts_style_targets *
+ts_job_current_targets(ts_job *j)
+{
+	return j->targets;
+}
+
+static void
+tile_rect(const ts_job *j, int level, int index, int *row, int *col, int *x, int *y, int *w,
+          int *h)
+{
+	const ts_level *lv = &j->plan->level[level];
+
+	*row = index / lv->ncols;
+	*col = index % lv->ncols;
+	ts_plan_tile_rect(j->plan, level, *row, *col, x, y, w, h);
+}
+
+int
+ts_job_tile_valid(ts_job *j, int level, int index)
+{
+	ts_tile_result r;
+	char path[4400];
+	int row, col, x, y, w, h, st;
+
+	tile_rect(j, level, index, &row, &col, &x, &y, &w, &h);
+	ts_ckpt_path(j->dir, level, row, col, path, sizeof path);
+	st = ts_ckpt_read(path, j->hash, level, row, col, w, h, &r);
+	if (st == 0) {
+		ts_ckpt_result_fini(&r);
+		return 1;
+	}
+	if (st < 0) {
+		fprintf(stderr, "tessera: %s; the tile will be redone\n", ts_errmsg());
+		unlink(path);
+	}
+	return 0;
+}
+
+/* Region reader over the content at its own size. */
+static int
+content_read(void *user, int x, int y, int w, int h, float *out)
+{
+	ts_job *j = user;
+
+	if (j->content_tiff)
+		return ts_tiff_reader_region(j->content_tiff, x, y, w, h, out);
+	for (int c = 0; c < 3; c++)
+		for (int i = 0; i < h; i++)
+			memcpy(out + ((size_t)c * h + i) * w,
+			       j->content_img->px + ((size_t)c * j->content_h + y + i) * j->content_w + x,
+			       (size_t)w * sizeof(float));
+	return 0;
+}
+
+static int
+tiff_read(void *user, int x, int y, int w, int h, float *out)
+{
+	return ts_tiff_reader_region(user, x, y, w, h, out);
+}
+
+/* The level image of level k (assembled), JOB/L<k>.tif. */
+static void
+level_path(const ts_job *j, int level, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/L%d.tif", j->dir, level);
+}
+
+/* Start image of a level-0 tile per --init, at the level-0 size. */
+static int
+level0_init(ts_job *j, const ts_image *content, float *x)
+{
+	ts_image *styles[TS_MAX_STYLES] = { 0 };
+	ts_image *im = NULL;
+	int ret = -1, lw = content->w, lh = content->h;
+
+	if (j->c->init == TS_INIT_STYLE &&
+	    ts_render_style_images(j->c, lw > lh ? lw : lh, styles))
+		return -1;
+	if (!(im = ts_render_init_image(j->c, content, styles)))
+		goto cleanup;
+	memcpy(x, im->px, (size_t)3 * lw * lh * sizeof(float));
+	ret = 0;
+cleanup:
+	ts_image_destroy(im);
+	for (int i = 0; i < TS_MAX_STYLES; i++)
+		ts_image_destroy(styles[i]);
+	return ret;
+}
+
+typedef struct tile_hooks_ctx {
+	volatile int *stop;
+	void (*poll)(void *);
+	void *poll_user;
+} tile_hooks_ctx;
+
+static int
+tile_iteration(void *user, int it, const ts_loss_parts *p, const float *x)
+{
+	tile_hooks_ctx *t = user;
+
+	(void)it, (void)p, (void)x;
+	if (t->poll)
+		t->poll(t->poll_user);
+	return 0;
+}
+
+static int
+tile_should_stop(void *user)
+{
+	tile_hooks_ctx *t = user;
+
+	return t->stop && *t->stop;
+}
+
+int
+ts_job_render_tile(ts_job *j, int level, int index, int rank, volatile int *stop,
+                   void (*poll)(void *), void *poll_user, ts_tile_result *res)
+{
+	const ts_level *lv = &j->plan->level[level];
+	int row, col, x, y, w, h, iters = ts_job_iterations(j, level), done = 0, ret = -1;
+	size_t n;
+	float *content = NULL, *px = NULL;
+	ts_tiff_reader *below = NULL;
+	tile_hooks_ctx hc = { stop, poll, poll_user };
+	ts_stylize_hooks hooks = { &hc, tile_iteration, tile_should_stop };
+	ts_loss_parts final;
+	char path[4400];
+	double t0 = now_s();
+
+	TS_ASSERT(j->targets && j->targets_level == level);
+	tile_rect(j, level, index, &row, &col, &x, &y, &w, &h);
+	n = (size_t)3 * w * h;
+	content = malloc(n * sizeof *content);
+	px = malloc(n * sizeof *px);
+	if (!content || !px) {
+		ts_error("job", "out of memory for a %dx%d tile", w, h);
+		goto cleanup;
+	}
+	/* content target: the content resampled over the tile's rectangle */
+	if (ts_resample_region(content_read, j, j->content_w, j->content_h, lv->w, lv->h, x,
+	                       y, w, h, content))
+		goto cleanup;
+	/* start: --init at level 0, else the level below upsampled over the rectangle */
+	if (level == 0) {
+		ts_image cimg = { w, h, 8, content };
+
+		if (level0_init(j, &cimg, px))
+			goto cleanup;
+	} else {
+		int bw, bh, bb;
+
+		level_path(j, level - 1, path, sizeof path);
+		if (!(below = ts_tiff_reader_open(path)))
+			goto cleanup;
+		ts_tiff_reader_size(below, &bw, &bh, &bb);
+		if (ts_resample_region(tiff_read, below, bw, bh, lv->w, lv->h, x, y, w, h, px))
+			goto cleanup;
+	}
+	if (ts_stylize(j->net, j->targets, &j->op, &j->oo, iters, h, w, content, px, &hooks,
+	               &final, &done))
+		goto cleanup;
+	if (stop && *stop && done < iters) {
+		ret = 1; /* dropped: a resume redoes it */
+		goto cleanup;
+	}
+	memset(res, 0, sizeof *res);
+	res->plan_hash = j->hash;
+	res->level = level;
+	res->row = row;
+	res->col = col;
+	res->x = x;
+	res->y = y;
+	res->w = w;
+	res->h = h;
+	res->iterations = done;
+	res->content = final.content;
+	res->style = final.style;
+	res->tv = final.tv;
+	res->total = final.total;
+	res->rank = rank;
+	res->px = px;
+	if (ts_ckpt_mkdirs(j->dir, level))
+		goto cleanup;
+	ts_ckpt_path(j->dir, level, row, col, path, sizeof path);
+	res->seconds = now_s() - t0;
+	if (ts_ckpt_write(res, path))
+		goto cleanup;
+	ret = 0;
+cleanup:
+	if (res && ret == 0)
+		res->px = NULL;
+	ts_tiff_reader_close(below);
+	free(content);
+	free(px);
+	return ret;
+}
+
+int
+ts_job_log(ts_job *j, const ts_tile_result *res)
+{
+	return ts_ckpt_log_append(j->dir, res);
+}
+
+/* --- assembly: tile rows in, bands out --- */
+
+typedef struct tile_cache {
+	ts_job *job;
+	int level;
+	const ts_level *lv;
+	float **px;        /* [nrows * ncols]: loaded tiles, NULL when not held */
+	int failed;
+} tile_cache;
+
+static void
+cache_drop_rows_below(tile_cache *tc, int r0)
+{
+	for (int r = 0; r < r0; r++)
+		for (int c = 0; c < tc->lv->ncols; c++) {
+			free(tc->px[r * tc->lv->ncols + c]);
+			tc->px[r * tc->lv->ncols + c] = NULL;
+		}
+}
+
+static const float *
+cache_get(void *user, int row, int col)
+{
+	tile_cache *tc = user;
+	float **slot = &tc->px[row * tc->lv->ncols + col];
+
+	if (!*slot) {
+		ts_tile_result r;
+		char path[4400];
+
+		ts_ckpt_path(tc->job->dir, tc->level, row, col, path, sizeof path);
+		if (ts_ckpt_read(path, tc->job->hash, tc->level, row, col, tc->lv->tw, tc->lv->th,
+		                 &r)) {
+			if (!ts_errmsg()[0])
+				ts_error("job", "tile file \"%s\" is missing", path);
+			tc->failed = 1;
+			return NULL;
+		}
+		*slot = r.px; /* ownership moves to the cache */
+	}
+	return *slot;
+}
+
+static int
+has_tiff_ext(const char *path)
+{
+	const char *dot = strrchr(path, '.');
+
+	return dot && (!strcasecmp(dot, ".tif") || !strcasecmp(dot, ".tiff"));
+}
+
+int
+ts_job_assemble(ts_job *j, int level)
+{
+	const ts_level *lv = &j->plan->level[level];
+	int last = level == j->plan->nlevels - 1;
+	tile_cache tc = { j, level, lv, NULL, 0 };
+	ts_tiff_writer *wr = NULL;
+	ts_image *whole = NULL;
+	float *band = NULL, *cband = NULL;
+	char path[4400];
+	int bits = 16, ret = -1;
+
+	if (last) {
+		snprintf(path, sizeof path, "%s", j->c->out);
+		bits = j->content_bits == 16 ? 16 : 8;
+	} else {
+		level_path(j, level, path, sizeof path);
+	}
+	tc.px = calloc((size_t)lv->ncols * lv->nrows, sizeof *tc.px);
+	band = malloc((size_t)3 * OUT_TILE * lv->w * sizeof *band);
+	if (last && j->c->original_colors)
+		cband = malloc((size_t)3 * OUT_TILE * lv->w * sizeof *cband);
+	if (!tc.px || !band || (last && j->c->original_colors && !cband)) {
+		ts_error("job", "out of memory for assembling level %d", level);
+		goto cleanup;
+	}
+	if (!last || has_tiff_ext(path)) {
+		if (!(wr = ts_tiff_writer_open(path, lv->w, lv->h, bits, OUT_TILE)))
+			goto cleanup;
+	} else if (!(whole = ts_image_create(lv->w, lv->h))) {
+		goto cleanup;
+	}
+	for (int y0 = 0; y0 < lv->h; y0 += OUT_TILE) {
+		int rows = y0 + OUT_TILE <= lv->h ? OUT_TILE : lv->h - y0, r0, r1;
+
+		ts_tile_band_rows(lv, y0, y0 + rows, &r0, &r1);
+		cache_drop_rows_below(&tc, r0);
+		ts_error_clear();
+		if (ts_blend_band(lv, y0, y0 + rows, cache_get, &tc, band) || tc.failed)
+			goto cleanup;
+		if (cband) {
+			ts_image b = { lv->w, rows, 8, band }, cb = { lv->w, rows, 8, cband };
+
+			if (ts_resample_region(content_read, j, j->content_w, j->content_h, lv->w,
+			                       lv->h, 0, y0, lv->w, rows, cband))
+				goto cleanup;
+			ts_image_clamp(&b);
+			ts_image_keep_colors(&b, &cb);
+		}
+		if (wr) {
+			if (ts_tiff_writer_band(wr, band, rows))
+				goto cleanup;
+		} else {
+			for (int c = 0; c < 3; c++)
+				memcpy(whole->px + ((size_t)c * lv->h + y0) * lv->w,
+				       band + (size_t)c * rows * lv->w, (size_t)rows * lv->w * sizeof(float));
+		}
+	}
+	if (wr) {
+		int r = ts_tiff_writer_close(wr, 0);
+
+		wr = NULL;
+		if (r)
+			goto cleanup;
+	} else {
+		whole->bits = bits;
+		ts_image_clamp(whole);
+		if (ts_image_save(whole, path, bits))
+			goto cleanup;
+	}
+	ret = 0;
+cleanup:
+	if (wr)
+		ts_tiff_writer_close(wr, 1);
+	if (tc.px) {
+		cache_drop_rows_below(&tc, lv->nrows);
+		free(tc.px);
+	}
+	ts_image_destroy(whole);
+	free(band);
+	free(cband);
+	return ret;
+}
+
+/* --- the plan as a user reads it --- */
+
+static void
+fmt_bytes(double b, char *buf, size_t size)
+{
+	if (b >= 1024.0 * 1048576.0)
+		snprintf(buf, size, "%.2f GiB", b / (1024.0 * 1048576.0));
+	else
+		snprintf(buf, size, "%.0f MiB", b / 1048576.0);
+}
+
+/* Per-rank peak while rendering a tile of the level. */
+static double
+tile_bytes(const ts_job *j, const ts_level *lv)
+{
+	size_t n = (size_t)3 * lv->tw * lv->th;
+	double b = (double)ts_objective_bytes(j->net, lv->th, lv->tw, &j->op);
+
+	b += (j->c->optimizer == TS_OPTIM_LBFGS ? 2.0 * j->c->lbfgs_history + 4 : 3) * n * 4;
+	b += 4.0 * n * 4; /* content, start, gradient, tile file */
+	return b;
+}
+
+int
+ts_job_print_plan(ts_job *j, FILE *f, int nranks)
+{
+	const ts_plan *p = j->plan;
+	double weights = 0, peak = 0, assembly = 0, fixed, pass_s, total_s = 0;
+	int side = p->tile < 256 ? p->tile : 256;
+	ts_objective *obj = NULL;
+	float *x = NULL, *g = NULL;
+	char b1[32], b2[32], b3[32];
+
+	for (int i = 0; i < j->net->nconv; i++)
+		weights += 4.0 * (j->net->out_ch[i] * (double)j->net->in_ch[i] * 9 + j->net->out_ch[i]);
+	fixed = weights + (j->content_img ? 12.0 * j->content_w * j->content_h : 0);
+	fprintf(f, "tessera plan: %s -> %dx%d (%s)\n", j->c->content, p->w, p->h,
+	        j->c->out ? j->c->out : "no output");
+	fprintf(f, "job directory %s, plan hash %016llx, %d rank%s\n", j->dir,
+	        (unsigned long long)j->hash, nranks, nranks == 1 ? "" : "s");
+	ts_plan_print(p, f);
+	/* measure one pass here, scale by pixels */
+	if (!ts_job_targets(j, 0, 1))
+		return -1;
+	x = calloc((size_t)3 * side * side, sizeof *x);
+	g = malloc((size_t)3 * side * side * sizeof *g);
+	if (!x || !g || !(obj = ts_objective_create(j->net, side, side, &j->op, j->targets, x))) {
+		free(x);
+		free(g);
+		return -1;
+	}
+	{
+		double t0 = now_s();
+
+		ts_objective_eval(obj, x, g, NULL);
+		ts_objective_eval(obj, x, g, NULL);
+		pass_s = (now_s() - t0) / 2;
+	}
+	ts_objective_destroy(obj);
+	free(x);
+	free(g);
+	for (int k = 0; k < p->nlevels; k++) {
+		const ts_level *lv = &p->level[k];
+		int nt = lv->ncols * lv->nrows, it = ts_job_iterations(j, k);
+		double tb = tile_bytes(j, lv);
+		double s = nt * (it + 1.0) * pass_s * ((double)lv->tw * lv->th) / ((double)side * side);
+		/* assembly on rank 0: the tile rows meeting one band, and the band */
+		double ab = 3.0 * 4 * lv->tw * lv->th * lv->ncols * (1 + (OUT_TILE + lv->th - 1) / lv->th) +
+		            3.0 * 4 * lv->w * OUT_TILE * 2;
+
+		fmt_bytes(tb + fixed, b1, sizeof b1);
+		fprintf(f, "  level %d: %d iterations per tile, %d tile%s, rank peak %s, %.1f CPU-min\n",
+		        k, it, nt, nt == 1 ? "" : "s", b1, s / 60);
+		if (tb > peak)
+			peak = tb;
+		if (ab > assembly)
+			assembly = ab;
+		total_s += s;
+	}
+	fmt_bytes(peak + fixed, b1, sizeof b1);
+	fmt_bytes(assembly + fixed, b2, sizeof b2);
+	fmt_bytes(weights, b3, sizeof b3);
+	fprintf(f, "memory: per-rank peak %s (network %s); rank 0 assembly peak %s\n", b1, b3, b2);
+	fprintf(f, "time: one %dx%d pass takes %.3f s here; about %.1f min of compute in all, "
+	        "%.1f min on %d rank%s (plus assembly)\n", side, side, pass_s, total_s / 60,
+	        total_s / 60 / nranks, nranks, nranks == 1 ? "" : "s");
+	return 0;
+}

@@ -1,0 +1,339 @@
+/* report: the JSON run report, built in memory with cJSON and written atomically.
+ *
+ * Invariants: the cJSON tree is owned by the report; "settings" is filled once at
+ * creation; "iterations" only grows.  A failed allocation in a void setter is
+ * remembered and turns the next ts_report_write into an error, so a report never
+ * silently lacks a field. */
+#include "tessera/report.h"
+
+#include <cjson/cJSON.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tessera/error.h"
+
+struct ts_report {
+	cJSON *root;       /* the whole report (owned) */
+	cJSON *iterations; /* array inside root */
+	int oom;           /* a setter ran out of memory */
+};
+
+static const char *const pool_names[] = { "avg", "max" };
+static const char *const optim_names[] = { "lbfgs", "adam" };
+static const char *const progress_names[] = { "auto", "on", "off" };
+static const char *const init_names[] = { "content", "noise", "style", "file" };
+
+/* Name of enum value v in names[n] ("?" if out of range). */
+static const char *
+enum_name(int v, const char *const *names, int n)
+{
+	return v >= 0 && v < n ? names[v] : "?";
+}
+
+/* A number as JSON text that reads back as the same double: the shortest of %.15g,
+ * %.16g, %.17g that round-trips exactly (cJSON's own printer accepts a last-bit
+ * difference); a non-finite value as null. */
+static cJSON *
+num_item(double v)
+{
+	char buf[32];
+
+	if (!isfinite(v))
+		return cJSON_CreateNull();
+	for (int prec = 15; prec <= 17; prec++) {
+		snprintf(buf, sizeof buf, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	return cJSON_CreateRaw(buf);
+}
+
+/* o[key] = v (see num_item); the new item, or NULL when out of memory. */
+static cJSON *
+add_num(cJSON *o, const char *key, double v)
+{
+	cJSON *n = num_item(v);
+
+	if (!n || !cJSON_AddItemToObject(o, key, n)) {
+		cJSON_Delete(n);
+		return NULL;
+	}
+	return n;
+}
+
+/* Seeds are 64-bit: a JSON number holds them exactly only up to 2^53. */
+static cJSON *
+add_u64(cJSON *o, const char *key, uint64_t v)
+{
+	char buf[24];
+
+	if (v <= (1ULL << 53))
+		return add_num(o, key, (double)v);
+	snprintf(buf, sizeof buf, "%llu", (unsigned long long)v);
+	return cJSON_AddStringToObject(o, key, buf);
+}
+
+/* {"relu4_2": 1, ...} in the order given. */
+static cJSON *
+add_layers(cJSON *o, const char *key, const ts_layer_weights *lw)
+{
+	cJSON *l = cJSON_AddObjectToObject(o, key);
+
+	if (!l)
+		return NULL;
+	for (int i = 0; i < lw->n; i++)
+		if (!add_num(l, ts_vgg_layer_name(lw->layer[i]), lw->w[i]))
+			return NULL;
+	return l;
+}
+
+/* A string field when it is set: 0, or -1 when out of memory. */
+static int
+add_str(cJSON *o, const char *key, const char *v)
+{
+	return v && !cJSON_AddStringToObject(o, key, v) ? -1 : 0;
+}
+
+/* Every field of c that has a value.  0, or -1 when out of memory. */
+static int
+add_settings(cJSON *s, const ts_config *c)
+{
+	cJSON *a;
+	int bad = 0;
+
+	bad |= add_str(s, "config", c->config_path);
+	bad |= add_str(s, "content", c->content);
+	if (!(a = cJSON_AddArrayToObject(s, "style")))
+		return -1;
+	for (int i = 0; i < c->nstyle; i++) {
+		cJSON *v = cJSON_CreateString(c->style[i] ? c->style[i] : "");
+
+		if (!v || !cJSON_AddItemToArray(a, v)) {
+			cJSON_Delete(v);
+			return -1;
+		}
+	}
+	if (!(a = cJSON_AddArrayToObject(s, "style_blend")))
+		return -1;
+	for (int i = 0; i < c->nstyle; i++) {
+		cJSON *v = num_item(c->style_blend[i]);
+
+		if (!v || !cJSON_AddItemToArray(a, v)) {
+			cJSON_Delete(v);
+			return -1;
+		}
+	}
+	bad |= add_str(s, "out", c->out);
+	if (c->width)
+		bad |= !add_num(s, "width", c->width);
+	if (c->height)
+		bad |= !add_num(s, "height", c->height);
+	if (c->size)
+		bad |= !add_num(s, "size", c->size);
+	if (c->print_w > 0 || c->print_h > 0) {
+		bad |= !add_num(s, "print_width_in", c->print_w);
+		bad |= !add_num(s, "print_height_in", c->print_h);
+	}
+	bad |= !add_num(s, "dpi", c->dpi);
+
+	bad |= !add_num(s, "content_weight", c->content_weight);
+	bad |= !add_num(s, "style_weight", c->style_weight);
+	bad |= !add_num(s, "tv_weight", c->tv_weight);
+	bad |= !add_layers(s, "content_layers", &c->content_layers);
+	bad |= !add_layers(s, "style_layers", &c->style_layers);
+	bad |= !add_num(s, "style_scale", c->style_scale);
+	bad |= !cJSON_AddBoolToObject(s, "original_colors", c->original_colors);
+	bad |= !cJSON_AddBoolToObject(s, "normalize_style", c->normalize_style);
+	bad |= !cJSON_AddStringToObject(s, "pool", enum_name(c->pool, pool_names, 2));
+
+	bad |= !cJSON_AddStringToObject(s, "init", enum_name(c->init, init_names, 4));
+	if (c->init == TS_INIT_FILE)
+		bad |= add_str(s, "init_file", c->init_file);
+	bad |= !add_u64(s, "seed", c->seed);
+	bad |= !add_num(s, "iterations", c->iterations);
+	bad |= !cJSON_AddStringToObject(s, "optimizer",
+	                                enum_name(c->optimizer, optim_names, 2));
+	bad |= !add_num(s, "lbfgs_history", c->lbfgs_history);
+	bad |= !add_num(s, "learning_rate", c->learning_rate);
+
+	bad |= !cJSON_AddStringToObject(s, "weights", c->weights ? c->weights : "builtin");
+	bad |= !add_num(s, "builtin_width", c->builtin_width);
+	bad |= !add_u64(s, "builtin_seed", c->builtin_seed);
+
+	bad |= add_str(s, "report", c->report);
+	bad |= !add_num(s, "save_every", c->save_every);
+	bad |= !cJSON_AddStringToObject(s, "progress",
+	                                enum_name(c->progress, progress_names, 3));
+	bad |= !add_num(s, "threads", c->threads);
+
+	bad |= !add_num(s, "tile", c->tile);
+	bad |= !add_num(s, "overlap", c->overlap);
+	bad |= add_str(s, "job_dir", c->job_dir);
+	bad |= !cJSON_AddBoolToObject(s, "plan", c->plan_only);
+	bad |= !cJSON_AddBoolToObject(s, "fresh", c->fresh);
+	bad |= !add_num(s, "level_factor", c->level_factor);
+	if (c->nlevel_iterations > 0) {
+		if (!(a = cJSON_AddArrayToObject(s, "level_iterations")))
+			return -1;
+		for (int i = 0; i < c->nlevel_iterations; i++) {
+			cJSON *v = num_item(c->level_iterations[i]);
+
+			if (!v || !cJSON_AddItemToArray(a, v)) {
+				cJSON_Delete(v);
+				return -1;
+			}
+		}
+	}
+	return bad ? -1 : 0;
+}
+
+ts_report *
+ts_report_create(const ts_config *c)
+{
+	ts_report *r = calloc(1, sizeof *r);
+	cJSON *settings;
+
+	if (!r)
+		goto fail;
+	if (!(r->root = cJSON_CreateObject()))
+		goto fail;
+	if (!cJSON_AddStringToObject(r->root, "version", TS_VERSION))
+		goto fail;
+	if (!(settings = cJSON_AddObjectToObject(r->root, "settings")))
+		goto fail;
+	if (add_settings(settings, c))
+		goto fail;
+	if (!(r->iterations = cJSON_AddArrayToObject(r->root, "iterations")))
+		goto fail;
+	return r;
+fail:
+	ts_error("report", "out of memory");
+	ts_report_destroy(r);
+	return NULL;
+}
+
+/* Put item under key at the top level, replacing an older one. */
+static void
+set_item(ts_report *r, const char *key, cJSON *item)
+{
+	TS_ASSERT(strcmp(key, "version") && strcmp(key, "settings") &&
+	          strcmp(key, "iterations"));
+	if (!item) {
+		r->oom = 1;
+		return;
+	}
+	if (cJSON_GetObjectItemCaseSensitive(r->root, key)) {
+		if (!cJSON_ReplaceItemInObjectCaseSensitive(r->root, key, item)) {
+			cJSON_Delete(item);
+			r->oom = 1;
+		}
+	} else if (!cJSON_AddItemToObject(r->root, key, item)) {
+		cJSON_Delete(item);
+		r->oom = 1;
+	}
+}
+
+void
+ts_report_set(ts_report *r, const char *key, double v)
+{
+	set_item(r, key, num_item(v));
+}
+
+void
+ts_report_set_str(ts_report *r, const char *key, const char *v)
+{
+	set_item(r, key, cJSON_CreateString(v ? v : ""));
+}
+
+int
+ts_report_iteration(ts_report *r, int iter, double content, double style, double tv,
+                    double total, double seconds)
+{
+	cJSON *e = cJSON_CreateObject();
+	int ret = -1;
+
+	if (!e || !add_num(e, "iteration", iter) ||
+	    !add_num(e, "content", content) ||
+	    !add_num(e, "style", style) ||
+	    !add_num(e, "tv", tv) ||
+	    !add_num(e, "total", total) ||
+	    !add_num(e, "seconds", seconds))
+		goto cleanup;
+	if (!cJSON_AddItemToArray(r->iterations, e))
+		goto cleanup;
+	e = NULL; /* now owned by the array */
+	ret = 0;
+cleanup:
+	if (ret)
+		ts_error("report", "out of memory");
+	cJSON_Delete(e);
+	return ret;
+}
+
+int
+ts_report_write(const ts_report *r, const char *path)
+{
+	char tmp[PATH_MAX];
+	char *text = NULL;
+	FILE *f = NULL;
+	size_t len;
+	int ret = -1, made = 0;
+
+	if (r->oom) {
+		ts_error("report", "out of memory while building \"%s\"", path);
+		goto cleanup;
+	}
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.part", path) >= sizeof tmp) {
+		ts_error("report", "path too long: \"%s\"", path);
+		goto cleanup;
+	}
+	if (!(text = cJSON_Print(r->root))) {
+		ts_error("report", "out of memory while printing \"%s\"", path);
+		goto cleanup;
+	}
+	len = strlen(text);
+	/* Write-only temporary beside path: renamed over path once complete and on disk,
+	 * removed on any failure, so path is either the old file or the whole new one. */
+	if (!(f = fopen(tmp, "w"))) {
+		ts_error_errno("report", "cannot create \"%s\"", tmp);
+		goto cleanup;
+	}
+	made = 1;
+	if (fwrite(text, 1, len, f) != len || fputc('\n', f) == EOF || fflush(f) ||
+	    fsync(fileno(f))) {
+		ts_error_errno("report", "cannot write \"%s\"", tmp);
+		goto cleanup;
+	}
+	if (fclose(f)) {
+		f = NULL;
+		ts_error_errno("report", "cannot close \"%s\"", tmp);
+		goto cleanup;
+	}
+	f = NULL;
+	if (rename(tmp, path)) {
+		ts_error_errno("report", "cannot rename \"%s\" to \"%s\"", tmp, path);
+		goto cleanup;
+	}
+	made = 0;
+	ret = 0;
+cleanup:
+	if (f)
+		fclose(f);
+	if (made)
+		remove(tmp);
+	cJSON_free(text);
+	return ret;
+}
+
+void
+ts_report_destroy(ts_report *r)
+{
+	if (!r)
+		return;
+	cJSON_Delete(r->root);
+	free(r);
+}

@@ -1,0 +1,385 @@
+/* sched: the MPI scheduler of the tiled renderer (see sched.h).
+ *
+ * Protocol per level (tags below):
+ *   rank 0 broadcasts {go, level} and then the level's Gram targets (collective);
+ *   a worker sends REQ {tile it finished or -1, leaving} and gets REPLY {tile, or -1
+ *   for "no more tiles in this level"}; after -1 it waits for the next broadcast.
+ *   Rank 0 ends a level when every tile is done and every worker was told -1; then it
+ *   assembles the level.  A stop (signal) makes rank 0 hand out nothing more, wait
+ *   for the tiles in flight (workers finish or drop them), and broadcast {stop}.
+ * Finished tiles are written by whoever rendered them (checkpoints in the shared job
+ * directory); rank 0 appends their log lines, so log.jsonl has a single writer. */
+#include "tessera/sched.h"
+
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tessera/error.h"
+#include "tessera/job.h"
+
+enum { TAG_REQ = 11, TAG_REPLY = 12 };
+
+/* REQ payload (doubles): index done (-1: none), leaving, then the result's fields. */
+enum { R_INDEX, R_LEAVING, R_ITERS, R_CONTENT, R_STYLE, R_TV, R_TOTAL, R_SECONDS, R_RANK, R_N };
+
+static int my_rank, n_ranks;
+
+void
+ts_sched_init(int *argc, char ***argv, int *rank, int *nranks)
+{
+	MPI_Init(argc, argv);
+	MPI_Comm_rank(MPI_COMM_WORLD, &my_rank);
+	MPI_Comm_size(MPI_COMM_WORLD, &n_ranks);
+	*rank = my_rank;
+	*nranks = n_ranks;
+}
+
+void
+ts_sched_finalize(void)
+{
+	MPI_Finalize();
+}
+
+void
+ts_sched_abort(const char *msg, int code)
+{
+	fprintf(stderr, "tessera[rank %d]: %s\n", my_rank, msg);
+	fflush(stderr);
+	if (n_ranks > 1)
+		MPI_Abort(MPI_COMM_WORLD, code);
+	MPI_Finalize();
+	exit(code);
+}
+
+static double
+now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Rank 0's view of one level. */
+typedef struct level_state {
+	ts_job *job;
+	int level, ntiles;
+	int *queue, nqueue, qhead;   /* tiles to hand out, in order */
+	int done;                    /* tiles finished (valid checkpoints) */
+	int *idle;                   /* [n_ranks]: worker told "no more tiles" */
+	int nidle;
+	int *busy;                   /* [n_ranks]: tile index in flight, -1 */
+	volatile int *stop;
+	int failed;
+	int progress, tty;
+	double t0;
+	int done_at_start;
+} level_state;
+
+static void
+print_progress(level_state *s)
+{
+	double el = now_s() - s->t0;
+	int made = s->done - s->done_at_start;
+	double rate = el > 0 ? made / el : 0;
+	char eta[32] = "?";
+
+	if (!s->progress)
+		return;
+	if (rate > 0) {
+		long v = (long)((s->ntiles - s->done) / rate + 0.5);
+		snprintf(eta, sizeof eta, "%ldm%02lds", v / 60, v % 60);
+	}
+	fprintf(stderr, "%slevel %d: %d/%d tiles  %.3f tiles/s  ETA %s%s", s->tty ? "\r" : "",
+	        s->level, s->done, s->ntiles, rate, eta, s->tty ? "\033[K" : "\n");
+	fflush(stderr);
+}
+
+static void
+log_result(level_state *s, const double *m)
+{
+	ts_tile_result r;
+	int idx = (int)m[R_INDEX];
+	const ts_level *lv = &ts_job_plan(s->job)->level[s->level];
+
+	memset(&r, 0, sizeof r);
+	r.level = s->level;
+	r.row = idx / lv->ncols;
+	r.col = idx % lv->ncols;
+	r.iterations = (int)m[R_ITERS];
+	r.content = m[R_CONTENT];
+	r.style = m[R_STYLE];
+	r.tv = m[R_TV];
+	r.total = m[R_TOTAL];
+	r.seconds = m[R_SECONDS];
+	r.rank = (int)m[R_RANK];
+	if (ts_job_log(s->job, &r))
+		fprintf(stderr, "tessera: %s\n", ts_errmsg());
+	s->done++;
+	print_progress(s);
+}
+
+/* Answer one request (rank 0). */
+static void
+serve_one(level_state *s, int src)
+{
+	double m[R_N];
+	int reply = -1;
+
+	MPI_Recv(m, R_N, MPI_DOUBLE, src, TAG_REQ, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+	if (m[R_INDEX] >= 0)
+		log_result(s, m);
+	if (s->busy[src] >= 0 && m[R_INDEX] < 0) {
+		/* the tile was dropped (worker stopping): put it back */
+		s->queue[--s->qhead] = s->busy[src];
+	}
+	s->busy[src] = -1;
+	if (!(m[R_LEAVING] > 0) && !(s->stop && *s->stop) && s->qhead < s->nqueue)
+		reply = s->queue[s->qhead++];
+	if (reply < 0) {
+		if (!s->idle[src]) {
+			s->idle[src] = 1;
+			s->nidle++;
+		}
+	} else {
+		s->busy[src] = reply;
+	}
+	MPI_Send(&reply, 1, MPI_INT, src, TAG_REPLY, MPI_COMM_WORLD);
+}
+
+/* Answer every pending request without blocking (called between iterations). */
+static void
+serve_pending(void *user)
+{
+	level_state *s = user;
+	int flag;
+	MPI_Status st;
+
+	for (;;) {
+		MPI_Iprobe(MPI_ANY_SOURCE, TAG_REQ, MPI_COMM_WORLD, &flag, &st);
+		if (!flag)
+			return;
+		serve_one(s, st.MPI_SOURCE);
+	}
+}
+
+/* Rank 0: run one level to its end.  0 ok, 1 stopped, -1 error. */
+static int
+coordinate_level(level_state *s)
+{
+	int ret = 0;
+
+	while (s->done < s->ntiles || s->nidle < n_ranks - 1) {
+		int stopping = s->stop && *s->stop;
+
+		if (!stopping && !s->failed && s->qhead < s->nqueue) {
+			ts_tile_result res;
+			int idx = s->queue[s->qhead++], r;
+
+			r = ts_job_render_tile(s->job, s->level, idx, 0, s->stop,
+			                       n_ranks > 1 ? serve_pending : NULL, s, &res);
+			if (r < 0) {
+				s->failed = 1;
+				return -1;
+			}
+			if (r == 1) {
+				s->queue[--s->qhead] = idx;
+				continue;
+			}
+			{
+				double m[R_N] = { idx, 0, res.iterations, res.content, res.style,
+				                  res.tv, res.total, res.seconds, 0 };
+				log_result(s, m);
+			}
+			continue;
+		}
+		if (n_ranks == 1 || s->nidle == n_ranks - 1) {
+			/* nobody left to wait for */
+			if (stopping || s->qhead >= s->nqueue)
+				break;
+			continue;
+		}
+		{
+			MPI_Status st;
+
+			MPI_Probe(MPI_ANY_SOURCE, TAG_REQ, MPI_COMM_WORLD, &st);
+			serve_one(s, st.MPI_SOURCE);
+		}
+	}
+	if (s->done < s->ntiles)
+		ret = 1;
+	return ret;
+}
+
+/* Worker: ask for tiles of the level until told there are none.  0, or -1 on error
+ * (the caller aborts). */
+static int
+work_level(ts_job *job, int level, volatile int *stop)
+{
+	double m[R_N];
+	int reply;
+
+	for (int i = 0; i < R_N; i++)
+		m[i] = 0;
+	m[R_INDEX] = -1;
+	m[R_LEAVING] = stop && *stop;
+	for (;;) {
+		ts_tile_result res;
+		int r;
+
+		MPI_Send(m, R_N, MPI_DOUBLE, 0, TAG_REQ, MPI_COMM_WORLD);
+		MPI_Recv(&reply, 1, MPI_INT, 0, TAG_REPLY, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+		if (reply < 0)
+			return 0;
+		r = ts_job_render_tile(job, level, reply, my_rank, stop, NULL, NULL, &res);
+		if (r < 0)
+			return -1;
+		for (int i = 0; i < R_N; i++)
+			m[i] = 0;
+		if (r == 1) {
+			m[R_INDEX] = -1;
+			m[R_LEAVING] = 1;
+			continue;
+		}
+		m[R_INDEX] = reply;
+		m[R_ITERS] = res.iterations;
+		m[R_CONTENT] = res.content;
+		m[R_STYLE] = res.style;
+		m[R_TV] = res.tv;
+		m[R_TOTAL] = res.total;
+		m[R_SECONDS] = res.seconds;
+		m[R_RANK] = my_rank;
+		m[R_LEAVING] = stop && *stop;
+	}
+}
+
+int
+ts_sched_run(const ts_config *c, volatile int *stop)
+{
+	ts_job *job = NULL;
+	int ok = 1, ret = -1, nlevels, stopped = 0;
+	char msg[2048] = "";
+	level_state s;
+
+	memset(&s, 0, sizeof s);
+	/* Rank 0 sets up the job directory first; the others open it after. */
+	if (my_rank == 0) {
+		if (!(job = ts_job_open(c, 1))) {
+			snprintf(msg, sizeof msg, "%s", ts_errmsg());
+			ok = 0;
+		}
+	}
+	MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+	if (!ok) {
+		ts_error("sched", "%s", msg + (strncmp(msg, "job: ", 5) ? 0 : 5));
+		return -1;
+	}
+	if (my_rank != 0 && !(job = ts_job_open(c, 0)))
+		return -1;
+	if (c->plan_only) {
+		if (my_rank == 0)
+			ts_job_print_plan(job, stdout, n_ranks);
+		ts_job_close(job);
+		return 0;
+	}
+	nlevels = ts_job_plan(job)->nlevels;
+	s.job = job;
+	s.stop = stop;
+	s.tty = isatty(fileno(stderr));
+	s.progress = c->progress == TS_PROGRESS_ON || (c->progress == TS_PROGRESS_AUTO && s.tty);
+	if (my_rank == 0) {
+		s.idle = calloc((size_t)n_ranks, sizeof *s.idle);
+		s.busy = malloc((size_t)n_ranks * sizeof *s.busy);
+		if (!s.idle || !s.busy) {
+			ts_error("sched", "out of memory");
+			goto cleanup;
+		}
+	}
+	for (int level = 0; level < nlevels; level++) {
+		int hdr[2] = { 1, level };
+		ts_style_targets *t;
+
+		if (my_rank == 0) {
+			const ts_level *lv = &ts_job_plan(job)->level[level];
+
+			/* which tiles are still to do (valid checkpoints are kept) */
+			s.level = level;
+			s.ntiles = lv->ncols * lv->nrows;
+			free(s.queue);
+			s.queue = malloc((size_t)s.ntiles * sizeof *s.queue);
+			if (!s.queue) {
+				ts_error("sched", "out of memory");
+				hdr[0] = -1;
+			}
+			s.nqueue = s.qhead = s.done = 0;
+			for (int i = 0; s.queue && i < s.ntiles; i++) {
+				if (ts_job_tile_valid(job, level, i))
+					s.done++;
+				else
+					s.queue[s.nqueue++] = i;
+			}
+			s.done_at_start = s.done;
+			if (stop && *stop)
+				hdr[0] = 0;
+			if (hdr[0] == 1 && !ts_job_targets(job, level, s.nqueue > 0))
+				hdr[0] = -1;
+			if (hdr[0] == 1 && s.nqueue == 0)
+				hdr[0] = 2; /* nothing to render: skip the targets */
+		}
+		MPI_Bcast(hdr, 2, MPI_INT, 0, MPI_COMM_WORLD);
+		if (hdr[0] == 0) {
+			ret = 1;
+			goto cleanup;
+		}
+		if (hdr[0] < 0) {
+			if (my_rank == 0)
+				goto cleanup; /* message in the buffer */
+			ts_error("sched", "rank 0 failed");
+			goto cleanup;
+		}
+		if (hdr[0] == 1) {
+			if (my_rank != 0 && !ts_job_targets(job, level, 0))
+				goto cleanup;
+			t = ts_job_current_targets(job);
+			MPI_Bcast(t->mem, (int)ts_targets_floats(t), MPI_FLOAT, 0, MPI_COMM_WORLD);
+			if (my_rank != 0)
+				ts_targets_update(t);
+			if (my_rank == 0) {
+				int r;
+
+				for (int i = 0; i < n_ranks; i++) {
+					s.idle[i] = 0;
+					s.busy[i] = -1;
+				}
+				s.nidle = 0;
+				s.t0 = now_s();
+				print_progress(&s);
+				r = coordinate_level(&s);
+				if (s.progress && s.tty)
+					fputc('\n', stderr);
+				if (r < 0)
+					goto cleanup; /* workers are aborted by the caller */
+				if (r == 1) {
+					stopped = 1;
+					continue; /* the next broadcast says stop */
+				}
+			} else if (work_level(job, level, stop)) {
+				goto cleanup;
+			}
+		}
+		if (my_rank == 0 && !stopped && ts_job_assemble(job, level))
+			goto cleanup;
+	}
+	/* stopped during the last level: every worker is idle and done */
+	ret = stopped ? 1 : 0;
+cleanup:
+	free(s.queue);
+	free(s.idle);
+	free(s.busy);
+	ts_job_close(job);
+	return ret;
+}

@@ -1,0 +1,535 @@
+/* vgg: VGG-19 layer table, weights, and the forward/backward run (see vgg.h).
+ *
+ * Invariants of a run: every buffer is carved out of one allocation made at creation
+ * (layout() both measures and places, so ts_vgg_run_bytes is exact); forward and
+ * backward allocate nothing.  A convolution writes straight into its ReLU's buffer
+ * (ReLU in place) unless the convolution itself is tapped, in which case its pre-ReLU
+ * output is kept and the ReLU copies it.  ReLU outputs double as the masks of the
+ * backward pass (y > 0 exactly where the input was > 0); a convolution's backward
+ * needs only its weights; average pooling's backward needs nothing and max pooling's
+ * reads its input, which is the kept output of the layer before.  Only tapped layers
+ * have gradient buffers; the backward sweep runs in two ping-pong buffers of the
+ * largest layer.  One conv workspace serves every layer. */
+#include "tessera/vgg.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tessera/error.h"
+
+static const char *const layer_names[TS_VGG_NLAYERS] = {
+	"conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",
+	"conv2_1", "relu2_1", "conv2_2", "relu2_2", "pool2",
+	"conv3_1", "relu3_1", "conv3_2", "relu3_2", "conv3_3", "relu3_3", "conv3_4", "relu3_4",
+	"pool3",
+	"conv4_1", "relu4_1", "conv4_2", "relu4_2", "conv4_3", "relu4_3", "conv4_4", "relu4_4",
+	"pool4",
+	"conv5_1", "relu5_1", "conv5_2", "relu5_2", "conv5_3", "relu5_3", "conv5_4", "relu5_4",
+	"pool5",
+};
+
+/* Full-width output channels of the 16 convolutions. */
+static const int vgg19_channels[TS_VGG_NCONV] = {
+	64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512, 512, 512, 512, 512,
+};
+
+int
+ts_vgg_layer_index(const char *name)
+{
+	if (!name)
+		return -1;
+	for (int i = 0; i < TS_VGG_NLAYERS; i++)
+		if (!strcmp(name, layer_names[i]))
+			return i;
+	return -1;
+}
+
+const char *
+ts_vgg_layer_name(int idx)
+{
+	TS_ASSERT(idx >= 0 && idx < TS_VGG_NLAYERS);
+	return layer_names[idx];
+}
+
+ts_layer_kind
+ts_vgg_layer_kind(int idx)
+{
+	const char *n = ts_vgg_layer_name(idx);
+
+	return n[0] == 'c' ? TS_LAYER_CONV : n[0] == 'r' ? TS_LAYER_RELU : TS_LAYER_POOL;
+}
+
+int
+ts_vgg_layer_conv(int idx)
+{
+	int k = -1;
+
+	TS_ASSERT(idx >= 0 && idx < TS_VGG_NLAYERS);
+	for (int i = 0; i <= idx; i++)
+		if (ts_vgg_layer_kind(i) == TS_LAYER_CONV)
+			k++;
+	return k;
+}
+
+int
+ts_vgg_layer_pools(int idx)
+{
+	int p = 0;
+
+	TS_ASSERT(idx >= 0 && idx < TS_VGG_NLAYERS);
+	for (int i = 0; i < idx; i++)
+		if (ts_vgg_layer_kind(i) == TS_LAYER_POOL)
+			p++;
+	return p;
+}
+
+ts_vgg *
+ts_vgg_alloc(int nconv, const int *out_ch)
+{
+	ts_vgg *net = NULL, *ret = NULL;
+	size_t total = 0;
+	int in = 3;
+
+	if (nconv < 1 || nconv > TS_VGG_NCONV) {
+		ts_error("vgg", "%d convolutions (expected 1..%d)", nconv, TS_VGG_NCONV);
+		goto cleanup;
+	}
+	for (int i = 0; i < nconv; i++) {
+		if (out_ch[i] < 1 || out_ch[i] > 65536) {
+			ts_error("vgg", "convolution %d has %d output channels (expected 1..65536)",
+			         i, out_ch[i]);
+			goto cleanup;
+		}
+	}
+	if (!(net = calloc(1, sizeof *net))) {
+		ts_error("vgg", "out of memory");
+		goto cleanup;
+	}
+	net->nconv = nconv;
+	for (int i = 0; i < nconv; i++) {
+		net->in_ch[i] = in;
+		net->out_ch[i] = out_ch[i];
+		total += (size_t)out_ch[i] * in * 9 + (size_t)out_ch[i];
+		in = out_ch[i];
+	}
+	/* mem: per conv, w [out, in, 3, 3] then b [out] */
+	if (!(net->mem = calloc(total, sizeof(float)))) {
+		ts_error("vgg", "out of memory for %zu weights", total);
+		goto cleanup;
+	}
+	total = 0;
+	for (int i = 0; i < nconv; i++) {
+		net->w[i] = net->mem + total;
+		total += (size_t)net->out_ch[i] * net->in_ch[i] * 9;
+		net->b[i] = net->mem + total;
+		total += (size_t)net->out_ch[i];
+	}
+	net->input = TS_INPUT_TORCH;
+	net->mean[0] = 0.485f, net->mean[1] = 0.456f, net->mean[2] = 0.406f;
+	net->std[0] = 0.229f, net->std[1] = 0.224f, net->std[2] = 0.225f;
+	ret = net;
+	net = NULL;
+cleanup:
+	ts_vgg_destroy(net);
+	return ret;
+}
+
+/* splitmix64: tessera's own generator (integer arithmetic only). */
+static uint64_t
+splitmix64(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* An approximately standard normal deviate: the sum of twelve 16-bit uniforms
+ * (Irwin-Hall, mean 0, variance 1 - 2^-32, bounded by +-6).  Everything up to the
+ * final exact scaling is integer arithmetic, so the bits are the same on every
+ * machine, compiler and libm (Box-Muller would depend on log/cos rounding). */
+static double
+normal12(uint64_t *s)
+{
+	int64_t sum = 0;
+
+	for (int k = 0; k < 3; k++) {
+		uint64_t u = splitmix64(s);
+
+		sum += (int64_t)(u & 0xffff) + (int64_t)((u >> 16) & 0xffff) +
+		       (int64_t)((u >> 32) & 0xffff) + (int64_t)(u >> 48);
+	}
+	/* 12 * 65535 / 2 = 393210; divide by 65536 (exact) */
+	return (double)(sum - 393210) / 65536.0;
+}
+
+ts_vgg *
+ts_vgg_create_builtin(uint64_t seed, int width_div)
+{
+	int ch[TS_VGG_NCONV];
+	ts_vgg *net;
+
+	if (width_div < 1) {
+		ts_error("vgg", "width divisor %d (expected >= 1)", width_div);
+		return NULL;
+	}
+	for (int i = 0; i < TS_VGG_NCONV; i++)
+		ch[i] = vgg19_channels[i] / width_div > 0 ? vgg19_channels[i] / width_div : 1;
+	if (!(net = ts_vgg_alloc(TS_VGG_NCONV, ch)))
+		return NULL;
+	/* He-normal, std sqrt(2 / (9 * in)): keeps the second moment of ReLU activations
+	 * from layer to layer.  Each conv has its own stream (seed, layer), so a narrow
+	 * or truncated network does not shift the others; sqrt and the products below
+	 * are correctly rounded IEEE operations, so the weights are portable bits.
+	 * Biases stay zero. */
+	for (int i = 0; i < TS_VGG_NCONV; i++) {
+		size_t n = (size_t)net->out_ch[i] * net->in_ch[i] * 9;
+		double sd = sqrt(2.0 / (9.0 * net->in_ch[i]));
+		uint64_t s = seed ^ 0x7465737365726121ULL; /* "tessera!" */
+
+		s += 0x632be59bd9b4e019ULL * (uint64_t)(i + 1);
+		splitmix64(&s);
+		for (size_t k = 0; k < n; k++)
+			net->w[i][k] = (float)(sd * normal12(&s));
+	}
+	return net;
+}
+
+void
+ts_vgg_destroy(ts_vgg *net)
+{
+	if (!net)
+		return;
+	free(net->mem);
+	free(net);
+}
+
+struct ts_vgg_run {
+	const ts_vgg *net;              /* borrowed */
+	int h, w, last;                 /* image size; deepest layer evaluated */
+	ts_pool_mode pool;
+	unsigned char tapped[TS_VGG_NLAYERS];
+	int c[TS_VGG_NLAYERS];          /* output shape of each layer: [c, lh, lw] */
+	int lh[TS_VGG_NLAYERS], lw[TS_VGG_NLAYERS];
+	float *in;                      /* [3, h, w] network input (after the mapping) */
+	float *out[TS_VGG_NLAYERS];     /* [c, lh, lw] output of each layer (an untapped
+	                                 * conv shares its ReLU's buffer) */
+	float *grad[TS_VGG_NLAYERS];    /* tapped layers: d loss / d out, else NULL */
+	float *g0, *g1;                 /* ping-pong [largest layer] for the sweep */
+	float *ws;                      /* [ws_floats] conv workspace */
+	size_t ws_floats;
+	float *mem;                     /* owns every buffer above */
+};
+
+static size_t
+layer_size(const ts_vgg_run *r, int i)
+{
+	return (size_t)r->c[i] * r->lh[i] * r->lw[i];
+}
+
+/* Fill the shapes of r (net, h, w, last, tapped set) and place its buffers in mem, or
+ * only measure when mem is NULL.  Returns the floats needed. */
+static size_t
+layout(ts_vgg_run *r, float *mem)
+{
+	size_t off = 0, maxn = (size_t)3 * r->h * r->w, ws = 0;
+	int c = 3, h = r->h, w = r->w;
+
+#define TAKE(ptr, n)                           \
+	do {                                   \
+		(ptr) = mem ? mem + off : NULL; \
+		off += (n);                    \
+	} while (0)
+	TAKE(r->in, (size_t)3 * h * w);
+	for (int i = 0; i <= r->last; i++) {
+		ts_layer_kind k = ts_vgg_layer_kind(i);
+		size_t n;
+
+		if (k == TS_LAYER_CONV) {
+			int ci = ts_vgg_layer_conv(i);
+			size_t need = ts_conv_ws_floats(c, r->net->out_ch[ci], h, w);
+
+			if (need > ws)
+				ws = need;
+			c = r->net->out_ch[ci];
+		} else if (k == TS_LAYER_POOL) {
+			h /= 2;
+			w /= 2;
+		}
+		r->c[i] = c;
+		r->lh[i] = h;
+		r->lw[i] = w;
+		n = (size_t)c * h * w;
+		if (n > maxn)
+			maxn = n;
+		r->out[i] = NULL;
+		/* an untapped conv (never the last: that one is tapped) writes into its
+		 * ReLU's buffer, the ReLU then runs in place */
+		if (!(k == TS_LAYER_CONV && !r->tapped[i]))
+			TAKE(r->out[i], n);
+		if (k == TS_LAYER_RELU && !r->tapped[i - 1])
+			r->out[i - 1] = r->out[i];
+		r->grad[i] = NULL;
+		if (r->tapped[i])
+			TAKE(r->grad[i], n);
+	}
+	TAKE(r->g0, maxn);
+	TAKE(r->g1, maxn);
+	TAKE(r->ws, ws);
+	r->ws_floats = ws;
+#undef TAKE
+	return off;
+}
+
+/* The checks of ts_vgg_run_create; 0 or -1 with a message. */
+static int
+check_run(const ts_vgg *net, int h, int w, int last, const unsigned char *tapped)
+{
+	int pools, need;
+
+	if (!net || !tapped) {
+		ts_error("vgg", "no network or no tapped layers");
+		return -1;
+	}
+	if (last < 0 || last >= TS_VGG_NLAYERS) {
+		ts_error("vgg", "deepest layer %d out of range (0..%d)", last, TS_VGG_NLAYERS - 1);
+		return -1;
+	}
+	if (!tapped[last]) {
+		ts_error("vgg", "the deepest layer %s is not tapped", layer_names[last]);
+		return -1;
+	}
+	for (int i = last + 1; i < TS_VGG_NLAYERS; i++) {
+		if (tapped[i]) {
+			ts_error("vgg", "layer %s is tapped but deeper than %s", layer_names[i],
+			         layer_names[last]);
+			return -1;
+		}
+	}
+	if (ts_vgg_layer_conv(last) >= net->nconv) {
+		ts_error("vgg", "layer %s needs %d convolutions; the network has %d",
+		         layer_names[last], ts_vgg_layer_conv(last) + 1, net->nconv);
+		return -1;
+	}
+	for (int i = 0; i < net->nconv; i++) {
+		if (net->in_ch[i] != (i ? net->out_ch[i - 1] : 3) || net->out_ch[i] < 1) {
+			ts_error("vgg", "convolution %d has %d input channels after %d outputs", i,
+			         net->in_ch[i], i ? net->out_ch[i - 1] : 3);
+			return -1;
+		}
+	}
+	pools = ts_vgg_layer_pools(last) + (ts_vgg_layer_kind(last) == TS_LAYER_POOL);
+	need = 1 << pools;
+	if (h < need || w < need) {
+		ts_error("vgg", "image %dx%d too small for %s (needs at least %dx%d)", w, h,
+		         layer_names[last], need, need);
+		return -1;
+	}
+	return 0;
+}
+
+size_t
+ts_vgg_run_bytes(const ts_vgg *net, int h, int w, int last, const unsigned char *tapped)
+{
+	ts_vgg_run r;
+
+	if (check_run(net, h, w, last, tapped))
+		return 0;
+	memset(&r, 0, sizeof r);
+	r.net = net;
+	r.h = h;
+	r.w = w;
+	r.last = last;
+	memcpy(r.tapped, tapped, TS_VGG_NLAYERS);
+	return layout(&r, NULL) * sizeof(float) + sizeof r;
+}
+
+ts_vgg_run *
+ts_vgg_run_create(const ts_vgg *net, int h, int w, int last, const unsigned char *tapped,
+                  ts_pool_mode pool)
+{
+	ts_vgg_run *r = NULL, *ret = NULL;
+	size_t n;
+
+	if (check_run(net, h, w, last, tapped))
+		goto cleanup;
+	if (pool != TS_POOL_AVG && pool != TS_POOL_MAX) {
+		ts_error("vgg", "unknown pooling mode %d", (int)pool);
+		goto cleanup;
+	}
+	if (!(r = calloc(1, sizeof *r))) {
+		ts_error("vgg", "out of memory");
+		goto cleanup;
+	}
+	r->net = net;
+	r->h = h;
+	r->w = w;
+	r->last = last;
+	r->pool = pool;
+	memcpy(r->tapped, tapped, TS_VGG_NLAYERS);
+	n = layout(r, NULL);
+	if (!(r->mem = malloc(n * sizeof(float)))) {
+		ts_error("vgg", "out of memory for the activations of a %dx%d image (%.0f MiB)", w,
+		         h, (double)n * sizeof(float) / 1048576.0);
+		goto cleanup;
+	}
+	layout(r, r->mem);
+	ret = r;
+	r = NULL;
+cleanup:
+	ts_vgg_run_destroy(r);
+	return ret;
+}
+
+void
+ts_vgg_run_destroy(ts_vgg_run *r)
+{
+	if (!r)
+		return;
+	free(r->mem);
+	free(r);
+}
+
+void
+ts_vgg_forward(ts_vgg_run *r, const float *img)
+{
+	const ts_vgg *net = r->net;
+	size_t hw = (size_t)r->h * r->w;
+	const float *x = r->in;
+	int c = 3, h = r->h, w = r->w;
+
+	/* img [3, h, w] RGB in [0,1] -> in [3, h, w] as the weights expect */
+	for (int k = 0; k < 3; k++) {
+		float *dst = r->in + k * hw;
+
+		if (net->input == TS_INPUT_TORCH) {
+			const float *src = img + k * hw;
+			float m = net->mean[k], s = 1.0f / net->std[k];
+
+			for (size_t i = 0; i < hw; i++)
+				dst[i] = (src[i] - m) * s;
+		} else {
+			const float *src = img + (2 - k) * hw; /* net channel 0 = B */
+			float m = net->mean[k];
+
+			for (size_t i = 0; i < hw; i++)
+				dst[i] = 255.0f * src[i] - m;
+		}
+	}
+	for (int i = 0; i <= r->last; i++) {
+		ts_layer_kind k = ts_vgg_layer_kind(i);
+
+		if (k == TS_LAYER_CONV) {
+			int ci = ts_vgg_layer_conv(i);
+
+			ts_conv3x3_forward(x, c, h, w, net->w[ci], net->b[ci], net->out_ch[ci],
+			                   r->out[i], r->ws, r->ws_floats);
+			c = net->out_ch[ci];
+		} else if (k == TS_LAYER_RELU) {
+			if (r->out[i] != r->out[i - 1])
+				memcpy(r->out[i], r->out[i - 1], layer_size(r, i) * sizeof(float));
+			ts_relu_forward(r->out[i], layer_size(r, i));
+		} else {
+			ts_pool_forward(x, c, h, w, r->out[i], r->pool);
+			h /= 2;
+			w /= 2;
+		}
+		x = r->out[i];
+	}
+}
+
+const float *
+ts_vgg_feature(const ts_vgg_run *r, int layer, int *c, int *fh, int *fw)
+{
+	TS_ASSERT(layer >= 0 && layer <= r->last && r->tapped[layer]);
+	if (c)
+		*c = r->c[layer];
+	if (fh)
+		*fh = r->lh[layer];
+	if (fw)
+		*fw = r->lw[layer];
+	return r->out[layer];
+}
+
+float *
+ts_vgg_grad(ts_vgg_run *r, int layer)
+{
+	TS_ASSERT(layer >= 0 && layer <= r->last && r->tapped[layer]);
+	return r->grad[layer];
+}
+
+void
+ts_vgg_zero_grad(ts_vgg_run *r)
+{
+	for (int i = 0; i <= r->last; i++)
+		if (r->tapped[i])
+			memset(r->grad[i], 0, layer_size(r, i) * sizeof(float));
+}
+
+void
+ts_vgg_backward(ts_vgg_run *r, float *dimg)
+{
+	const ts_vgg *net = r->net;
+	float *cur = r->g0, *other = r->g1, *t;
+	size_t hw = (size_t)r->h * r->w;
+
+	/* cur: d loss / d out[i] for the layer i being passed */
+	memcpy(cur, r->grad[r->last], layer_size(r, r->last) * sizeof(float));
+	for (int i = r->last; i >= 0; i--) {
+		ts_layer_kind k = ts_vgg_layer_kind(i);
+		int ic = i > 0 ? r->c[i - 1] : 3;
+		int ih = i > 0 ? r->lh[i - 1] : r->h, iw = i > 0 ? r->lw[i - 1] : r->w;
+		size_t n = layer_size(r, i);
+
+		if (k == TS_LAYER_RELU) {
+			const float *y = r->out[i];
+
+			if (i != r->last && r->tapped[i]) {
+				const float *g = r->grad[i];
+
+				for (size_t j = 0; j < n; j++)
+					cur[j] = y[j] > 0.0f ? cur[j] + g[j] : 0.0f;
+			} else {
+				ts_relu_backward(y, cur, n);
+			}
+			continue;
+		}
+		if (i != r->last && r->tapped[i]) {
+			const float *g = r->grad[i];
+
+			for (size_t j = 0; j < n; j++)
+				cur[j] += g[j];
+		}
+		if (k == TS_LAYER_CONV) {
+			int ci = ts_vgg_layer_conv(i);
+
+			ts_conv3x3_backward(cur, net->out_ch[ci], ih, iw, net->w[ci], ic, other, r->ws,
+			                    r->ws_floats);
+		} else {
+			/* a pool always follows a ReLU, whose output is kept */
+			ts_pool_backward(r->out[i - 1], cur, ic, ih, iw, other, r->pool);
+		}
+		t = cur;
+		cur = other;
+		other = t;
+	}
+	/* cur: d loss / d in [3, h, w] -> d loss / d img through the input mapping */
+	for (int k = 0; k < 3; k++) {
+		float *dst = dimg + k * hw;
+
+		if (net->input == TS_INPUT_TORCH) {
+			const float *src = cur + k * hw;
+			float s = 1.0f / net->std[k];
+
+			for (size_t i = 0; i < hw; i++)
+				dst[i] = src[i] * s;
+		} else {
+			const float *src = cur + (2 - k) * hw;
+
+			for (size_t i = 0; i < hw; i++)
+				dst[i] = 255.0f * src[i];
+		}
+	}
+}

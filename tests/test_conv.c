@@ -1,0 +1,366 @@
+/* test_conv: the 3x3 convolution against a naive reference (odd shapes, bias, several
+ * row chunks), and every backward pass (conv, ReLU, average and max pooling) against
+ * central differences of the scalar loss sum(dy * y) computed in double. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tessera/conv.h"
+
+/* Deterministic test data: uniform in [lo, hi). */
+static uint64_t rng_state = 12345;
+
+static double
+urand(double lo, double hi)
+{
+	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	z ^= z >> 31;
+	return lo + (hi - lo) * (double)(z >> 11) / 9007199254740992.0;
+}
+
+static float *
+rand_buf(size_t n, double lo, double hi)
+{
+	float *p = malloc(n * sizeof *p);
+
+	assert_non_null(p);
+	for (size_t i = 0; i < n; i++)
+		p[i] = (float)urand(lo, hi);
+	return p;
+}
+
+/* Naive reference: y [oc, h, w] = conv3x3(x [ic, h, w], wt [oc, ic, 3, 3]) + bias. */
+static void
+conv_ref(const float *x, int ic, int h, int w, const float *wt, const float *bias, int oc,
+         double *y)
+{
+	for (int o = 0; o < oc; o++)
+		for (int i = 0; i < h; i++)
+			for (int j = 0; j < w; j++) {
+				double s = bias ? bias[o] : 0.0;
+
+				for (int c = 0; c < ic; c++)
+					for (int ky = 0; ky < 3; ky++)
+						for (int kx = 0; kx < 3; kx++) {
+							int yy = i + ky - 1, xx = j + kx - 1;
+
+							if (yy < 0 || yy >= h || xx < 0 || xx >= w)
+								continue;
+							s += (double)wt[((size_t)(o * ic + c) * 3 + ky) * 3 + kx] *
+							     x[((size_t)c * h + yy) * w + xx];
+						}
+				y[((size_t)o * h + i) * w + j] = s;
+			}
+}
+
+/* Naive reference of the input gradient: dx [ic, h, w] for dy [oc, h, w]. */
+static void
+conv_back_ref(const float *dy, int oc, int h, int w, const float *wt, int ic, double *dx)
+{
+	memset(dx, 0, (size_t)ic * h * w * sizeof *dx);
+	for (int o = 0; o < oc; o++)
+		for (int i = 0; i < h; i++)
+			for (int j = 0; j < w; j++) {
+				double g = dy[((size_t)o * h + i) * w + j];
+
+				for (int c = 0; c < ic; c++)
+					for (int ky = 0; ky < 3; ky++)
+						for (int kx = 0; kx < 3; kx++) {
+							int yy = i + ky - 1, xx = j + kx - 1;
+
+							if (yy < 0 || yy >= h || xx < 0 || xx >= w)
+								continue;
+							dx[((size_t)c * h + yy) * w + xx] +=
+								g * wt[((size_t)(o * ic + c) * 3 + ky) * 3 + kx];
+						}
+			}
+}
+
+/* max |a - b| / (max |b| + tiny) */
+static double
+rel_err(const float *a, const double *b, size_t n)
+{
+	double e = 0, m = 1e-30;
+
+	for (size_t i = 0; i < n; i++) {
+		double d = fabs(a[i] - b[i]);
+
+		e = d > e ? d : e;
+		m = fabs(b[i]) > m ? fabs(b[i]) : m;
+	}
+	return e / m;
+}
+
+static void
+check_forward(int ic, int oc, int h, int w, int with_bias)
+{
+	size_t nws = ts_conv_ws_floats(ic, oc, h, w);
+	float *x = rand_buf((size_t)ic * h * w, -1, 1);
+	float *wt = rand_buf((size_t)oc * ic * 9, -0.5, 0.5);
+	float *b = with_bias ? rand_buf((size_t)oc, -1, 1) : NULL;
+	float *y = rand_buf((size_t)oc * h * w, 100, 200); /* garbage: must be overwritten */
+	float *ws = rand_buf(nws, 100, 200);
+	double *ref = malloc((size_t)oc * h * w * sizeof *ref);
+
+	assert_non_null(ref);
+	ts_conv3x3_forward(x, ic, h, w, wt, b, oc, y, ws, nws);
+	conv_ref(x, ic, h, w, wt, b, oc, ref);
+	assert_true(rel_err(y, ref, (size_t)oc * h * w) < 1e-5);
+	free(x);
+	free(wt);
+	free(b);
+	free(y);
+	free(ws);
+	free(ref);
+}
+
+static void
+test_forward_small(void **state)
+{
+	(void)state;
+	check_forward(5, 7, 9, 11, 1);
+	check_forward(3, 4, 13, 6, 0);
+	check_forward(1, 1, 1, 1, 1);
+	check_forward(2, 3, 1, 5, 1);
+	check_forward(4, 2, 6, 1, 1);
+	check_forward(7, 5, 2, 2, 0);
+}
+
+/* Shapes whose im2col would exceed the workspace cap: several row chunks. */
+static void
+test_chunks(void **state)
+{
+	int ic = 64, oc = 3, h = 301, w = 97; /* 150-row chunks: 150, 150, 1 */
+	size_t full = (size_t)9 * ic * h * w, nws = ts_conv_ws_floats(ic, oc, h, w);
+	float *dy, *dx, *wt, *ws;
+	double *ref;
+
+	(void)state;
+	assert_true(nws * 2 < full); /* at least three chunks */
+	assert_true(nws >= (size_t)9 * ic * w); /* at least one row */
+	check_forward(ic, oc, h, w, 1);
+
+	dy = rand_buf((size_t)oc * h * w, -1, 1);
+	wt = rand_buf((size_t)oc * ic * 9, -0.5, 0.5);
+	dx = malloc((size_t)ic * h * w * sizeof *dx);
+	ws = malloc(nws * sizeof *ws);
+	ref = malloc((size_t)ic * h * w * sizeof *ref);
+	assert_non_null(dx);
+	assert_non_null(ws);
+	assert_non_null(ref);
+	ts_conv3x3_backward(dy, oc, h, w, wt, ic, dx, ws, nws);
+	conv_back_ref(dy, oc, h, w, wt, ic, ref);
+	assert_true(rel_err(dx, ref, (size_t)ic * h * w) < 1e-5);
+	free(dy);
+	free(wt);
+	free(dx);
+	free(ws);
+	free(ref);
+}
+
+/* sum(dy * conv(x)) in double. */
+static double
+conv_loss(const float *x, int ic, int h, int w, const float *wt, const float *b, int oc,
+          const float *dy, float *y, float *ws, size_t nws)
+{
+	double s = 0;
+
+	ts_conv3x3_forward(x, ic, h, w, wt, b, oc, y, ws, nws);
+	for (size_t i = 0; i < (size_t)oc * h * w; i++)
+		s += (double)dy[i] * y[i];
+	return s;
+}
+
+static void
+check_conv_backward(int ic, int oc, int h, int w)
+{
+	size_t n = (size_t)ic * h * w, nws = ts_conv_ws_floats(ic, oc, h, w);
+	float *x = rand_buf(n, -1, 1), *wt = rand_buf((size_t)oc * ic * 9, -0.5, 0.5);
+	float *b = rand_buf((size_t)oc, -1, 1), *dy = rand_buf((size_t)oc * h * w, -1, 1);
+	float *y = malloc((size_t)oc * h * w * sizeof *y), *dx = rand_buf(n, 5, 6);
+	float *ws = malloc(nws * sizeof *ws);
+	double *ref;
+	const float eps = 0.0625f; /* the loss is linear in x: only rounding matters */
+
+	assert_non_null(y);
+	assert_non_null(ws);
+	assert_non_null(ref = malloc(n * sizeof *ref));
+	ts_conv3x3_backward(dy, oc, h, w, wt, ic, dx, ws, nws);
+	for (size_t i = 0; i < n; i++) {
+		float keep = x[i];
+		double lp, lm;
+
+		x[i] = keep + eps;
+		lp = conv_loss(x, ic, h, w, wt, b, oc, dy, y, ws, nws);
+		x[i] = keep - eps;
+		lm = conv_loss(x, ic, h, w, wt, b, oc, dy, y, ws, nws);
+		x[i] = keep;
+		ref[i] = (lp - lm) / (2.0 * eps);
+	}
+	assert_true(rel_err(dx, ref, n) < 1e-3);
+	free(x);
+	free(wt);
+	free(b);
+	free(dy);
+	free(y);
+	free(dx);
+	free(ws);
+	free(ref);
+}
+
+static void
+test_conv_backward(void **state)
+{
+	(void)state;
+	check_conv_backward(3, 5, 7, 9);
+	check_conv_backward(4, 2, 5, 1);
+	check_conv_backward(2, 3, 1, 6);
+	check_conv_backward(1, 1, 1, 1);
+}
+
+static void
+test_relu(void **state)
+{
+	size_t n = 257;
+	float *x = rand_buf(n, -1, 1), *y = malloc(n * sizeof *y), *dy = rand_buf(n, -1, 1);
+	float *g = malloc(n * sizeof *g);
+	const float eps = 1e-3f;
+
+	(void)state;
+	assert_non_null(y);
+	assert_non_null(g);
+	for (size_t i = 0; i < n; i++) /* keep away from the kink */
+		if (fabsf(x[i]) < 0.01f)
+			x[i] = 0.5f;
+	memcpy(y, x, n * sizeof *y);
+	ts_relu_forward(y, n);
+	for (size_t i = 0; i < n; i++)
+		assert_true(y[i] == (x[i] > 0 ? x[i] : 0.0f));
+	memcpy(g, dy, n * sizeof *g);
+	ts_relu_backward(y, g, n);
+	for (size_t i = 0; i < n; i++) {
+		/* d/dx_i sum(dy * relu(x)), central difference */
+		double p = x[i] + eps > 0 ? x[i] + eps : 0, m = x[i] - eps > 0 ? x[i] - eps : 0;
+		double num = dy[i] * (p - m) / (2.0 * eps);
+
+		assert_true(fabs(g[i] - num) < 1e-3);
+	}
+	free(x);
+	free(y);
+	free(dy);
+	free(g);
+}
+
+/* sum(dy * pool(x)) in double. */
+static double
+pool_loss(const float *x, int c, int h, int w, const float *dy, float *y, ts_pool_mode mode)
+{
+	double s = 0;
+
+	ts_pool_forward(x, c, h, w, y, mode);
+	for (size_t i = 0; i < (size_t)c * (h / 2) * (w / 2); i++)
+		s += (double)dy[i] * y[i];
+	return s;
+}
+
+static void
+check_pool(int c, int h, int w, ts_pool_mode mode)
+{
+	size_t n = (size_t)c * h * w, no = (size_t)c * (h / 2) * (w / 2);
+	float *x = malloc(n * sizeof *x), *y = malloc(no * sizeof *y);
+	float *dy = rand_buf(no, -1, 1), *dx = rand_buf(n, 5, 6);
+	const float eps = 1e-3f;
+
+	assert_non_null(x);
+	assert_non_null(y);
+	/* distinct values at least 0.01 apart (no ties within 2 eps): a shuffled ramp */
+	for (size_t i = 0; i < n; i++)
+		x[i] = 0.01f * (float)i - 1.0f;
+	for (size_t i = n - 1; i > 0; i--) {
+		size_t j = (size_t)urand(0, (double)(i + 1));
+		float t = x[i];
+
+		x[i] = x[j];
+		x[j] = t;
+	}
+	ts_pool_backward(x, dy, c, h, w, dx, mode);
+	for (size_t i = 0; i < n; i++) {
+		float keep = x[i];
+		double lp, lm, num;
+
+		x[i] = keep + eps;
+		lp = pool_loss(x, c, h, w, dy, y, mode);
+		x[i] = keep - eps;
+		lm = pool_loss(x, c, h, w, dy, y, mode);
+		x[i] = keep;
+		num = (lp - lm) / (2.0 * eps);
+		assert_true(fabs(dx[i] - num) < 2e-3);
+	}
+	free(x);
+	free(y);
+	free(dy);
+	free(dx);
+}
+
+static void
+test_pool(void **state)
+{
+	(void)state;
+	check_pool(3, 6, 8, TS_POOL_AVG);
+	check_pool(3, 7, 9, TS_POOL_AVG); /* odd: the last row/column is dropped */
+	check_pool(3, 6, 8, TS_POOL_MAX);
+	check_pool(2, 9, 5, TS_POOL_MAX);
+	check_pool(1, 1, 3, TS_POOL_MAX); /* no output at all: all zero */
+}
+
+/* Forward values, and ties in max pooling go to the first maximum. */
+static void
+test_pool_values(void **state)
+{
+	const float x[2 * 3 * 5] = {
+		1, 2, 3, 3, 9,
+		4, 0, 3, 3, 9,
+		9, 9, 9, 9, 9,
+		-1, -2, -3, -4, 0,
+		-5, -6, -7, -8, 0,
+		0, 0, 0, 0, 0,
+	};
+	const float dy[2 * 1 * 2] = { 1, 2, 3, 4 };
+	float y[4], dx[30];
+
+	(void)state;
+	ts_pool_forward(x, 2, 3, 5, y, TS_POOL_AVG);
+	assert_true(y[0] == 1.75f && y[1] == 3.0f && y[2] == -3.5f && y[3] == -5.5f);
+	ts_pool_forward(x, 2, 3, 5, y, TS_POOL_MAX);
+	assert_true(y[0] == 4 && y[1] == 3 && y[2] == -1 && y[3] == -3);
+	ts_pool_backward(x, dy, 2, 3, 5, dx, TS_POOL_MAX);
+	for (int i = 0; i < 30; i++) {
+		float want = i == 5 ? 1 : i == 2 ? 2 : i == 15 ? 3 : i == 17 ? 4 : 0;
+
+		assert_true(dx[i] == want);
+	}
+	ts_pool_backward(NULL, dy, 2, 3, 5, dx, TS_POOL_AVG);
+	assert_true(dx[0] == 0.25f && dx[6] == 0.25f && dx[8] == 0.5f && dx[4] == 0.0f);
+	assert_true(dx[10] == 0.0f && dx[29] == 0.0f && dx[22] == 1.0f);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_forward_small), cmocka_unit_test(test_chunks),
+		cmocka_unit_test(test_conv_backward), cmocka_unit_test(test_relu),
+		cmocka_unit_test(test_pool),          cmocka_unit_test(test_pool_values),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
