@@ -12,7 +12,8 @@ to the input only: every weight has requires_grad False.
 
 Timed per pass: normalize, forward, losses, backward (input gradient).  One
 untimed warm-up pass, then --repeat passes; each is printed, and the LAST line is
-"median_s <seconds>".
+"median_s <seconds>".  Each repetition also prints cpu/wall: close to --threads on
+an idle machine, lower when other processes took the cores.
 
     /usr/bin/python3 bench/torch_ref.py --size 512 --threads 2 --repeat 5
 """
@@ -106,11 +107,13 @@ def main():
     print("warmup_s %.3f" % (time.perf_counter() - t0))
     times = []
     for r in range(args.repeat):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         one_pass()
         dt = time.perf_counter() - t0
         times.append(dt)
-        print("rep %d s %.3f" % (r + 1, dt))
+        # cpu/wall near --threads means the cores were ours; much lower means the
+        # machine was shared during this repetition and its time is inflated.
+        print("rep %d s %.3f cpu/wall %.2f" % (r + 1, dt, (time.process_time() - c0) / dt))
     assert x.grad is not None and torch.isfinite(x.grad).all()
     print("median_s %.3f" % statistics.median(times))
     return 0

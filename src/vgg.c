@@ -297,16 +297,16 @@ check_run(const ts_vgg *net, int h, int w, int last, const unsigned char *tapped
 		ts_error("vgg", "deepest layer %d out of range (0..%d)", last, TS_VGG_NLAYERS - 1);
 		return -1;
 	}
-	if (!tapped[last]) {
-		ts_error("vgg", "the deepest layer %s is not tapped", layer_names[last]);
-		return -1;
-	}
 	for (int i = last + 1; i < TS_VGG_NLAYERS; i++) {
 		if (tapped[i]) {
 			ts_error("vgg", "layer %s is tapped but deeper than %s", layer_names[i],
 			         layer_names[last]);
 			return -1;
 		}
+	}
+	if (!tapped[last]) {
+		ts_error("vgg", "the deepest layer %s is not tapped", layer_names[last]);
+		return -1;
 	}
 	if (ts_vgg_layer_conv(last) >= net->nconv) {
 		ts_error("vgg", "layer %s needs %d convolutions; the network has %d",

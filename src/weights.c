@@ -656,9 +656,11 @@ load_st(const unsigned char *buf, size_t size, const char *path)
 
 		snprintf(c->lname, sizeof c->lname, "%.*sfeatures.%d", pl, prefix, torch_index[i]);
 		if (!c->has_w)
-			snprintf(c->wname, sizeof c->wname, "%s.weight", c->lname);
+			snprintf(c->wname, sizeof c->wname, "%.*sfeatures.%d.weight", pl, prefix,
+			         torch_index[i]);
 		if (!c->has_b)
-			snprintf(c->bname, sizeof c->bname, "%s.bias", c->lname);
+			snprintf(c->bname, sizeof c->bname, "%.*sfeatures.%d.bias", pl, prefix,
+			         torch_index[i]);
 	}
 	if (check_chain(path, src, 0, &nconv, out_ch))
 		goto cleanup;
@@ -1003,14 +1005,11 @@ layer_scan(pb *r, int v1, conv_src *src)
 	return 0;
 }
 
-/* For tests (declared in tests/test_weights.c, not public): the Caffe loader on a
- * buffer, with the nesting bound as a parameter.  path only names the buffer in
- * messages. */
-ts_vgg *ts_weights_caffe_buf(const unsigned char *buf, size_t size, const char *path,
-                             int max_depth);
-
-ts_vgg *
-ts_weights_caffe_buf(const unsigned char *buf, size_t size, const char *path, int max_depth)
+/* The Caffe loader on a buffer.  *nlayers counts the layers seen (0 suggests the file
+ * is no Caffe model at all). */
+static ts_vgg *
+load_caffe(const unsigned char *buf, size_t size, const char *path, int max_depth,
+           int *nlayers)
 {
 	conv_src src[TS_VGG_NCONV];
 	pb r = { buf, buf + size, buf, path, 0, max_depth };
@@ -1019,6 +1018,7 @@ ts_weights_caffe_buf(const unsigned char *buf, size_t size, const char *path, in
 	int out_ch[TS_VGG_NCONV], nconv, k;
 
 	memset(src, 0, sizeof src);
+	*nlayers = 0;
 	if (size == 0) {
 		ts_error("weights", "%s: empty file", path);
 		goto cleanup;
@@ -1029,6 +1029,7 @@ ts_weights_caffe_buf(const unsigned char *buf, size_t size, const char *path, in
 
 		if (f.num != 100 && f.num != 2)
 			continue;
+		(*nlayers)++;
 		if (pb_expect(&r, &f, 2, f.num == 100 ? "NetParameter.layer" : "NetParameter.layers") ||
 		    pb_enter(&r, &f, &sub) || layer_scan(&sub, f.num == 2, src))
 			goto cleanup;
@@ -1066,6 +1067,20 @@ cleanup:
 	return ret;
 }
 
+/* For tests (declared in tests/test_weights.c, not public): the Caffe loader on a
+ * buffer, with the nesting bound as a parameter.  path only names the buffer in
+ * messages. */
+ts_vgg *ts_weights_caffe_buf(const unsigned char *buf, size_t size, const char *path,
+                             int max_depth);
+
+ts_vgg *
+ts_weights_caffe_buf(const unsigned char *buf, size_t size, const char *path, int max_depth)
+{
+	int nlayers;
+
+	return load_caffe(buf, size, path, max_depth, &nlayers);
+}
+
 /* ---- public -------------------------------------------------------------------- */
 
 ts_vgg *
@@ -1100,7 +1115,7 @@ ts_weights_load(const char *path)
 	mapped m;
 	ts_vgg *net;
 	uint64_t hlen;
-	int st;
+	int st, nlayers;
 
 	if (map_file(path, &m))
 		return NULL;
@@ -1109,8 +1124,8 @@ ts_weights_load(const char *path)
 	/* A damaged file that is named as safetensors gets safetensors' message. */
 	if (st || ends_with(path, ".safetensors"))
 		net = load_st(m.p, m.size, path);
-	else
-		net = ts_weights_caffe_buf(m.p, m.size, path, PB_MAX_DEPTH);
+	else if (!(net = load_caffe(m.p, m.size, path, PB_MAX_DEPTH, &nlayers)) && !nlayers)
+		ts_error_append("neither a safetensors file nor a Caffe model with layers");
 	unmap_file(&m);
 	return net;
 }

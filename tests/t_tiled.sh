@@ -20,6 +20,12 @@ run() { # run NP OUT JOBDIR [extra...]
 	shift 3
 	mpirun -np "$np" --oversubscribe "$T" "${common[@]}" --out "$out" --job-dir "$job" "$@"
 }
+# the same, replacing the (background) subshell, so that $! is mpirun itself
+run_exec() {
+	local np=$1 out=$2 job=$3
+	shift 3
+	exec mpirun -np "$np" --oversubscribe "$T" "${common[@]}" --out "$out" --job-dir "$job" "$@"
+}
 tiles_in_log() { wc -l <"$1/log.jsonl"; }
 dups_in_log() { sed -E 's/.*"level":([0-9]+).*"row":([0-9]+).*"col":([0-9]+).*/\1 \2 \3/' "$1/log.jsonl" | sort | uniq -d | wc -l; }
 
@@ -46,36 +52,44 @@ else
 	fail "tiffinfo"; cat "$d/info"
 fi
 
-# 3. SIGKILL of a rank mid-level, then resume
-run 2 "$d/k.tif" "$d/jobk" >"$d/k1.log" 2>&1 &
+# 3. SIGKILL of a rank mid-level, then resume.  A slower last level leaves time to
+# interrupt it; its own uninterrupted run is the reference.
+heavy=(--level-iterations 6,4,150)
+run 2 "$d/h.tif" "$d/jobh" "${heavy[@]}" >"$d/h.log" 2>&1 || { fail "heavy run"; cat "$d/h.log"; }
+wait_tiles() { # JOBDIR N: until the log has N lines (at most 60 s)
+	for _ in $(seq 1 600); do
+		[ -f "$1/log.jsonl" ] && [ "$(tiles_in_log "$1")" -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+run_exec 2 "$d/k.tif" "$d/jobk" "${heavy[@]}" >"$d/k1.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 600); do
-	[ -f "$d/jobk/log.jsonl" ] && [ "$(tiles_in_log "$d/jobk")" -ge 7 ] && break
-	sleep 0.1
-done
+wait_tiles "$d/jobk" 8
 victim=$(pgrep -f "^$T .*$d/jobk" | tail -n 1)
 [ -n "$victim" ] && kill -9 "$victim"
 wait $pid
 before=$(tiles_in_log "$d/jobk")
+[ "$before" -lt "$total" ] || fail "SIGKILL came after the end ($before tiles)"
 [ -f "$d/k.tif" ] && fail "SIGKILL: output exists after the killed run"
-run 2 "$d/k.tif" "$d/jobk" >"$d/k2.log" 2>&1 || { fail "resume after SIGKILL"; cat "$d/k2.log"; }
-cmp -s "$d/np1.tif" "$d/k.tif" && echo "ok   SIGKILL + resume identical ($before tiles kept)" || fail "SIGKILL resume differs"
+run 2 "$d/k.tif" "$d/jobk" "${heavy[@]}" >"$d/k2.log" 2>&1 || { fail "resume after SIGKILL"; cat "$d/k2.log"; }
+cmp -s "$d/h.tif" "$d/k.tif" && echo "ok   SIGKILL + resume identical ($before tiles kept)" || fail "SIGKILL resume differs"
 [ "$(dups_in_log "$d/jobk")" -eq 0 ] || fail "SIGKILL: finished tiles were recomputed"
 
-# 4. SIGTERM (what Slurm sends), then resume with another rank count
-run 3 "$d/t.tif" "$d/jobt" >"$d/t1.log" 2>&1 &
+# 4. SIGTERM (what Slurm sends): a clean stop, then resume with another rank count
+run_exec 3 "$d/t.tif" "$d/jobt" "${heavy[@]}" >"$d/t1.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 600); do
-	[ -f "$d/jobt/log.jsonl" ] && [ "$(tiles_in_log "$d/jobt")" -ge 6 ] && break
-	sleep 0.1
-done
+wait_tiles "$d/jobt" 8
 kill -TERM $pid
 wait $pid
 rc=$?
-[ $rc -ne 0 ] || echo "note: SIGTERM arrived after the end (rc 0)"
-[ -f "$d/t.tif" ] && [ $rc -ne 0 ] && fail "SIGTERM: output exists after a stopped run"
-run 1 "$d/t.tif" "$d/jobt" >"$d/t2.log" 2>&1 || { fail "resume after SIGTERM"; cat "$d/t2.log"; }
-cmp -s "$d/np1.tif" "$d/t.tif" && echo "ok   SIGTERM (rc $rc) + resume on 1 rank identical" || fail "SIGTERM resume differs"
+before=$(tiles_in_log "$d/jobt")
+[ $rc -ne 0 ] || fail "SIGTERM: exit status 0"
+[ "$before" -lt "$total" ] || fail "SIGTERM came after the end"
+grep -q "stopped by a signal" "$d/t1.log" || { fail "SIGTERM: no clean stop"; cat "$d/t1.log"; }
+[ -f "$d/t.tif" ] && fail "SIGTERM: output exists after a stopped run"
+run 1 "$d/t.tif" "$d/jobt" "${heavy[@]}" >"$d/t2.log" 2>&1 || { fail "resume after SIGTERM"; cat "$d/t2.log"; }
+cmp -s "$d/h.tif" "$d/t.tif" && echo "ok   SIGTERM (clean stop, $before tiles kept) + resume on 1 rank identical" || fail "SIGTERM resume differs"
 [ "$(dups_in_log "$d/jobt")" -eq 0 ] || fail "SIGTERM: finished tiles were recomputed"
 
 # 5. a corrupt tile is redone, the output is unchanged

@@ -28,11 +28,11 @@ static char tmpdir[64];
 static const char *
 tmp_path(const char *name)
 {
-	static char p[2][256];
+	static char p[2][sizeof tmpdir + 256];
 	static int k;
 
 	k ^= 1;
-	snprintf(p[k], sizeof p[k], "%s/%s", tmpdir, name);
+	snprintf(p[k], sizeof p[k], "%s/%.255s", tmpdir, name);
 	return p[k];
 }
 
@@ -102,15 +102,6 @@ float_bits(float f)
 
 	memcpy(&u, &f, sizeof u);
 	return u;
-}
-
-static float
-bits_float(uint32_t u)
-{
-	float f;
-
-	memcpy(&f, &u, sizeof f);
-	return f;
 }
 
 /* float -> IEEE half, round to nearest; only finite values of modest size. */
@@ -357,6 +348,7 @@ st_expect_fail(st_file *f, const char *needle)
 
 	st_write(f, path);
 	st_free(f);
+	free(f);
 	for (int k = 0; k < 2; k++) {
 		net = k ? ts_weights_load(path) : ts_weights_load_safetensors(path);
 		if (net || !strstr(ts_errmsg(), needle) || !strstr(ts_errmsg(), path))
@@ -515,11 +507,11 @@ test_st_prefix_and_short(void **state)
 
 /* A valid 3-convolution file to corrupt (t[0..5] are weight, bias of each). */
 static st_file *
-st_base(model *m)
+st_base(const model *m)
 {
 	st_file *f = malloc(sizeof *f);
 
-	model_make(m, 3, 5);
+	assert_non_null(f);
 	st_from_model(f, m, "", "F32");
 	return f;
 }
@@ -532,6 +524,7 @@ test_st_corrupt_file(void **state)
 	st_file *f;
 
 	(void)state;
+	model_make(&m, 3, 5);
 	f = st_base(&m);
 	f->cut = 10; /* truncated in the data */
 	st_expect_fail(f, "truncated");
@@ -592,6 +585,7 @@ test_st_corrupt_offsets(void **state)
 	st_file *f;
 
 	(void)state;
+	model_make(&m, 3, 5);
 	/* gap: features.2.weight starts 4 bytes after features.0.bias ends */
 	f = st_base(&m);
 	st_layout(f);
@@ -661,6 +655,7 @@ test_st_corrupt_shapes(void **state)
 	st_tensor *t;
 
 	(void)state;
+	model_make(&m, 3, 5);
 	/* not 3x3 (same byte size: 4x3x3x3 = 4x3x9x1) */
 	f = st_base(&m);
 	t = st_find(f, "features.0.weight");
@@ -685,8 +680,6 @@ test_st_corrupt_shapes(void **state)
 	st_expect_fail(f, "features.2.bias is missing");
 	/* missing bias, under a prefix */
 	f = malloc(sizeof *f);
-	model_free(&m);
-	model_make(&m, 3, 5);
 	st_from_model(f, &m, "vgg19.", "F32");
 	free(f->t[1].data.p);
 	memmove(&f->t[1], &f->t[2], (size_t)(f->n - 2) * sizeof f->t[0]);
@@ -850,7 +843,6 @@ static void
 caffe_build(buf *net, const model *m, const caffe_opts *o)
 {
 	static const float fc[4] = { 9, 9, 9, 9 };
-	model fcm = { 1, { 2 }, { 2 }, { (float *)fc }, { (float *)fc } };
 
 	memset(net, 0, sizeof *net);
 	pb_str(net, 1, "VGG_ILSVRC_19_layers");
@@ -869,7 +861,6 @@ caffe_build(buf *net, const model *m, const caffe_opts *o)
 			layer_enc(net, o, "pool", 17, "Pooling", m, -1);
 	}
 	/* fc6 has an odd-sized blob: its shape is never checked, it is skipped */
-	fcm.in[0] = 1, fcm.out[0] = 1;
 	{
 		buf l = { 0 };
 		long long d[1] = { 3 };
@@ -879,7 +870,29 @@ caffe_build(buf *net, const model *m, const caffe_opts *o)
 		pb_msg(net, o->v1 ? 2 : 100, &l);
 		free(l.p);
 	}
-	(void)fcm;
+}
+
+/* Whether len is the end of a top-level field of b (fields of wire type 0 or 2). */
+static int
+top_boundary(const buf *b, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		uint64_t tag = 0, v = 0;
+		int sh = 0;
+
+		do
+			tag |= (uint64_t)(b->p[i] & 0x7f) << sh, sh += 7;
+		while (b->p[i++] & 0x80);
+		sh = 0;
+		do
+			v |= (uint64_t)(b->p[i] & 0x7f) << sh, sh += 7;
+		while (b->p[i++] & 0x80);
+		if ((tag & 7) == 2)
+			i += v;
+	}
+	return i == len;
 }
 
 static void
@@ -951,13 +964,17 @@ test_caffe_corrupt(void **state)
 	(void)state;
 	model_make(&m, 3, 30);
 
-	/* truncated anywhere inside */
+	/* truncated inside a top-level field (a cut between two fields cannot be told
+	 * from a shorter model: protobuf has no framing) */
 	caffe_build(&b, &m, &v1);
 	for (size_t cut = 1; cut < b.n; cut += b.n / 7) {
 		buf t = { b.p, b.n - cut, 0 };
 
-		caffe_expect_fail(&t, "truncated");
+		if (!top_boundary(&b, t.n))
+			caffe_expect_fail(&t, "truncated");
 	}
+	caffe_expect_fail(&(buf){ b.p, b.n - 1, 0 }, "truncated");
+	caffe_expect_fail(&(buf){ b.p, b.n / 2, 0 }, "truncated");
 	/* a varint of 11 bytes at the top level */
 	for (int i = 0; i < 10; i++)
 		buf_byte(&b, 0x80);
@@ -1034,10 +1051,13 @@ test_caffe_corrupt(void **state)
 	layer_enc(&b, &nf, "conv1_1", 0, "ReLU", &m, 0);
 	caffe_expect_fail(&b, "layer conv1_1 (at byte");
 	free(b.p);
-	/* no convolutions at all (a file that is neither format) */
+	/* no convolutions at all; a file that is neither format */
 	memset(&b, 0, sizeof b);
-	buf_printf(&b, "hello, this is not a model");
+	pb_str(&b, 1, "an empty net");
 	caffe_expect_fail(&b, "no VGG-19 convolution weights");
+	b.n = 0;
+	buf_printf(&b, "hello, this is not a model");
+	caffe_expect_fail(&b, "neither a safetensors file nor a Caffe model");
 	free(b.p);
 	model_free(&m);
 }
