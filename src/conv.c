@@ -18,6 +18,9 @@
 
 /* Cap on the im2col chunk in floats (8 Mi floats = 32 MiB); a chunk is at least one
  * output row, so a very wide, deep layer may exceed it by less than one row. */
+#ifndef MIN_COLS
+#define MIN_COLS 0
+#endif
 #ifndef CHUNK_FLOATS
 #define CHUNK_FLOATS ((size_t)8 << 20)
 #endif
@@ -43,7 +46,10 @@ chunk_rows(int ic, int h, int w)
 {
 	size_t per_row = (size_t)9 * ic * w;
 	size_t rows = CHUNK_FLOATS / per_row;
+	size_t min_rows = (MIN_COLS + (size_t)w - 1) / (size_t)w;
 
+	if (rows < min_rows)
+		rows = min_rows;
 	if (rows < 1)
 		rows = 1;
 	if (rows > (size_t)h)
