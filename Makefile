@@ -42,6 +42,9 @@ $(BUILD)/tessera-bench: bench/bench.c $(BUILD)/libtessera.a
 $(BUILD)/mkdemo: tools/mkdemo.c $(BUILD)/libtessera.a
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< $(BUILD)/libtessera.a $(LDLIBS)
 
+$(BUILD)/style-balance: bench/balance.c $(BUILD)/libtessera.a
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< $(BUILD)/libtessera.a $(LDLIBS)
+
 tessera-bench: $(BUILD)/tessera-bench
 	cp $< $@
 
@@ -50,7 +53,7 @@ tests: tessera $(BUILD)/mkdemo $(TESTBIN)
 test: tests
 	bash tests/run.sh $(BUILD)
 
-bench: tessera-bench tessera
+bench: tessera-bench tessera $(BUILD)/style-balance
 
 asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 ARCH= \

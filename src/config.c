@@ -704,8 +704,8 @@ ts_config_defaults(ts_config *c)
 	memset(c, 0, sizeof *c);
 	c->dpi = 300;
 	c->content_weight = 1;
-	c->style_weight = 1e3;
-	c->tv_weight = 1e-3;
+	c->style_weight = 1;
+	c->tv_weight = 1e-2;
 	c->content_layers.n = 1;
 	c->content_layers.layer[0] = ts_vgg_layer_index("relu4_2");
 	c->content_layers.w[0] = 1;

@@ -428,9 +428,17 @@ ts_vgg_forward(ts_vgg_run *r, const float *img)
 			                   r->out[i], r->ws, r->ws_floats);
 			c = net->out_ch[ci];
 		} else if (k == TS_LAYER_RELU) {
-			if (r->out[i] != r->out[i - 1])
-				memcpy(r->out[i], r->out[i - 1], layer_size(r, i) * sizeof(float));
-			ts_relu_forward(r->out[i], layer_size(r, i));
+			size_t n = layer_size(r, i);
+
+			if (r->out[i] == r->out[i - 1]) {
+				ts_relu_forward(r->out[i], n);
+			} else { /* the conv is tapped: keep its output, copy while rectifying */
+				const float *src = r->out[i - 1];
+				float *dst = r->out[i];
+
+				for (size_t j = 0; j < n; j++)
+					dst[j] = src[j] > 0.0f ? src[j] : 0.0f;
+			}
 		} else {
 			ts_pool_forward(x, c, h, w, r->out[i], r->pool);
 			h /= 2;

@@ -139,7 +139,7 @@ test_forward_small(void **state)
 static void
 test_chunks(void **state)
 {
-	int ic = 64, oc = 3, h = 301, w = 97; /* 150-row chunks: 150, 150, 1 */
+	int ic = 64, oc = 3, h = 301, w = 97; /* many row chunks, the last one partial */
 	size_t full = (size_t)9 * ic * h * w, nws = ts_conv_ws_floats(ic, oc, h, w);
 	float *dy, *dx, *wt, *ws;
 	double *ref;
