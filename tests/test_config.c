@@ -95,8 +95,8 @@ test_defaults(void **state)
 	assert_int_equal(c.nstyle, 0);
 	assert_int_equal(c.dpi, 300);
 	assert_true(c.content_weight == 1);
-	assert_true(c.style_weight == 1e3);
-	assert_true(c.tv_weight == 1e-3);
+	assert_true(c.style_weight == 1);
+	assert_true(c.tv_weight == 1e-2);
 	assert_int_equal(c.content_layers.n, 1);
 	assert_int_equal(c.content_layers.layer[0], ts_vgg_layer_index("relu4_2"));
 	assert_int_equal(c.style_layers.n, 5);
@@ -665,7 +665,7 @@ test_usage_lists_every_option(void **state)
 		"--learning-rate", "--weights", "--builtin-width", "--builtin-seed", "--report",
 		"--save-every", "--progress", "--quiet", "--threads", "--tile N", "--overlap",
 		"--job-dir", "--plan", "--fresh", "--level-factor", "--level-iterations",
-		"--help", "--version", "(default: 512)", "(default: relu4_2)", "(default: 0.001)"
+		"--help", "--version", "(default: 512)", "(default: relu4_2)", "(default: 0.01)"
 	};
 	char *text = NULL;
 	size_t len = 0;

@@ -155,7 +155,7 @@ test_settings_and_iterations(void **state)
 	assert_null(cJSON_GetObjectItemCaseSensitive(s, "width")); /* unset: absent */
 	assert_null(cJSON_GetObjectItemCaseSensitive(s, "report"));
 	assert_true(num(s, "style_weight") == 0.1);
-	assert_true(num(s, "tv_weight") == 1e-3);
+	assert_true(num(s, "tv_weight") == 1e-2);
 	a = item(s, "content_layers");
 	assert_int_equal(cJSON_GetArraySize(a), 1);
 	assert_true(num(a, "relu3_2") == 0.5);
