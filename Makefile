@@ -45,6 +45,9 @@ $(BUILD)/mkdemo: tools/mkdemo.c $(BUILD)/libtessera.a
 $(BUILD)/style-balance: bench/balance.c $(BUILD)/libtessera.a
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< $(BUILD)/libtessera.a $(LDLIBS)
 
+$(BUILD)/seams: bench/seams.c $(BUILD)/libtessera.a
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< $(BUILD)/libtessera.a $(LDLIBS)
+
 tessera-bench: $(BUILD)/tessera-bench
 	cp $< $@
 
@@ -53,7 +56,7 @@ tests: tessera $(BUILD)/mkdemo $(TESTBIN)
 test: tests
 	bash tests/run.sh $(BUILD)
 
-bench: tessera-bench tessera $(BUILD)/style-balance
+bench: tessera-bench tessera $(BUILD)/style-balance $(BUILD)/seams
 
 asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 ARCH= \

@@ -77,7 +77,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     ap.add_argument("--repeat", type=int, default=5, help="timed passes")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--clean", type=float, default=0.85,
+    ap.add_argument("--clean", type=float, default=0.95,
                     help="redo a repetition whose cpu/wall is below this fraction of "
                          "the threads (machine busy); 0 keeps every repetition")
     args = ap.parse_args()
