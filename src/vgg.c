@@ -218,6 +218,9 @@ struct ts_vgg_run {
 	                                 * conv shares its ReLU's buffer) */
 	float *grad[TS_VGG_NLAYERS];    /* tapped layers: d loss / d out, else NULL */
 	float *g0, *g1;                 /* ping-pong [largest layer] for the sweep */
+	ts_conv_op fwd[TS_VGG_NCONV];   /* each convolution, prepared for its algorithm */
+	ts_conv_op adj[TS_VGG_NCONV];   /* and its input gradient */
+	float *fwd_w[TS_VGG_NCONV], *adj_w[TS_VGG_NCONV]; /* their weights */
 	float *ws;                      /* [ws_floats] conv workspace */
 	size_t ws_floats;
 	float *mem;                     /* owns every buffer above */
@@ -248,12 +251,17 @@ layout(ts_vgg_run *r, float *mem)
 		size_t n;
 
 		if (k == TS_LAYER_CONV) {
-			int ci = ts_vgg_layer_conv(i);
-			size_t need = ts_conv_ws_floats(c, r->net->out_ch[ci], h, w);
+			int ci = ts_vgg_layer_conv(i), oc = r->net->out_ch[ci];
+			ts_conv_op f = { c, oc, ts_conv_pick(c, oc), NULL, NULL };
+			ts_conv_op b = { oc, c, ts_conv_pick(oc, c), NULL, NULL };
+			size_t need_f = ts_conv_op_ws_floats(&f, h, w);
+			size_t need_b = ts_conv_op_ws_floats(&b, h, w);
 
-			if (need > ws)
-				ws = need;
-			c = r->net->out_ch[ci];
+			ws = need_f > ws ? need_f : ws;
+			ws = need_b > ws ? need_b : ws;
+			TAKE(r->fwd_w[ci], ts_conv_op_weight_floats(c, oc, f.algo));
+			TAKE(r->adj_w[ci], ts_conv_op_weight_floats(oc, c, b.algo));
+			c = oc;
 		} else if (k == TS_LAYER_POOL) {
 			h /= 2;
 			w /= 2;
@@ -376,6 +384,12 @@ ts_vgg_run_create(const ts_vgg *net, int h, int w, int last, const unsigned char
 		goto cleanup;
 	}
 	layout(r, r->mem);
+	for (int ci = 0; ci <= ts_vgg_layer_conv(last); ci++) {
+		ts_conv_op_prepare(&r->fwd[ci], net->w[ci], net->b[ci], net->in_ch[ci],
+		                   net->out_ch[ci], 0, TS_CONV_AUTO, r->fwd_w[ci]);
+		ts_conv_op_prepare(&r->adj[ci], net->w[ci], NULL, net->in_ch[ci], net->out_ch[ci],
+		                   1, TS_CONV_AUTO, r->adj_w[ci]);
+	}
 	ret = r;
 	r = NULL;
 cleanup:
@@ -424,14 +438,15 @@ ts_vgg_forward(ts_vgg_run *r, const float *img)
 		if (k == TS_LAYER_CONV) {
 			int ci = ts_vgg_layer_conv(i);
 
-			ts_conv3x3_forward(x, c, h, w, net->w[ci], net->b[ci], net->out_ch[ci],
-			                   r->out[i], r->ws, r->ws_floats);
+			/* an untapped conv writes its ReLU's output directly (ReLU fused) */
+			ts_conv_op_run(&r->fwd[ci], x, NULL, h, w, r->out[i], !r->tapped[i], r->ws,
+			               r->ws_floats);
 			c = net->out_ch[ci];
 		} else if (k == TS_LAYER_RELU) {
 			size_t n = layer_size(r, i);
 
 			if (r->out[i] == r->out[i - 1]) {
-				ts_relu_forward(r->out[i], n);
+				/* done by the conv */
 			} else { /* the conv is tapped: keep its output, copy while rectifying */
 				const float *src = r->out[i - 1];
 				float *dst = r->out[i];
@@ -481,6 +496,7 @@ ts_vgg_backward(ts_vgg_run *r, float *dimg)
 {
 	const ts_vgg *net = r->net;
 	float *cur = r->g0, *other = r->g1, *t;
+	const float *mask = NULL; /* a ReLU output whose mask the next conv applies */
 	size_t hw = (size_t)r->h * r->w;
 
 	/* cur: d loss / d out[i] for the layer i being passed */
@@ -498,10 +514,12 @@ ts_vgg_backward(ts_vgg_run *r, float *dimg)
 				const float *g = r->grad[i];
 
 				for (size_t j = 0; j < n; j++)
-					cur[j] = y[j] > 0.0f ? cur[j] + g[j] : 0.0f;
-			} else {
-				ts_relu_backward(y, cur, n);
+					cur[j] += g[j];
 			}
+			if (r->tapped[i - 1])
+				ts_relu_backward(y, cur, n); /* the conv's own gradient adds after */
+			else
+				mask = y; /* fused into the conv's backward */
 			continue;
 		}
 		if (i != r->last && r->tapped[i]) {
@@ -513,8 +531,8 @@ ts_vgg_backward(ts_vgg_run *r, float *dimg)
 		if (k == TS_LAYER_CONV) {
 			int ci = ts_vgg_layer_conv(i);
 
-			ts_conv3x3_backward(cur, net->out_ch[ci], ih, iw, net->w[ci], ic, other, r->ws,
-			                    r->ws_floats);
+			ts_conv_op_run(&r->adj[ci], cur, mask, ih, iw, other, 0, r->ws, r->ws_floats);
+			mask = NULL;
 		} else {
 			/* a pool always follows a ReLU, whose output is kept */
 			ts_pool_backward(r->out[i - 1], cur, ic, ih, iw, other, r->pool);

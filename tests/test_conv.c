@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "tessera/conv.h"
+#include "tessera/par.h"
 
 /* Deterministic test data: uniform in [lo, hi). */
 static uint64_t rng_state = 12345;
@@ -353,6 +354,140 @@ test_pool_values(void **state)
 	assert_true(dx[10] == 0.0f && dx[29] == 0.0f && dx[22] == 1.0f);
 }
 
+/* One prepared op, run on x (masked when mask is given), checked against the naive
+ * references: forward (with bias, ReLU) or adjoint (the input gradient).  Returns the
+ * relative error; y receives the op's output. */
+static double
+check_op(ts_conv_algo algo, int adjoint, int ic, int oc, int h, int w, int relu,
+         int masked, float *yout)
+{
+	int oic = adjoint ? oc : ic, ooc = adjoint ? ic : oc; /* op channels */
+	size_t nin = (size_t)oic * h * w, nout = (size_t)ooc * h * w;
+	float *x = rand_buf(nin, -1, 1), *mask = masked ? rand_buf(nin, -1, 1) : NULL;
+	float *wt = rand_buf((size_t)oc * ic * 9, -0.5, 0.5), *b = rand_buf((size_t)oc, -1, 1);
+	float *y = rand_buf(nout, 100, 200), *wm, *ws, *xm = malloc(nin * sizeof *xm);
+	double *ref = malloc(nout * sizeof *ref), e;
+	ts_conv_op op;
+	size_t nws;
+
+	assert_non_null(ref);
+	assert_non_null(xm);
+	assert_non_null(wm = malloc(ts_conv_op_weight_floats(oic, ooc, algo) * sizeof *wm));
+	ts_conv_op_prepare(&op, wt, b, ic, oc, adjoint, algo, wm);
+	assert_int_equal(op.ic, oic);
+	assert_int_equal(op.oc, ooc);
+	assert_int_equal(op.algo, algo == TS_CONV_AUTO ? ts_conv_pick(oic, ooc) : algo);
+	nws = ts_conv_op_ws_floats(&op, h, w);
+	ws = rand_buf(nws, 100, 200);
+	ts_conv_op_run(&op, x, mask, h, w, y, relu, ws, nws);
+	for (size_t i = 0; i < nin; i++)
+		xm[i] = mask && !(mask[i] > 0) ? 0.0f : x[i];
+	if (adjoint)
+		conv_back_ref(xm, oic, h, w, wt, ooc, ref);
+	else
+		conv_ref(xm, ic, h, w, wt, b, oc, ref);
+	if (relu)
+		for (size_t i = 0; i < nout; i++)
+			ref[i] = ref[i] > 0 ? ref[i] : 0;
+	e = rel_err(y, ref, nout);
+	if (yout)
+		memcpy(yout, y, nout * sizeof *y);
+	free(x);
+	free(mask);
+	free(wt);
+	free(b);
+	free(y);
+	free(wm);
+	free(ws);
+	free(xm);
+	free(ref);
+	return e;
+}
+
+/* Every algorithm, both directions, with ReLU and mask fused, on shapes that are and
+ * are not multiples of the Winograd tile, down to 1x1. */
+static void
+test_ops(void **state)
+{
+	static const int shapes[][4] = {
+		{ 5, 7, 9, 11 }, { 16, 8, 8, 8 }, { 3, 4, 13, 6 }, { 8, 3, 1, 1 },
+		{ 6, 5, 2, 3 },  { 4, 9, 17, 5 }, { 32, 16, 7, 70 }, { 2, 2, 1, 9 },
+	};
+	static const ts_conv_algo algos[] = { TS_CONV_IM2COL, TS_CONV_WINO2, TS_CONV_WINO4,
+		                              TS_CONV_AUTO };
+
+	(void)state;
+	for (size_t a = 0; a < sizeof algos / sizeof *algos; a++)
+		for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++)
+			for (int adj = 0; adj < 2; adj++) {
+				const int *s = shapes[k];
+				double tol = 1e-5; /* max error over max |y| */
+
+				double e0 = check_op(algos[a], adj, s[0], s[1], s[2], s[3], 0, 0, NULL);
+				double e1 = check_op(algos[a], adj, s[0], s[1], s[2], s[3], !adj, adj, NULL);
+
+				if (e0 >= tol || e1 >= tol)
+					print_error("algo %d adjoint %d shape %dx%d %dx%d: errors %g %g\n",
+					            (int)algos[a], adj, s[0], s[1], s[2], s[3], e0, e1);
+				assert_true(e0 < tol && e1 < tol);
+			}
+}
+
+/* Results are the same bits for 1, 2 and 3 threads (several super-chunks and row
+ * chunks, so the items really are spread), and for the sgemm used by the losses. */
+static void
+test_threads_same_bits(void **state)
+{
+	static const ts_conv_algo algos[] = { TS_CONV_IM2COL, TS_CONV_WINO2, TS_CONV_WINO4 };
+	int ic = 24, oc = 40, h = 123, w = 301;
+	size_t n = (size_t)oc * h * w;
+	float *y1 = malloc(n * sizeof *y1), *y = malloc(n * sizeof *y);
+
+	(void)state;
+	assert_non_null(y1);
+	assert_non_null(y);
+	for (size_t a = 0; a < 3; a++) {
+		for (int t = 1; t <= 3; t++) {
+			ts_par_set_threads(t);
+			assert_int_equal(ts_par_threads(), t);
+			rng_state = 777;
+			assert_true(check_op(algos[a], 0, ic, oc, h, w, 1, 0, t == 1 ? y1 : y) <
+			            1e-5);
+			if (t > 1)
+				assert_memory_equal(y, y1, n * sizeof *y);
+		}
+	}
+	{
+		int m = 70, k = 300, nn = 5000;
+		float *a = rand_buf((size_t)m * k, -1, 1), *b = rand_buf((size_t)k * nn, -1, 1);
+		float *c1 = malloc((size_t)m * nn * sizeof *c1), *c = malloc((size_t)m * nn * sizeof *c);
+		float *g1 = malloc((size_t)m * m * sizeof *g1), *g = malloc((size_t)m * m * sizeof *g);
+
+		assert_non_null(c1);
+		assert_non_null(c);
+		assert_non_null(g1);
+		assert_non_null(g);
+		for (int t = 1; t <= 3; t++) {
+			ts_par_set_threads(t);
+			ts_sgemm(0, 0, m, nn, k, 1.0f, a, k, b, nn, 0.0f, t == 1 ? c1 : c, nn);
+			ts_sgemm(0, 1, m, m, nn, 1.0f, b, nn, b, nn, 0.0f, t == 1 ? g1 : g, m);
+			if (t > 1) {
+				assert_memory_equal(c, c1, (size_t)m * nn * sizeof *c);
+				assert_memory_equal(g, g1, (size_t)m * m * sizeof *g);
+			}
+		}
+		free(a);
+		free(b);
+		free(c1);
+		free(c);
+		free(g1);
+		free(g);
+	}
+	ts_par_set_threads(0);
+	free(y1);
+	free(y);
+}
+
 int
 main(void)
 {
@@ -360,6 +495,7 @@ main(void)
 		cmocka_unit_test(test_forward_small), cmocka_unit_test(test_chunks),
 		cmocka_unit_test(test_conv_backward), cmocka_unit_test(test_relu),
 		cmocka_unit_test(test_pool),          cmocka_unit_test(test_pool_values),
+		cmocka_unit_test(test_ops),           cmocka_unit_test(test_threads_same_bits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

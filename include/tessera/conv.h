@@ -40,12 +40,60 @@ void ts_pool_forward(const float *x, int c, int h, int w, float *y, ts_pool_mode
 void ts_pool_backward(const float *x, const float *dy, int c, int h, int w, float *dx,
                       ts_pool_mode mode);
 
-/* Threads OpenBLAS uses from now on (n >= 1). */
+/* Threads the kernels use from now on (see par.h; n < 1: the default). */
 void ts_conv_set_threads(int n);
 
 /* Row-major C = alpha * op(A) op(B) + beta * C; op transposes when trans is nonzero.
- * op(A): [m, k], op(B): [k, n], C: [m, n] with leading dimensions lda, ldb, ldc. */
+ * op(A): [m, k], op(B): [k, n], C: [m, n] with leading dimensions lda, ldb, ldc.
+ * Runs on ts_par threads, split in blocks of rows of C (or columns, when C has few
+ * rows) fixed by the shape, so the result does not depend on the thread count. */
 void ts_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
               int lda, const float *b, int ldb, float beta, float *c, int ldc);
+
+/* ---- Prepared convolutions: what the network runs --------------------------------
+ *
+ * A ts_conv_op is one 3x3 convolution (pad 1) with its weights laid out for the
+ * algorithm that suits its channel counts:
+ *  - TS_CONV_IM2COL: im2col + sgemm on row chunks (for 3-channel input or output);
+ *  - TS_CONV_WINO2 / TS_CONV_WINO4: Winograd F(2x2,3x3) / F(4x4,3x3) (Lavin & Gray
+ *    2016): the weights are transformed once (in double, rounded to float), input
+ *    tiles are transformed to [alpha^2, ic, T] and output tiles come from alpha^2
+ *    sgemm products [oc, ic] x [ic, T].  F(4x4) does 4x fewer multiplications than
+ *    direct convolution; its float32 error is measured in test_conv and test_parity.
+ * An adjoint op computes the input gradient of a convolution: the convolution of dy
+ * with the kernel transposed (in <-> out) and rotated by 180 degrees, so backward
+ * passes run through the same fast kernels.  Work is split in items fixed by the
+ * shapes and spread over the ts_par threads; nothing allocates. */
+typedef enum ts_conv_algo {
+	TS_CONV_AUTO = 0,
+	TS_CONV_IM2COL,
+	TS_CONV_WINO2,
+	TS_CONV_WINO4,
+} ts_conv_algo;
+
+typedef struct ts_conv_op {
+	int ic, oc;            /* channels in and out of this op (swapped for an adjoint) */
+	ts_conv_algo algo;     /* never AUTO once prepared */
+	const float *bias;     /* [oc] or NULL (borrowed); always NULL for an adjoint */
+	float *w;              /* IM2COL: [oc, ic*9]; WINO: [alpha^2, oc, ic] (caller's) */
+} ts_conv_op;
+
+/* The algorithm AUTO resolves to for these channel counts. */
+ts_conv_algo ts_conv_pick(int ic, int oc);
+/* Floats of prepared weights for an op with these channels (algo not AUTO). */
+size_t ts_conv_op_weight_floats(int ic, int oc, ts_conv_algo algo);
+/* Prepare op for the convolution wt [oc, ic, 3, 3] + bias (adjoint = 0) or for its
+ * input gradient (adjoint = 1: op->ic = oc, op->oc = ic, no bias).  algo AUTO picks
+ * by ts_conv_pick(op->ic, op->oc).  wmem holds ts_conv_op_weight_floats() floats
+ * and must outlive op. */
+void ts_conv_op_prepare(ts_conv_op *op, const float *wt, const float *bias, int ic, int oc,
+                        int adjoint, ts_conv_algo algo, float *wmem);
+/* Workspace floats op needs for an h x w image with the current thread count. */
+size_t ts_conv_op_ws_floats(const ts_conv_op *op, int h, int w);
+/* y [op->oc, h, w] = op(x [op->ic, h, w]); with relu, y = max(y, 0).  If mask is not
+ * NULL, x is read as x * (mask > 0) (mask has x's shape: a ReLU's output, whose
+ * backward pass is thereby fused in).  y must not alias x or mask. */
+void ts_conv_op_run(const ts_conv_op *op, const float *x, const float *mask, int h, int w,
+                    float *y, int relu, float *ws, size_t ws_floats);
 
 #endif
