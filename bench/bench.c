@@ -16,6 +16,7 @@
 #include "tessera/conv.h"
 #include "tessera/error.h"
 #include "tessera/objective.h"
+#include "tessera/par.h"
 #include "tessera/vgg.h"
 
 static double
@@ -68,7 +69,7 @@ main(int argc, char **argv)
 	ts_objective *obj = NULL;
 	ts_image *style = NULL;
 	float *x = NULL, *g = NULL;
-	double *times = NULL;
+	double *times = NULL, total = 0.0, conv = 0.0;
 	struct rusage ru;
 	size_t n;
 
@@ -117,12 +118,17 @@ main(int argc, char **argv)
 	}
 	ts_objective_eval(obj, x, g, NULL); /* warm-up */
 	for (int r = 0; r < repeat; r++) {
-		double t0 = now(), f;
+		double t0 = now(), c0 = ts_conv_seconds(), f;
 
 		f = ts_objective_eval(obj, x, g, NULL);
 		times[r] = now() - t0;
+		total += times[r];
+		conv += ts_conv_seconds() - c0;
 		printf("pass %d: %.4f s (loss %.6g)\n", r + 1, times[r], f);
 	}
+	printf("threads %d, convolution %.1f%% of the pass, the rest (pooling, losses, "
+	       "Gram matrices) %.1f%%\n", ts_par_threads(), 100.0 * conv / total,
+	       100.0 * (1.0 - conv / total));
 	qsort(times, (size_t)repeat, sizeof *times, cmp_double);
 	getrusage(RUSAGE_SELF, &ru);
 	printf("size %d, objective bytes %.1f MiB, peak RSS %.1f MiB\n", size,

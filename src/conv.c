@@ -13,6 +13,7 @@
 
 #include <cblas.h>
 #include <string.h>
+#include <time.h>
 
 #include "tessera/error.h"
 #include "tessera/par.h"
@@ -86,6 +87,13 @@ ts_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float
 		items = 1;
 	}
 	ts_par_for(items, gemm_item, &g);
+}
+
+void
+ts_ssyrk_upper(int n, int k, float alpha, const float *a, int lda, float beta, float *c,
+               int ldc)
+{
+	cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, n, k, alpha, a, lda, beta, c, ldc);
 }
 
 void
@@ -341,89 +349,110 @@ ts_relu_backward(const float *y, float *dy, size_t n)
 		dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
-void
-ts_pool_forward(const float *x, int c, int h, int w, float *y, ts_pool_mode mode)
+struct pool_job {
+	const float *x, *dy;
+	float *y;
+	int h, w;
+	ts_pool_mode mode;
+};
+
+static void
+pool_fwd_item(void *ctx, int k, int thread)
 {
-	int oh = h / 2, ow = w / 2;
+	const struct pool_job *j = ctx;
+	int h = j->h, w = j->w, oh = h / 2, ow = w / 2;
+	const float *xc = j->x + (size_t)k * h * w;
+	float *yc = j->y + (size_t)k * oh * ow;
 
-	for (int k = 0; k < c; k++) {
-		const float *xc = x + (size_t)k * h * w;
-		float *yc = y + (size_t)k * oh * ow;
+	(void)thread;
+	for (int i = 0; i < oh; i++) {
+		const float *a = xc + (size_t)2 * i * w, *b = a + w;
+		float *yr = yc + (size_t)i * ow;
 
-		for (int i = 0; i < oh; i++) {
-			const float *a = xc + (size_t)2 * i * w, *b = a + w;
-			float *yr = yc + (size_t)i * ow;
+		if (j->mode == TS_POOL_AVG) {
+			for (int q = 0; q < ow; q++)
+				yr[q] = 0.25f * ((a[2 * q] + a[2 * q + 1]) + (b[2 * q] + b[2 * q + 1]));
+		} else {
+			for (int q = 0; q < ow; q++) {
+				float p = a[2 * q], u = a[2 * q + 1], r = b[2 * q], t = b[2 * q + 1];
+				float m = u > p ? u : p;
 
-			if (mode == TS_POOL_AVG) {
-				for (int j = 0; j < ow; j++)
-					yr[j] = 0.25f * ((a[2 * j] + a[2 * j + 1]) + (b[2 * j] + b[2 * j + 1]));
-			} else {
-				for (int j = 0; j < ow; j++) {
-					float p = a[2 * j], q = a[2 * j + 1], r = b[2 * j], s = b[2 * j + 1];
-					float m = q > p ? q : p;
-
-					m = r > m ? r : m;
-					yr[j] = s > m ? s : m;
-				}
+				m = r > m ? r : m;
+				yr[q] = t > m ? t : m;
 			}
 		}
 	}
 }
 
 void
+ts_pool_forward(const float *x, int c, int h, int w, float *y, ts_pool_mode mode)
+{
+	struct pool_job j = { x, NULL, y, h, w, mode };
+
+	ts_par_for(c, pool_fwd_item, &j);
+}
+
+static void
+pool_bwd_item(void *ctx, int k, int thread)
+{
+	const struct pool_job *j = ctx;
+	int h = j->h, w = j->w, oh = h / 2, ow = w / 2;
+	const float *xc = j->mode == TS_POOL_MAX ? j->x + (size_t)k * h * w : NULL;
+	const float *dyc = j->dy + (size_t)k * oh * ow;
+	float *dxc = j->y + (size_t)k * h * w;
+
+	(void)thread;
+	for (int i = 0; i < oh; i++) {
+		float *da = dxc + (size_t)2 * i * w, *db = da + w;
+		const float *g = dyc + (size_t)i * ow;
+
+		if (j->mode == TS_POOL_AVG) {
+			for (int q = 0; q < ow; q++) {
+				float v = 0.25f * g[q];
+
+				da[2 * q] = v;
+				da[2 * q + 1] = v;
+				db[2 * q] = v;
+				db[2 * q + 1] = v;
+			}
+		} else {
+			const float *a = xc + (size_t)2 * i * w, *b = a + w;
+
+			for (int q = 0; q < ow; q++) {
+				/* the first maximum in row-major order gets it (as PyTorch) */
+				float p = a[2 * q], u = a[2 * q + 1], r = b[2 * q], t = b[2 * q + 1];
+				float m = p;
+				int at = 0;
+
+				if (u > m)
+					m = u, at = 1;
+				if (r > m)
+					m = r, at = 2;
+				if (t > m)
+					at = 3;
+				da[2 * q] = at == 0 ? g[q] : 0.0f;
+				da[2 * q + 1] = at == 1 ? g[q] : 0.0f;
+				db[2 * q] = at == 2 ? g[q] : 0.0f;
+				db[2 * q + 1] = at == 3 ? g[q] : 0.0f;
+			}
+		}
+		if (w & 1) {
+			da[w - 1] = 0.0f;
+			db[w - 1] = 0.0f;
+		}
+	}
+	if (h & 1)
+		memset(dxc + (size_t)(h - 1) * w, 0, (size_t)w * sizeof *dxc);
+}
+
+void
 ts_pool_backward(const float *x, const float *dy, int c, int h, int w, float *dx,
                  ts_pool_mode mode)
 {
-	int oh = h / 2, ow = w / 2;
+	struct pool_job j = { x, dy, dx, h, w, mode };
 
 	TS_ASSERT(mode == TS_POOL_AVG || x);
-	for (int k = 0; k < c; k++) {
-		const float *xc = mode == TS_POOL_MAX ? x + (size_t)k * h * w : NULL;
-		const float *dyc = dy + (size_t)k * oh * ow;
-		float *dxc = dx + (size_t)k * h * w;
-
-		for (int i = 0; i < oh; i++) {
-			float *da = dxc + (size_t)2 * i * w, *db = da + w;
-			const float *g = dyc + (size_t)i * ow;
-
-			if (mode == TS_POOL_AVG) {
-				for (int j = 0; j < ow; j++) {
-					float v = 0.25f * g[j];
-
-					da[2 * j] = v;
-					da[2 * j + 1] = v;
-					db[2 * j] = v;
-					db[2 * j + 1] = v;
-				}
-			} else {
-				const float *a = xc + (size_t)2 * i * w, *b = a + w;
-
-				for (int j = 0; j < ow; j++) {
-					/* the first maximum in row-major order gets it (as PyTorch) */
-					float p = a[2 * j], q = a[2 * j + 1], r = b[2 * j], s = b[2 * j + 1];
-					float m = p;
-					int at = 0;
-
-					if (q > m)
-						m = q, at = 1;
-					if (r > m)
-						m = r, at = 2;
-					if (s > m)
-						at = 3;
-					da[2 * j] = at == 0 ? g[j] : 0.0f;
-					da[2 * j + 1] = at == 1 ? g[j] : 0.0f;
-					db[2 * j] = at == 2 ? g[j] : 0.0f;
-					db[2 * j + 1] = at == 3 ? g[j] : 0.0f;
-				}
-			}
-			if (w & 1) {
-				da[w - 1] = 0.0f;
-				db[w - 1] = 0.0f;
-			}
-		}
-		if (h & 1)
-			memset(dxc + (size_t)(h - 1) * w, 0, (size_t)w * sizeof *dxc);
-	}
+	ts_par_for(c, pool_bwd_item, &j);
 }
 
 /* ---- Prepared convolutions (ts_conv_op) ------------------------------------------ */
@@ -859,9 +888,39 @@ wino_out_item(void *ctx, int o, int thread)
 	}
 }
 
+static double conv_seconds;
+
+double
+ts_conv_seconds(void)
+{
+	return conv_seconds;
+}
+
+static double
+mono(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void run_op(const ts_conv_op *op, const float *x, const float *mask, int h, int w,
+                   float *y, int relu, float *ws, size_t ws_floats);
+
 void
 ts_conv_op_run(const ts_conv_op *op, const float *x, const float *mask, int h, int w,
                float *y, int relu, float *ws, size_t ws_floats)
+{
+	double t0 = mono();
+
+	run_op(op, x, mask, h, w, y, relu, ws, ws_floats);
+	conv_seconds += mono() - t0;
+}
+
+static void
+run_op(const ts_conv_op *op, const float *x, const float *mask, int h, int w, float *y,
+       int relu, float *ws, size_t ws_floats)
 {
 	TS_ASSERT(op && x && y && ws && h >= 1 && w >= 1);
 	TS_ASSERT(x != y && mask != y);

@@ -9,6 +9,7 @@
 
 #include "tessera/conv.h"
 #include "tessera/error.h"
+#include "tessera/par.h"
 
 double
 ts_loss_content(const float *f, const float *p, size_t n, float weight, float *grad)
@@ -31,12 +32,68 @@ ts_loss_content(const float *f, const float *p, size_t n, float weight, float *g
 	return sum / (double)n;
 }
 
-void
-ts_gram(const float *f, int c, int hw, float *g)
+/* Blocks of the hw axis for a Gram of f [c, hw]: up to 16, at least 2048 columns each
+ * (fewer columns make syrk inefficient). */
+static int
+gram_blocks(int c, int hw)
 {
-	TS_ASSERT(f && g && c > 0 && hw > 0);
-	/* g: [c, c] = f [c, hw] * f^T [hw, c] / (c * hw) */
-	ts_sgemm(0, 1, c, c, hw, (float)(1.0 / ((double)c * hw)), f, hw, f, hw, 0.0f, g, c);
+	int nb = hw / 2048;
+
+	(void)c;
+	return nb < 1 ? 1 : nb > 16 ? 16 : nb;
+}
+
+size_t
+ts_gram_ws_floats(int c, int hw)
+{
+	return (size_t)gram_blocks(c, hw) * (size_t)c * (size_t)c;
+}
+
+struct gram_job {
+	const float *f;
+	int c, hw, nb;
+	float *part;
+};
+
+static void
+gram_item(void *ctx, int b, int thread)
+{
+	const struct gram_job *j = ctx;
+	int k0 = (int)((long long)j->hw * b / j->nb), k1 = (int)((long long)j->hw * (b + 1) / j->nb);
+
+	(void)thread;
+	ts_ssyrk_upper(j->c, k1 - k0, 1.0f, j->f + k0, j->hw, 0.0f,
+	               j->part + (size_t)b * j->c * j->c, j->c);
+}
+
+void
+ts_gram(const float *f, int c, int hw, float *g, float *ws)
+{
+	struct gram_job j = { f, c, hw, gram_blocks(c, hw), ws };
+	float scale = (float)(1.0 / ((double)c * hw));
+	size_t cc = (size_t)c * c;
+
+	TS_ASSERT(f && g && ws && c > 0 && hw > 0);
+	/* g: [c, c] = f [c, hw] * f^T [hw, c] / (c * hw): upper triangles of the block
+	 * products, summed in block order, then mirrored */
+	ts_par_for(j.nb, gram_item, &j);
+	for (int r = 0; r < c; r++) {
+		for (int q = r; q < c; q++) {
+			size_t at = (size_t)r * c + q;
+			float s = ws[at];
+
+			for (int b = 1; b < j.nb; b++)
+				s += ws[b * cc + at];
+			g[at] = s * scale;
+			g[(size_t)q * c + r] = s * scale;
+		}
+	}
+}
+
+size_t
+ts_loss_style_ws_floats(int c, int hw)
+{
+	return (size_t)c * c + ts_gram_ws_floats(c, hw);
 }
 
 double
@@ -48,7 +105,7 @@ ts_loss_style(const float *f, int c, int hw, const float *t, float weight, float
 	double dscale = 2.0 / (double)cc;
 
 	TS_ASSERT(f && t && ws && c > 0 && hw > 0);
-	ts_gram(f, c, hw, ws); /* ws: [c, c] = G */
+	ts_gram(f, c, hw, ws, ws + cc); /* ws: [c, c] = G */
 	for (size_t i = 0; i < cc; i++) {
 		double d = (double)ws[i] - (double)t[i];
 

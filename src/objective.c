@@ -20,7 +20,7 @@ struct ts_objective {
 	ts_vgg_run *run;                    /* owned */
 	float *content_feat[TS_VGG_NLAYERS]; /* per content layer: [c, fh, fw], owned */
 	size_t content_n[TS_VGG_NLAYERS];
-	float *gram_ws;                     /* [cmax, cmax] */
+	float *gram_ws;                     /* style loss workspace (style_ws_floats) */
 };
 
 /* Deepest layer used by either list, and the tap flags. */
@@ -122,7 +122,8 @@ ts_targets_create(const ts_vgg *net, ts_image *const *styles, const double *blen
 	float *g = NULL;
 	unsigned char tapped[TS_VGG_NLAYERS];
 	ts_layer_weights none = { 0 };
-	int last, cmax = 0;
+	int last;
+	size_t cmax = 0;
 
 	if (!(t = ts_targets_alloc(net, layers)))
 		goto fail;
@@ -131,25 +132,34 @@ ts_targets_create(const ts_vgg *net, ts_image *const *styles, const double *blen
 		ts_targets_update(t);
 		return t;
 	}
-	for (int i = 0; i < t->n; i++)
-		if (t->c[i] > cmax)
-			cmax = t->c[i];
-	if (!(g = malloc((size_t)cmax * cmax * sizeof *g))) {
-		ts_error("objective", "out of memory");
-		goto fail;
-	}
 	for (int s = 0; s < nstyle; s++) {
 		const ts_image *im = styles[s];
+		size_t need = 0;
 
 		if (!(run = ts_vgg_run_create(net, im->h, im->w, last, tapped, pool)))
 			goto fail;
+		for (int i = 0; i < t->n; i++) {
+			int sh = ts_vgg_layer_pools(t->layer[i]);
+			size_t k = (size_t)t->c[i] * t->c[i] +
+			           ts_gram_ws_floats(t->c[i], (im->h >> sh) * (im->w >> sh));
+
+			need = k > need ? k : need;
+		}
+		if (need > cmax) {
+			free(g);
+			if (!(g = malloc(need * sizeof *g))) {
+				ts_error("objective", "out of memory");
+				goto fail;
+			}
+			cmax = need;
+		}
 		ts_vgg_forward(run, im->px);
 		for (int i = 0; i < t->n; i++) {
 			int c, fh, fw;
 			const float *f = ts_vgg_feature(run, t->layer[i], &c, &fh, &fw);
 			size_t n = (size_t)c * c;
 
-			ts_gram(f, c, fh * fw, g);
+			ts_gram(f, c, fh * fw, g, g + n);
 			for (size_t j = 0; j < n; j++)
 				t->gram[i][j] += (float)blend[s] * g[j];
 		}
@@ -188,17 +198,20 @@ ts_objective_params_from_config(ts_objective_params *p, const ts_config *c)
 	p->pool = c->pool;
 }
 
-static int
-max_style_channels(const ts_vgg *net, const ts_layer_weights *sl)
+/* Floats of the style-loss workspace for an h x w input (the largest layer's need). */
+static size_t
+style_ws_floats(const ts_vgg *net, int h, int w, const ts_layer_weights *sl)
 {
-	int cmax = 1;
+	size_t most = 1;
 
 	for (int i = 0; i < sl->n; i++) {
-		int c = layer_channels(net, sl->layer[i]);
-		if (c > cmax)
-			cmax = c;
+		int sh = ts_vgg_layer_pools(sl->layer[i]);
+		size_t k = ts_loss_style_ws_floats(layer_channels(net, sl->layer[i]),
+		                                   (h >> sh) * (w >> sh));
+
+		most = k > most ? k : most;
 	}
-	return cmax;
+	return most;
 }
 
 size_t
@@ -207,7 +220,7 @@ ts_objective_bytes(const ts_vgg *net, int h, int w, const ts_objective_params *p
 	unsigned char tapped[TS_VGG_NLAYERS];
 	int last = tap_layers(&p->content_layers, &p->style_layers, tapped);
 	size_t n;
-	int cmax = max_style_channels(net, &p->style_layers);
+	size_t ws = style_ws_floats(net, h, w, &p->style_layers);
 
 	if (last < 0)
 		return 0;
@@ -218,7 +231,7 @@ ts_objective_bytes(const ts_vgg *net, int h, int w, const ts_objective_params *p
 		n += (size_t)layer_channels(net, l) * (size_t)(h >> sh) * (size_t)(w >> sh) *
 		     sizeof(float);
 	}
-	return n + (size_t)cmax * cmax * sizeof(float) + sizeof(ts_objective);
+	return n + ws * sizeof(float) + sizeof(ts_objective);
 }
 
 ts_objective *
@@ -227,7 +240,7 @@ ts_objective_create(const ts_vgg *net, int h, int w, const ts_objective_params *
 {
 	ts_objective *o = calloc(1, sizeof *o);
 	unsigned char tapped[TS_VGG_NLAYERS];
-	int last, cmax;
+	int last;
 
 	if (!o) {
 		ts_error("objective", "out of memory");
@@ -249,8 +262,8 @@ ts_objective_create(const ts_vgg *net, int h, int w, const ts_objective_params *
 	}
 	if (!(o->run = ts_vgg_run_create(net, h, w, last, tapped, p->pool)))
 		goto fail;
-	cmax = max_style_channels(net, &p->style_layers);
-	if (!(o->gram_ws = malloc((size_t)cmax * cmax * sizeof(float)))) {
+	if (!(o->gram_ws = malloc(style_ws_floats(net, h, w, &p->style_layers) *
+	                          sizeof(float)))) {
 		ts_error("objective", "out of memory");
 		goto fail;
 	}

@@ -19,15 +19,27 @@
  *
  * Invariants: all buffers are allocated in ts_optim_create; a step allocates
  * nothing.  Dot products and norms are accumulated in double.  The (s, y) history
- * is a ring of `history` slots: entry k (0 = oldest) lives at (start + k) % history. */
+ * has history + 1 slots: order[k] is the slot of pair k (0 = oldest) and `spare` the
+ * free one, which each new pair is written into before y.s decides whether it is
+ * kept (so a rejected pair never costs a kept one, nor an extra pass).
+ *
+ * The two-loop recursion is the optimizer's whole cost (4 * history passes over n
+ * floats per step), so each update of the direction is fused with the dot product
+ * the next one needs (one pass per pair and loop), and the passes run on the ts_par
+ * threads over blocks of BLOCK variables fixed by n: the partial dot products are
+ * summed in block order, so the bits do not depend on the thread count. */
 #include "tessera/optim.h"
 
 #include "tessera/error.h"
+#include "tessera/par.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Variables per block of the parallel passes. */
+#define BLOCK ((size_t)16384)
 
 struct ts_optim {
 	ts_optim_params p;
@@ -46,11 +58,13 @@ struct ts_optim {
 	float *gprev;   /* [n] gradient at the previous x */
 	double t;       /* last step length */
 	double h_diag;  /* initial inverse Hessian scale */
-	float *s;       /* [history, n] steps x_{k+1} - x_k */
-	float *y;       /* [history, n] gradient changes g_{k+1} - g_k */
-	double *ro;     /* [history] 1 / (y.s) */
-	double *al;     /* [history] two-loop coefficients */
-	int start;      /* ring index of the oldest pair */
+	float *s;       /* [history + 1, n] steps x_{k+1} - x_k */
+	float *y;       /* [history + 1, n] gradient changes g_{k+1} - g_k */
+	double *ro;     /* [history + 1] 1 / (y.s), by slot */
+	double *al;     /* [history + 1] two-loop coefficients, by slot */
+	int *order;     /* [history] slot of pair k, 0 = oldest */
+	int spare;      /* the slot not in use */
+	double *part;   /* [nblocks * 2] partial sums of the block-parallel passes */
 	int count;      /* pairs held */
 
 	/* Adam */
@@ -128,7 +142,7 @@ ts_optim_create(const ts_optim_params *p, size_t n)
 	if (check_params(p, n))
 		goto cleanup;
 	hist = p->kind == TS_OPTIM_LBFGS ? (size_t)p->history : 0;
-	if (hist && n > SIZE_MAX / sizeof(float) / hist) {
+	if (hist && n > SIZE_MAX / sizeof(float) / (hist + 1)) {
 		ts_error("optim", "history of %zu x %zu floats is too large", hist, n);
 		goto cleanup;
 	}
@@ -143,11 +157,14 @@ ts_optim_create(const ts_optim_params *p, size_t n)
 	if (p->kind == TS_OPTIM_LBFGS) {
 		o->d = calloc(n, sizeof *o->d);
 		o->gprev = calloc(n, sizeof *o->gprev);
-		o->s = calloc(hist * n, sizeof *o->s);
-		o->y = calloc(hist * n, sizeof *o->y);
-		o->ro = calloc(hist, sizeof *o->ro);
-		o->al = calloc(hist, sizeof *o->al);
-		if (!o->g || !o->d || !o->gprev || !o->s || !o->y || !o->ro || !o->al) {
+		o->s = calloc((hist + 1) * n, sizeof *o->s);
+		o->y = calloc((hist + 1) * n, sizeof *o->y);
+		o->ro = calloc(hist + 1, sizeof *o->ro);
+		o->al = calloc(hist + 1, sizeof *o->al);
+		o->order = calloc(hist, sizeof *o->order);
+		o->part = calloc(2 * ((n + BLOCK - 1) / BLOCK), sizeof *o->part);
+		if (!o->g || !o->d || !o->gprev || !o->s || !o->y || !o->ro || !o->al ||
+		    !o->order || !o->part) {
 			ts_error("optim", "out of memory for L-BFGS (%zu variables, history %zu)",
 			         n, hist);
 			goto cleanup;
@@ -179,6 +196,8 @@ ts_optim_destroy(ts_optim *o)
 	free(o->y);
 	free(o->ro);
 	free(o->al);
+	free(o->part);
+	free(o->order);
 	free(o->m);
 	free(o->v);
 	free(o);
@@ -228,66 +247,143 @@ abs_max(const float *a, size_t n)
 	return m;
 }
 
+/* One block-parallel pass over the variables (see the top of the file).  Modes:
+ *   PAIR:   part = (y.(t d), y.y) with y = g - gprev; stores s = t d and y when
+ *           `store` (ys is only known after the pass: the caller undoes nothing,
+ *           it stores into the free slot and commits the slot only if ys > 1e-10);
+ *   NEG:    d = -g;                                  part = dot(u, d)
+ *   AXPY:   d += c * v;                              part = dot(u, d) (u may be NULL)
+ *   SCALE:  d *= c;                                  part = dot(u, d) */
+enum pass_mode { PASS_PAIR, PASS_NEG, PASS_AXPY, PASS_SCALE };
+
+struct pass_job {
+	ts_optim *o;
+	enum pass_mode mode;
+	float c;
+	const float *v, *u;
+	float *s, *y; /* PAIR: the slot to fill */
+};
+
+static void
+pass_item(void *ctx, int b, int thread)
+{
+	const struct pass_job *j = ctx;
+	ts_optim *o = j->o;
+	size_t lo = (size_t)b * BLOCK, hi = lo + BLOCK < o->n ? lo + BLOCK : o->n;
+	float *restrict d = o->d;
+	const float *restrict g = o->g, *restrict u = j->u, *restrict v = j->v;
+	double acc = 0.0, acc2 = 0.0;
+
+	(void)thread;
+	switch (j->mode) {
+	case PASS_PAIR: {
+		const float *restrict gp = o->gprev;
+		float *restrict s = j->s, *restrict y = j->y;
+
+		for (size_t i = lo; i < hi; i++) {
+			float yi = g[i] - gp[i], si = (float)(o->t * d[i]);
+			double yd = (double)g[i] - gp[i];
+
+			acc += yd * (o->t * d[i]);
+			acc2 += yd * yd;
+			s[i] = si;
+			y[i] = yi;
+		}
+		break;
+	}
+	case PASS_NEG:
+		for (size_t i = lo; i < hi; i++) {
+			d[i] = -g[i];
+			if (u)
+				acc += (double)u[i] * d[i];
+		}
+		break;
+	case PASS_AXPY:
+		for (size_t i = lo; i < hi; i++) {
+			d[i] += j->c * v[i];
+			if (u)
+				acc += (double)u[i] * d[i];
+		}
+		break;
+	case PASS_SCALE:
+		for (size_t i = lo; i < hi; i++) {
+			d[i] *= j->c;
+			if (u)
+				acc += (double)u[i] * d[i];
+		}
+		break;
+	}
+	o->part[2 * b] = acc;
+	o->part[2 * b + 1] = acc2;
+}
+
+/* Run one pass; returns the first partial sum in block order (the second in *second). */
+static double
+pass(ts_optim *o, enum pass_mode mode, float c, const float *v, const float *u, float *s,
+     float *y, double *second)
+{
+	struct pass_job j = { o, mode, c, v, u, s, y };
+	int nb = (int)((o->n + BLOCK - 1) / BLOCK);
+	double a = 0.0, a2 = 0.0;
+
+	ts_par_for(nb, pass_item, &j);
+	for (int b = 0; b < nb; b++) {
+		a += o->part[2 * b];
+		a2 += o->part[2 * b + 1];
+	}
+	if (second)
+		*second = a2;
+	return a;
+}
+
 /* Add the pair (s, y) = (t * d, g - gprev) to the history when y.s > 1e-10, and
  * turn d into the new direction -H g by the two-loop recursion. */
 static void
 lbfgs_direction(ts_optim *o)
 {
 	size_t n = o->n;
-	int hist = o->p.history;
-	float *d = o->d;
-	double ys = 0.0, yy = 0.0;
+	int hist = o->p.history, m;
+	double ys, yy, acc;
+#define S(k) (o->s + (size_t)o->order[k] * n)
+#define Y(k) (o->y + (size_t)o->order[k] * n)
 
-	for (size_t i = 0; i < n; i++) {
-		double yi = (double)o->g[i] - o->gprev[i];
-
-		ys += yi * (o->t * d[i]);
-		yy += yi * yi;
-	}
+	ys = pass(o, PASS_PAIR, 0.0f, NULL, NULL, o->s + (size_t)o->spare * n,
+	          o->y + (size_t)o->spare * n, &yy);
 	if (ys > 1e-10) {
-		int slot = (o->start + o->count) % hist;
-		float *s = o->s + (size_t)slot * n;
-		float *y = o->y + (size_t)slot * n;
+		int full = o->count == hist, freed = full ? o->order[0] : -1;
 
-		for (size_t i = 0; i < n; i++) {
-			s[i] = (float)(o->t * d[i]);
-			y[i] = o->g[i] - o->gprev[i];
+		if (full) {
+			memmove(o->order, o->order + 1, (size_t)(hist - 1) * sizeof *o->order);
+			o->count--;
 		}
-		o->ro[slot] = 1.0 / ys;
-		if (o->count == hist)
-			o->start = (o->start + 1) % hist; /* the oldest pair was overwritten */
-		else
-			o->count++;
+		o->ro[o->spare] = 1.0 / ys;
+		o->order[o->count++] = o->spare;
+		/* until the ring is first full, slots are taken in order 0, 1, ... */
+		o->spare = full ? freed : o->count;
 		o->h_diag = ys / yy;
 	}
+	m = o->count;
 
-	/* q = -g; newest to oldest: al_k = ro_k s_k.q, q -= al_k y_k */
-	for (size_t i = 0; i < n; i++)
-		d[i] = -o->g[i];
-	for (int k = o->count - 1; k >= 0; k--) {
-		int slot = (o->start + k) % hist;
-		const float *s = o->s + (size_t)slot * n;
-		const float *y = o->y + (size_t)slot * n;
-		double a = dot(s, d, n) * o->ro[slot];
-		float fa = (float)a;
+	/* q = -g; newest to oldest: al_k = ro_k s_k.q, q -= al_k y_k (each pass also
+	 * takes the dot product of the next pair) */
+	acc = pass(o, PASS_NEG, 0.0f, NULL, m ? S(m - 1) : NULL, NULL, NULL, NULL);
+	for (int k = m - 1; k >= 0; k--) {
+		double a = acc * o->ro[o->order[k]];
 
-		o->al[slot] = a;
-		for (size_t i = 0; i < n; i++)
-			d[i] -= fa * y[i];
+		o->al[o->order[k]] = a;
+		acc = pass(o, PASS_AXPY, -(float)a, Y(k), k > 0 ? S(k - 1) : NULL, NULL, NULL,
+		           NULL);
 	}
 	/* r = H_diag q; oldest to newest: be_k = ro_k y_k.r, r += (al_k - be_k) s_k */
-	for (size_t i = 0; i < n; i++)
-		d[i] = (float)(o->h_diag * d[i]);
-	for (int k = 0; k < o->count; k++) {
-		int slot = (o->start + k) % hist;
-		const float *s = o->s + (size_t)slot * n;
-		const float *y = o->y + (size_t)slot * n;
-		double be = dot(y, d, n) * o->ro[slot];
-		float c = (float)(o->al[slot] - be);
+	acc = pass(o, PASS_SCALE, (float)o->h_diag, NULL, m ? Y(0) : NULL, NULL, NULL, NULL);
+	for (int k = 0; k < m; k++) {
+		double be = acc * o->ro[o->order[k]];
 
-		for (size_t i = 0; i < n; i++)
-			d[i] += c * s[i];
+		acc = pass(o, PASS_AXPY, (float)(o->al[o->order[k]] - be), S(k),
+		           k + 1 < m ? Y(k + 1) : NULL, NULL, NULL, NULL);
 	}
+#undef S
+#undef Y
 }
 
 static int

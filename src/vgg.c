@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "tessera/error.h"
+#include "tessera/par.h"
 
 static const char *const layer_names[TS_VGG_NLAYERS] = {
 	"conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",
@@ -204,6 +205,42 @@ ts_vgg_destroy(ts_vgg *net)
 		return;
 	free(net->mem);
 	free(net);
+}
+
+/* Element-wise loops over big layers, split in fixed blocks over the ts_par threads. */
+enum ew_op { EW_ZERO, EW_ADD };
+#define EW_BLOCK ((size_t)1 << 16)
+
+struct ew_job {
+	enum ew_op op;
+	float *d;
+	const float *a;
+	size_t n;
+};
+
+static void
+ew_item(void *ctx, int b, int thread)
+{
+	const struct ew_job *j = ctx;
+	size_t lo = (size_t)b * EW_BLOCK, hi = lo + EW_BLOCK < j->n ? lo + EW_BLOCK : j->n;
+	float *restrict d = j->d;
+	const float *restrict a = j->a;
+
+	(void)thread;
+	if (j->op == EW_ZERO) {
+		memset(d + lo, 0, (hi - lo) * sizeof *d);
+	} else {
+		for (size_t i = lo; i < hi; i++)
+			d[i] += a[i];
+	}
+}
+
+static void
+ew(enum ew_op op, float *d, const float *a, size_t n)
+{
+	struct ew_job j = { op, d, a, n };
+
+	ts_par_for((int)((n + EW_BLOCK - 1) / EW_BLOCK), ew_item, &j);
 }
 
 struct ts_vgg_run {
@@ -488,7 +525,7 @@ ts_vgg_zero_grad(ts_vgg_run *r)
 {
 	for (int i = 0; i <= r->last; i++)
 		if (r->tapped[i])
-			memset(r->grad[i], 0, layer_size(r, i) * sizeof(float));
+			ew(EW_ZERO, r->grad[i], NULL, layer_size(r, i));
 }
 
 void
@@ -510,24 +547,16 @@ ts_vgg_backward(ts_vgg_run *r, float *dimg)
 		if (k == TS_LAYER_RELU) {
 			const float *y = r->out[i];
 
-			if (i != r->last && r->tapped[i]) {
-				const float *g = r->grad[i];
-
-				for (size_t j = 0; j < n; j++)
-					cur[j] += g[j];
-			}
+			if (i != r->last && r->tapped[i])
+				ew(EW_ADD, cur, r->grad[i], n);
 			if (r->tapped[i - 1])
 				ts_relu_backward(y, cur, n); /* the conv's own gradient adds after */
 			else
 				mask = y; /* fused into the conv's backward */
 			continue;
 		}
-		if (i != r->last && r->tapped[i]) {
-			const float *g = r->grad[i];
-
-			for (size_t j = 0; j < n; j++)
-				cur[j] += g[j];
-		}
+		if (i != r->last && r->tapped[i])
+			ew(EW_ADD, cur, r->grad[i], n);
 		if (k == TS_LAYER_CONV) {
 			int ci = ts_vgg_layer_conv(i);
 

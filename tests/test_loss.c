@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "tessera/loss.h"
+#include "tessera/par.h"
 
 /* Deterministic uniform floats in [lo, hi) (xorshift64*). */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -195,24 +196,48 @@ test_content_large(void **state)
 
 /* gram */
 
+/* One Gram against the double reference; symmetric; the same bits for 1..3 threads
+ * (HW large enough for several blocks along hw). */
+static void
+gram_case(int C, int HW)
+{
+	float *f = malloc((size_t)C * HW * sizeof *f), *g = malloc((size_t)C * C * sizeof *g);
+	float *g1 = malloc((size_t)C * C * sizeof *g1);
+	float *ws = malloc(ts_gram_ws_floats(C, HW) * sizeof *ws);
+	double *gr = malloc((size_t)C * C * sizeof *gr), *fd;
+
+	assert_true(f && g && g1 && ws && gr);
+	fill(f, (size_t)C * HW, -1.0f, 3.0f);
+	fd = to_double(f, (size_t)C * HW);
+	ref_gram(fd, C, HW, gr);
+	for (int t = 1; t <= 3; t++) {
+		ts_par_set_threads(t);
+		ts_gram(f, C, HW, t == 1 ? g1 : g, ws);
+		if (t > 1)
+			assert_memory_equal(g, g1, (size_t)C * C * sizeof *g);
+	}
+	ts_par_set_threads(0);
+	for (int i = 0; i < C * C; i++)
+		assert_true(fabs(g1[i] - gr[i]) <= 1e-5 * (1.0 + fabs(gr[i])));
+	for (int i = 0; i < C; i++)
+		for (int j = 0; j < C; j++)
+			assert_true(g1[i * C + j] == g1[j * C + i]);
+	free(fd);
+	free(f);
+	free(g);
+	free(g1);
+	free(ws);
+	free(gr);
+}
+
 static void
 test_gram(void **state)
 {
-	enum { C = 7, HW = 29 };
-	float f[C * HW], g[C * C];
-	double gr[C * C], *fd;
-
 	(void)state;
-	fill(f, C * HW, -1.0f, 3.0f);
-	fd = to_double(f, C * HW);
-	ref_gram(fd, C, HW, gr);
-	ts_gram(f, C, HW, g);
-	for (int i = 0; i < C * C; i++)
-		assert_true(fabs(g[i] - gr[i]) <= 1e-6 * (1.0 + fabs(gr[i])));
-	for (int i = 0; i < C; i++)
-		for (int j = 0; j < C; j++)
-			assert_true(fabs(g[i * C + j] - g[j * C + i]) <= 1e-6);
-	free(fd);
+	assert_true(ts_gram_ws_floats(5, 9000) >= 4 * 25); /* really several blocks */
+	gram_case(7, 29);
+	gram_case(5, 9000);
+	gram_case(33, 70001);
 }
 
 /* style */
@@ -237,7 +262,8 @@ style_case(int c, int hw, int symmetric_target)
 	size_t nf = (size_t)c * hw, cc = (size_t)c * c;
 	float *f = malloc(nf * sizeof *f), *grad = malloc(nf * sizeof *grad);
 	float *base = malloc(nf * sizeof *base), *t = malloc(cc * sizeof *t);
-	float *ws = malloc(cc * sizeof *ws), *f2 = malloc(nf * sizeof *f2);
+	float *ws = malloc(ts_loss_style_ws_floats(c, hw) * sizeof *ws);
+	float *f2 = malloc(nf * sizeof *f2), *tws = malloc(ts_gram_ws_floats(c, hw) * sizeof *tws);
 	double *gbuf = malloc(cc * sizeof *gbuf), *fd, ref, v;
 	struct style_ctx ctx = { c, hw, t, gbuf };
 
@@ -246,7 +272,7 @@ style_case(int c, int hw, int symmetric_target)
 	fill(base, nf, -1.0f, 1.0f);
 	if (symmetric_target) { /* a real target: the Gram of other features */
 		fill(f2, nf, 0.0f, 1.5f);
-		ts_gram(f2, c, hw, t);
+		ts_gram(f2, c, hw, t, tws);
 	} else {
 		fill(t, cc, 0.0f, 2.0f);
 	}
@@ -265,6 +291,7 @@ style_case(int c, int hw, int symmetric_target)
 	free(t);
 	free(ws);
 	free(f2);
+	free(tws);
 	free(gbuf);
 }
 

@@ -50,6 +50,11 @@ void ts_conv_set_threads(int n);
 void ts_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
               int lda, const float *b, int ldb, float beta, float *c, int ldc);
 
+/* Upper triangle of C [n, n] = alpha * A A^T + beta * C for A [n, k] (row-major, lda),
+ * on the calling thread (ts_gram spreads blocks of these over the threads). */
+void ts_ssyrk_upper(int n, int k, float alpha, const float *a, int lda, float beta, float *c,
+                    int ldc);
+
 /* ---- Prepared convolutions: what the network runs --------------------------------
  *
  * A ts_conv_op is one 3x3 convolution (pad 1) with its weights laid out for the
@@ -95,5 +100,8 @@ size_t ts_conv_op_ws_floats(const ts_conv_op *op, int h, int w);
  * backward pass is thereby fused in).  y must not alias x or mask. */
 void ts_conv_op_run(const ts_conv_op *op, const float *x, const float *mask, int h, int w,
                     float *y, int relu, float *ws, size_t ws_floats);
+/* Wall seconds this process has spent inside ts_conv_op_run (for the share of time
+ * outside convolution that the benchmark and the renderer's log report). */
+double ts_conv_seconds(void);
 
 #endif

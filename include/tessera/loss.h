@@ -16,10 +16,18 @@
 /* f, p: [n].  grad (may be NULL): grad += weight * d/df. */
 double ts_loss_content(const float *f, const float *p, size_t n, float weight, float *grad);
 
-/* g = F F^T / (c * hw); f: [c, hw], g: [c, c]. */
-void ts_gram(const float *f, int c, int hw, float *g);
+/* Workspace floats of ts_gram for f: [c, hw]. */
+size_t ts_gram_ws_floats(int c, int hw);
+/* g = F F^T / (c * hw); f: [c, hw], g: [c, c].  The product is split along hw into
+ * blocks fixed by the shape (syrk per block on the ts_par threads, partial Grams in
+ * ws summed in block order), so F is read once and the bits do not depend on the
+ * thread count. */
+void ts_gram(const float *f, int c, int hw, float *g, float *ws);
 
-/* Style term against target t [c, c].  ws: [c, c] workspace (holds G, then dL/dG).
+/* Workspace floats of ts_loss_style for f: [c, hw]. */
+size_t ts_loss_style_ws_floats(int c, int hw);
+/* Style term against target t [c, c].  ws: ts_loss_style_ws_floats() floats (holds G,
+ * then dL/dG, and the Gram's partial sums).
  * grad (may be NULL): [c, hw], grad += weight * d/df. */
 double ts_loss_style(const float *f, int c, int hw, const float *t, float weight,
                      float *ws, float *grad);
