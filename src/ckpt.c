@@ -438,6 +438,7 @@ ts_ckpt_log_append(const char *job, const ts_tile_result *r)
 	    !cJSON_AddNumberToObject(o, "col", r->col) ||
 	    !cJSON_AddNumberToObject(o, "rank", r->rank) ||
 	    !cJSON_AddNumberToObject(o, "seconds", r->seconds) ||
+	    !cJSON_AddNumberToObject(o, "conv_seconds", r->conv_seconds) ||
 	    !cJSON_AddNumberToObject(o, "iterations", r->iterations) ||
 	    !cJSON_AddNumberToObject(o, "content", r->content) ||
 	    !cJSON_AddNumberToObject(o, "style", r->style) ||

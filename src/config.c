@@ -136,7 +136,9 @@ static const optdef options[] = {
 	{ "progress", K_PROGRESS, F(progress), "auto|on|off",
 	  "progress line on stderr (auto: when a terminal)", NULL },
 	{ "quiet", K_QUIET, 0, NULL, "same as --progress off", NULL },
-	{ "threads", K_INT, F(threads), "N", "BLAS threads (0: library default)", NULL },
+	{ "threads", K_INT, F(threads), "N",
+	  "compute threads per rank (0: $OPENBLAS_NUM_THREADS, $OMP_NUM_THREADS, else the "
+	  "CPUs the rank may run on)", NULL },
 
 	{ "Tiled rendering:", K_GROUP, 0, NULL, NULL, NULL },
 	{ "tile", K_INT, F(tile), "N", "tile side in pixels, >= 64, multiple of 16", NULL },

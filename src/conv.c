@@ -594,11 +594,63 @@ ts_conv_op_weight_floats(int ic, int oc, ts_conv_algo algo)
 	return a * a * oc * ic;
 }
 
+struct prep_job {
+	ts_conv_op *op;
+	const float *wt;
+	int ic, adjoint; /* the original convolution's input channels */
+};
+
+/* Prepare the weights into op channel o from every op input channel, 64 at a time
+ * (the loops over c vectorize; the transform is computed in double). */
+static void
+prep_item(void *ctx, int o, int thread)
+{
+	const struct prep_job *j = ctx;
+	ts_conv_op *op = j->op;
+	int oic = op->ic, ooc = op->oc;
+	double g[9][64], t[6][3][64];
+
+	(void)thread;
+	for (int c0 = 0; c0 < oic; c0 += 64) {
+		int nc = oic - c0 < 64 ? oic - c0 : 64;
+
+		/* g[tap][c]: the op's kernel from op channel c0 + c to op channel o; an
+		 * adjoint reads the original kernel transposed and rotated by 180 degrees */
+		for (int c = 0; c < nc; c++)
+			for (int k = 0; k < 9; k++)
+				g[k][c] = j->adjoint ? j->wt[((size_t)(c0 + c) * j->ic + o) * 9 + (8 - k)]
+				                     : j->wt[((size_t)o * j->ic + c0 + c) * 9 + k];
+		if (op->algo == TS_CONV_IM2COL) {
+			for (int c = 0; c < nc; c++)
+				for (int k = 0; k < 9; k++)
+					op->w[((size_t)o * oic + c0 + c) * 9 + k] = (float)g[k][c];
+		} else {
+			int a = wino_m(op->algo) + 2;
+			const double(*G)[3] = op->algo == TS_CONV_WINO4 ? G4 : G2;
+
+			for (int i = 0; i < a; i++) /* t = G g */
+				for (int x = 0; x < 3; x++)
+					for (int c = 0; c < nc; c++)
+						t[i][x][c] = G[i][0] * g[x][c] + G[i][1] * g[3 + x][c] +
+						             G[i][2] * g[6 + x][c];
+			for (int i = 0; i < a; i++) /* u = t G^T */
+				for (int q = 0; q < a; q++) {
+					float *dst = op->w + ((size_t)(i * a + q) * ooc + o) * oic + c0;
+
+					for (int c = 0; c < nc; c++)
+						dst[c] = (float)(t[i][0][c] * G[q][0] + t[i][1][c] * G[q][1] +
+						                 t[i][2][c] * G[q][2]);
+				}
+		}
+	}
+}
+
 void
 ts_conv_op_prepare(ts_conv_op *op, const float *wt, const float *bias, int ic, int oc,
                    int adjoint, ts_conv_algo algo, float *wmem)
 {
 	int oic = adjoint ? oc : ic, ooc = adjoint ? ic : oc; /* the op's channels */
+	struct prep_job j = { op, wt, ic, adjoint };
 
 	TS_ASSERT(op && wt && wmem && ic >= 1 && oc >= 1);
 	if (algo == TS_CONV_AUTO)
@@ -608,38 +660,7 @@ ts_conv_op_prepare(ts_conv_op *op, const float *wt, const float *bias, int ic, i
 	op->algo = algo;
 	op->bias = adjoint ? NULL : bias;
 	op->w = wmem;
-	for (int o = 0; o < ooc; o++) {
-		for (int c = 0; c < oic; c++) {
-			/* g: the op's kernel from op channel c to op channel o */
-			double g[3][3];
-			const float *src = adjoint ? wt + ((size_t)c * ic + o) * 9
-			                           : wt + ((size_t)o * ic + c) * 9;
-
-			for (int y = 0; y < 3; y++)
-				for (int x = 0; x < 3; x++)
-					g[y][x] = adjoint ? src[(2 - y) * 3 + (2 - x)] : src[y * 3 + x];
-			if (algo == TS_CONV_IM2COL) {
-				for (int y = 0; y < 3; y++)
-					for (int x = 0; x < 3; x++)
-						wmem[((size_t)o * oic + c) * 9 + y * 3 + x] = (float)g[y][x];
-			} else {
-				int a = wino_m(algo) + 2;
-				const double(*G)[3] = algo == TS_CONV_WINO4 ? G4 : G2;
-				double t[6][3];
-
-				for (int i = 0; i < a; i++) /* t = G g */
-					for (int x = 0; x < 3; x++)
-						t[i][x] = G[i][0] * g[0][x] + G[i][1] * g[1][x] + G[i][2] * g[2][x];
-				for (int i = 0; i < a; i++) /* u = t G^T */
-					for (int j = 0; j < a; j++) {
-						double u = t[i][0] * G[j][0] + t[i][1] * G[j][1] +
-						           t[i][2] * G[j][2];
-
-						wmem[(((size_t)(i * a + j)) * ooc + o) * oic + c] = (float)u;
-					}
-			}
-		}
-	}
+	ts_par_for(ooc, prep_item, &j);
 }
 
 /* Tiles per super-chunk for a Winograd op on an h x w image: as many as fit the

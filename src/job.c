@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "tessera/conv.h"
 #include "tessera/error.h"
 #include "tessera/image.h"
 #include "tessera/resample.h"
@@ -515,7 +516,7 @@ ts_job_render_tile(ts_job *j, int level, int index, int rank, volatile int *stop
 	ts_stylize_hooks hooks = { &hc, tile_iteration, tile_should_stop };
 	ts_loss_parts final;
 	char path[4400];
-	double t0 = now_s();
+	double t0 = now_s(), c0 = ts_conv_seconds();
 
 	TS_ASSERT(j->targets && j->targets_level == level);
 	tile_rect(j, level, index, &row, &col, &x, &y, &w, &h);
@@ -573,6 +574,7 @@ ts_job_render_tile(ts_job *j, int level, int index, int rank, volatile int *stop
 		goto cleanup;
 	ts_ckpt_path(j->dir, level, row, col, path, sizeof path);
 	res->seconds = now_s() - t0;
+	res->conv_seconds = ts_conv_seconds() - c0;
 	if (ts_ckpt_write(res, path))
 		goto cleanup;
 	ret = 0;

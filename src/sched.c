@@ -24,7 +24,10 @@
 enum { TAG_REQ = 11, TAG_REPLY = 12 };
 
 /* REQ payload (doubles): index done (-1: none), leaving, then the result's fields. */
-enum { R_INDEX, R_LEAVING, R_ITERS, R_CONTENT, R_STYLE, R_TV, R_TOTAL, R_SECONDS, R_RANK, R_N };
+enum {
+	R_INDEX, R_LEAVING, R_ITERS, R_CONTENT, R_STYLE, R_TV, R_TOTAL, R_SECONDS, R_RANK,
+	R_CONV, R_N
+};
 
 static int my_rank, n_ranks;
 
@@ -78,6 +81,7 @@ typedef struct level_state {
 	int progress, tty;
 	double t0;
 	int done_at_start;
+	double tile_s, conv_s;       /* summed over the tiles rendered this run */
 } level_state;
 
 static void
@@ -116,7 +120,10 @@ log_result(level_state *s, const double *m)
 	r.tv = m[R_TV];
 	r.total = m[R_TOTAL];
 	r.seconds = m[R_SECONDS];
+	r.conv_seconds = m[R_CONV];
 	r.rank = (int)m[R_RANK];
+	s->tile_s += r.seconds;
+	s->conv_s += r.conv_seconds;
 	if (ts_job_log(s->job, &r))
 		fprintf(stderr, "tessera: %s\n", ts_errmsg());
 	s->done++;
@@ -192,7 +199,7 @@ coordinate_level(level_state *s)
 			}
 			{
 				double m[R_N] = { idx, 0, res.iterations, res.content, res.style,
-				                  res.tv, res.total, res.seconds, 0 };
+				                  res.tv, res.total, res.seconds, 0, res.conv_seconds };
 				log_result(s, m);
 			}
 			continue;
@@ -252,6 +259,7 @@ work_level(ts_job *job, int level, volatile int *stop)
 		m[R_TV] = res.tv;
 		m[R_TOTAL] = res.total;
 		m[R_SECONDS] = res.seconds;
+		m[R_CONV] = res.conv_seconds;
 		m[R_RANK] = my_rank;
 		m[R_LEAVING] = stop && *stop;
 	}
@@ -357,10 +365,21 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 				}
 				s.nidle = 0;
 				s.t0 = now_s();
+				s.tile_s = s.conv_s = 0.0;
 				print_progress(&s);
 				r = coordinate_level(&s);
 				if (s.progress && s.tty)
 					fputc('\n', stderr);
+				if (s.progress && s.done > s.done_at_start) {
+					double el = now_s() - s.t0;
+
+					fprintf(stderr,
+					        "level %d: %d tiles in %.1f s (%.3f tiles/s); convolution "
+					        "%.1f%% of the tiles' time\n",
+					        level, s.done - s.done_at_start, el,
+					        (s.done - s.done_at_start) / el,
+					        s.tile_s > 0 ? 100.0 * s.conv_s / s.tile_s : 0.0);
+				}
 				if (r < 0)
 					goto cleanup; /* workers are aborted by the caller */
 				if (r == 1) {

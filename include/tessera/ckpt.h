@@ -16,8 +16,8 @@
  *
  * JOB/log.jsonl: one JSON object per finished tile and line, appended with a single
  * write() and fsynced:
- *     {"level":..,"row":..,"col":..,"rank":..,"seconds":..,"iterations":..,
- *      "content":..,"style":..,"tv":..,"total":..} */
+ *     {"level":..,"row":..,"col":..,"rank":..,"seconds":..,"conv_seconds":..,
+ *      "iterations":..,"content":..,"style":..,"tv":..,"total":..} */
 #ifndef TESSERA_CKPT_H
 #define TESSERA_CKPT_H
 
@@ -35,6 +35,8 @@ typedef struct ts_tile_result {
 	int iterations;
 	double content, style, tv, total; /* final losses */
 	double seconds;                  /* render time */
+	double conv_seconds;             /* of which inside convolutions (log only: not
+	                                  * in the tile file) */
 	int rank;
 	float *px;                       /* [3, h, w]; owned by whoever filled the struct */
 } ts_tile_result;
