@@ -746,7 +746,7 @@ tile_bytes(const ts_job *j, const ts_level *lv)
 	size_t n = (size_t)3 * lv->tw * lv->th;
 	double b = (double)ts_objective_bytes(j->net, lv->th, lv->tw, &j->op);
 
-	b += (j->c->optimizer == TS_OPTIM_LBFGS ? 2.0 * j->c->lbfgs_history + 4 : 3) * n * 4;
+	b += (j->c->optimizer == TS_OPTIM_LBFGS ? 2.0 * (j->c->lbfgs_history + 1) + 4 : 3) * n * 4;
 	b += 4.0 * n * 4; /* content, start, gradient, tile file */
 	return b;
 }

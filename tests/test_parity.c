@@ -88,10 +88,13 @@ test_cases(void **state)
 	ts_image *content, *st[2];
 	double blend[2];
 	float *x;
+	char *text;
 	int w, h, ncases = 0;
 
 	(void)state;
-	root = cJSON_Parse(slurp(FIX "expected.json", NULL));
+	text = slurp(FIX "expected.json", NULL);
+	root = cJSON_Parse(text);
+	free(text);
 	assert_non_null(root);
 	net = ts_weights_load(FIX "narrow_vgg.safetensors");
 	if (!net)
