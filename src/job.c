@@ -42,6 +42,8 @@ struct ts_job {
 	ts_optim_params oo;
 	ts_style_targets *targets;   /* of the current level */
 	int targets_level;
+	ts_stylizer *sty;            /* the last tile's objective and optimizer, reused by
+	                              * the next tile of the same size (NULL: none yet) */
 };
 
 static double
@@ -339,6 +341,7 @@ ts_job_close(ts_job *j)
 		return;
 	ts_tiff_reader_close(j->content_tiff);
 	ts_image_destroy(j->content_img);
+	ts_stylizer_destroy(j->sty);
 	ts_plan_destroy(j->plan);
 	ts_vgg_destroy(j->net);
 	ts_targets_destroy(j->targets);
@@ -547,8 +550,10 @@ ts_job_render_tile(ts_job *j, int level, int index, int rank, volatile int *stop
 		if (ts_resample_region(tiff_read, below, bw, bh, lv->w, lv->h, x, y, w, h, px))
 			goto cleanup;
 	}
-	if (ts_stylize(j->net, j->targets, &j->op, &j->oo, iters, h, w, content, px, &hooks,
-	               &final, &done))
+	if (!j->sty && !(j->sty = ts_stylizer_create(j->net, &j->op, &j->oo)))
+		goto cleanup;
+	if (ts_stylizer_run(j->sty, j->targets, iters, h, w, content, px, &hooks, &final,
+	                    &done))
 		goto cleanup;
 	if (stop && *stop && done < iters) {
 		ret = 1; /* dropped: a resume redoes it */
@@ -656,6 +661,9 @@ ts_job_assemble(ts_job *j, int level)
 	char path[4400];
 	int bits = 16, ret = -1;
 
+	/* the tiles' working memory is not needed while assembling (the plan counts
+	 * the two apart); the next level builds it once again */
+	ts_stylizer_release(j->sty);
 	if (last) {
 		snprintf(path, sizeof path, "%s", j->c->out);
 		bits = j->content_bits == 16 ? 16 : 8;

@@ -267,26 +267,52 @@ ts_objective_create(const ts_vgg *net, int h, int w, const ts_objective_params *
 		ts_error("objective", "out of memory");
 		goto fail;
 	}
-	if (p->content_layers.n) {
-		TS_ASSERT(content);
-		ts_vgg_forward(o->run, content);
-		for (int i = 0; i < p->content_layers.n; i++) {
-			int c, fh, fw;
-			const float *f = ts_vgg_feature(o->run, p->content_layers.layer[i], &c,
-			                                &fh, &fw);
+	for (int i = 0; i < p->content_layers.n; i++) {
+		int l = p->content_layers.layer[i], sh = ts_vgg_layer_pools(l);
 
-			o->content_n[i] = (size_t)c * fh * fw;
-			if (!(o->content_feat[i] = malloc(o->content_n[i] * sizeof(float)))) {
-				ts_error("objective", "out of memory");
-				goto fail;
-			}
-			memcpy(o->content_feat[i], f, o->content_n[i] * sizeof(float));
+		o->content_n[i] = (size_t)layer_channels(net, l) * (size_t)(h >> sh) * (size_t)(w >> sh);
+		if (!(o->content_feat[i] = malloc(o->content_n[i] * sizeof(float)))) {
+			ts_error("objective", "out of memory");
+			goto fail;
 		}
 	}
+	if (ts_objective_retarget(o, targets, content))
+		goto fail;
 	return o;
 fail:
 	ts_objective_destroy(o);
 	return NULL;
+}
+
+int
+ts_objective_retarget(ts_objective *o, const ts_style_targets *targets, const float *content)
+{
+	const ts_objective_params *p = &o->p;
+
+	if (p->style_layers.n && (!targets || targets->n != p->style_layers.n)) {
+		ts_error("objective", "style targets do not match the style layers");
+		return -1;
+	}
+	for (int i = 0; i < p->style_layers.n; i++) {
+		if (targets->layer[i] != p->style_layers.layer[i] ||
+		    targets->c[i] != layer_channels(o->net, p->style_layers.layer[i])) {
+			ts_error("objective", "style targets do not match the style layers");
+			return -1;
+		}
+	}
+	o->targets = targets;
+	if (!p->content_layers.n)
+		return 0;
+	TS_ASSERT(content);
+	ts_vgg_forward(o->run, content);
+	for (int i = 0; i < p->content_layers.n; i++) {
+		int c, fh, fw;
+		const float *f = ts_vgg_feature(o->run, p->content_layers.layer[i], &c, &fh, &fw);
+
+		TS_ASSERT((size_t)c * fh * fw == o->content_n[i]);
+		memcpy(o->content_feat[i], f, o->content_n[i] * sizeof(float));
+	}
+	return 0;
 }
 
 void

@@ -185,6 +185,32 @@ cleanup:
 }
 
 void
+ts_optim_reset(ts_optim *o)
+{
+	size_t hist = o->p.kind == TS_OPTIM_LBFGS ? (size_t)o->p.history : 0;
+
+	o->evals = 0;
+	o->iter = 0;
+	o->started = 0;
+	o->done = 0;
+	o->failed = 0;
+	o->f = 0.0;
+	o->t = 0.0;
+	o->h_diag = 1.0;
+	o->count = 0;
+	o->spare = 0;
+	/* the vectors are written before they are read, except Adam's moments */
+	if (o->p.kind == TS_OPTIM_LBFGS) {
+		memset(o->ro, 0, (hist + 1) * sizeof *o->ro);
+		memset(o->al, 0, (hist + 1) * sizeof *o->al);
+		memset(o->order, 0, hist * sizeof *o->order);
+	} else {
+		memset(o->m, 0, o->n * sizeof *o->m);
+		memset(o->v, 0, o->n * sizeof *o->v);
+	}
+}
+
+void
 ts_optim_destroy(ts_optim *o)
 {
 	if (!o)

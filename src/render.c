@@ -41,35 +41,97 @@ eval_fn(void *user, const float *x, float *grad)
 	return isfinite(f) ? f : NAN;
 }
 
-int
-ts_stylize(const ts_vgg *net, const ts_style_targets *targets,
-           const ts_objective_params *op, const ts_optim_params *oo, int iterations,
-           int h, int w, const float *content, float *x, const ts_stylize_hooks *hooks,
-           ts_loss_parts *final, int *done)
+struct ts_stylizer {
+	const ts_vgg *net; /* borrowed */
+	ts_objective_params op;
+	ts_optim_params oo;
+	int h, w;          /* size of obj and opt (0: none yet) */
+	ts_objective *obj;
+	ts_optim *opt;
+};
+
+ts_stylizer *
+ts_stylizer_create(const ts_vgg *net, const ts_objective_params *op,
+                   const ts_optim_params *oo)
 {
-	ts_objective *obj = NULL;
-	ts_optim *opt = NULL;
+	ts_stylizer *s = calloc(1, sizeof *s);
+
+	if (!s) {
+		ts_error("render", "out of memory");
+		return NULL;
+	}
+	s->net = net;
+	s->op = *op;
+	s->oo = *oo;
+	return s;
+}
+
+void
+ts_stylizer_release(ts_stylizer *s)
+{
+	if (!s)
+		return;
+	ts_optim_destroy(s->opt);
+	ts_objective_destroy(s->obj);
+	s->opt = NULL;
+	s->obj = NULL;
+	s->h = s->w = 0;
+}
+
+void
+ts_stylizer_destroy(ts_stylizer *s)
+{
+	ts_stylizer_release(s);
+	free(s);
+}
+
+/* obj and opt for an h x w problem against targets and content: the held ones when
+ * the size matches, else new ones.  0 or -1. */
+static int
+stylizer_prepare(ts_stylizer *s, const ts_style_targets *targets, int h, int w,
+                 const float *content)
+{
+	if (s->obj && s->h == h && s->w == w) {
+		if (ts_objective_retarget(s->obj, targets, content))
+			return -1;
+		if (s->opt)
+			ts_optim_reset(s->opt);
+		return 0;
+	}
+	ts_stylizer_release(s);
+	if (!(s->obj = ts_objective_create(s->net, h, w, &s->op, targets, content)))
+		return -1;
+	s->h = h;
+	s->w = w;
+	return 0;
+}
+
+int
+ts_stylizer_run(ts_stylizer *s, const ts_style_targets *targets, int iterations, int h,
+                int w, const float *content, float *x, const ts_stylize_hooks *hooks,
+                ts_loss_parts *final, int *done)
+{
 	eval_ctx e = { 0 };
 	size_t n = (size_t)3 * h * w;
-	int it = 0, ret = -1;
+	int it = 0;
 
-	if (!(obj = ts_objective_create(net, h, w, op, targets, content)))
-		goto cleanup;
-	e.obj = obj;
+	if (stylizer_prepare(s, targets, h, w, content))
+		return -1;
+	if (iterations > 0 && !s->opt && !(s->opt = ts_optim_create(&s->oo, n)))
+		return -1;
+	e.obj = s->obj;
 	e.hooks = hooks;
-	if (iterations > 0 && !(opt = ts_optim_create(oo, n)))
-		goto cleanup;
 	while (it < iterations) {
 		int r;
 
 		if (hooks && hooks->should_stop && hooks->should_stop(hooks->user))
 			break;
-		r = ts_optim_step(opt, x, eval_fn, &e, NULL);
+		r = ts_optim_step(s->opt, x, eval_fn, &e, NULL);
 		if (r < 0) {
 			if (!e.failed)
 				ts_error("render", "the objective is not finite at iteration %d "
 				         "(weights too large? try a smaller --learning-rate)", it + 1);
-			goto cleanup;
+			return -1;
 		}
 		if (r == 1)
 			break; /* converged: x is the minimum found */
@@ -80,16 +142,28 @@ ts_stylize(const ts_vgg *net, const ts_style_targets *targets,
 	if (e.next_it <= it || e.next_it == 0) {
 		e.next_it = it;
 		if (!isfinite(eval_fn(&e, x, NULL)) && e.failed)
-			goto cleanup;
+			return -1;
 	}
 	if (final)
 		*final = e.last;
 	if (done)
 		*done = it;
-	ret = 0;
-cleanup:
-	ts_optim_destroy(opt);
-	ts_objective_destroy(obj);
+	return 0;
+}
+
+int
+ts_stylize(const ts_vgg *net, const ts_style_targets *targets,
+           const ts_objective_params *op, const ts_optim_params *oo, int iterations,
+           int h, int w, const float *content, float *x, const ts_stylize_hooks *hooks,
+           ts_loss_parts *final, int *done)
+{
+	ts_stylizer *s = ts_stylizer_create(net, op, oo);
+	int ret;
+
+	if (!s)
+		return -1;
+	ret = ts_stylizer_run(s, targets, iterations, h, w, content, x, hooks, final, done);
+	ts_stylizer_destroy(s);
 	return ret;
 }
 

@@ -641,6 +641,43 @@ test_adam_rosenbrock(void **state)
 	ts_optim_destroy(o);
 }
 
+/* A reset optimizer retraces a fresh one bit for bit on the next problem, after
+ * it has filled its history (L-BFGS) or its moments (Adam) on another one. */
+static void
+test_reset_equals_fresh(void **state)
+{
+	(void)state;
+	for (int kind = 0; kind < 2; kind++) {
+		ts_optim_params p;
+		ts_optim *used, *fresh;
+		struct quad q;
+		float x[QN], y[QN];
+		int conv;
+
+		ts_optim_defaults(&p, kind ? TS_OPTIM_ADAM : TS_OPTIM_LBFGS);
+		p.history = 5;
+		quad_init(&q);
+		used = ts_optim_create(&p, QN);
+		fresh = ts_optim_create(&p, QN);
+		assert_non_null(used);
+		assert_non_null(fresh);
+		/* the first problem: the quadratic from zero */
+		for (int i = 0; i < QN; i++)
+			x[i] = 0.0f;
+		assert_true(run(used, x, quad_fn, &q, 30, &conv) >= 0);
+		ts_optim_reset(used);
+		/* the second: the same from elsewhere */
+		for (int i = 0; i < QN; i++)
+			x[i] = y[i] = (float)(0.25 * ((i * 7) % 5) - 0.5);
+		assert_true(run(used, x, quad_fn, &q, 25, &conv) >= 0);
+		assert_true(run(fresh, y, quad_fn, &q, 25, &conv) >= 0);
+		assert_memory_equal(x, y, sizeof x);
+		assert_int_equal(ts_optim_evals(used), ts_optim_evals(fresh));
+		ts_optim_destroy(used);
+		ts_optim_destroy(fresh);
+	}
+}
+
 int
 main(void)
 {
@@ -659,6 +696,7 @@ main(void)
 		cmocka_unit_test(test_adam_first_step),
 		cmocka_unit_test(test_adam_quadratic),
 		cmocka_unit_test(test_adam_rosenbrock),
+		cmocka_unit_test(test_reset_equals_fresh),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -288,6 +288,89 @@ test_output_size_rules(void **state)
 	assert_int_equal(h, 300);
 }
 
+/* A stylizer reused for a second problem of the same size (other content, other
+ * targets, after a first problem with another size in between for the Adam case)
+ * gives the bits of a one-off ts_stylize; targets of other shapes are refused. */
+static void
+test_stylizer_reuse(void **state)
+{
+	ts_config c;
+	ts_objective_params op;
+	ts_optim_params oo;
+	ts_vgg *net;
+	ts_image *st[2];
+	ts_style_targets *t1, *t2, *bad;
+	ts_layer_weights fewer;
+	enum { W = 40, H = 32 };
+	size_t n = (size_t)3 * W * H;
+	float *c1 = malloc(n * sizeof(float)), *c2 = malloc(n * sizeof(float));
+	float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
+	float *z = malloc((size_t)3 * 24 * 24 * sizeof(float));
+
+	(void)state;
+	base_config(&c, "unused.png");
+	assert_int_equal(ts_config_check(&c), 0);
+	ts_objective_params_from_config(&op, &c);
+	net = ts_render_network(&c);
+	assert_non_null(net);
+	st[0] = ts_image_load(style_path, 0);
+	st[1] = ts_image_load(style2_path, 0);
+	assert_non_null(st[0]);
+	assert_non_null(st[1]);
+	t1 = ts_targets_create(net, &st[0], (double[]){ 1.0 }, 1, &op.style_layers, op.pool);
+	t2 = ts_targets_create(net, &st[1], (double[]){ 1.0 }, 1, &op.style_layers, op.pool);
+	fewer = op.style_layers;
+	fewer.n--;
+	bad = ts_targets_create(net, &st[0], (double[]){ 1.0 }, 1, &fewer, op.pool);
+	assert_non_null(t1);
+	assert_non_null(t2);
+	assert_non_null(bad);
+	for (size_t i = 0; i < n; i++) {
+		c1[i] = (float)((i * 37) % 101) / 101.0f;
+		c2[i] = (float)((i * 53) % 97) / 97.0f;
+	}
+	for (size_t i = 0; i < (size_t)3 * 24 * 24; i++)
+		z[i] = 0.5f;
+	for (int kind = 0; kind < 2; kind++) {
+		ts_stylizer *s;
+		ts_loss_parts pa, pb;
+		int da, db;
+
+		c.optimizer = kind ? TS_OPTIM_ADAM : TS_OPTIM_LBFGS;
+		ts_render_optim_params(&c, &oo);
+		s = ts_stylizer_create(net, &op, &oo);
+		assert_non_null(s);
+		memcpy(x, c1, n * sizeof(float));
+		assert_int_equal(ts_stylizer_run(s, t1, 6, H, W, c1, x, NULL, NULL, NULL), 0);
+		if (kind) /* another size in between: a new objective, then back */
+			assert_int_equal(ts_stylizer_run(s, t1, 2, 24, 24, z, z, NULL, NULL, NULL), 0);
+		memcpy(x, c2, n * sizeof(float));
+		assert_int_equal(ts_stylizer_run(s, t2, 7, H, W, c2, x, NULL, &pa, &da), 0);
+		memcpy(y, c2, n * sizeof(float));
+		assert_int_equal(ts_stylize(net, t2, &op, &oo, 7, H, W, c2, y, NULL, &pb, &db), 0);
+		assert_memory_equal(x, y, n * sizeof(float));
+		assert_int_equal(da, db);
+		assert_true(pa.total == pb.total);
+		/* and it did move */
+		assert_memory_not_equal(x, c2, n * sizeof(float));
+		assert_int_equal(ts_stylizer_run(s, bad, 1, H, W, c2, x, NULL, NULL, NULL), -1);
+		assert_non_null(strstr(ts_errmsg(), "style targets"));
+		ts_stylizer_destroy(s);
+	}
+	ts_targets_destroy(t1);
+	ts_targets_destroy(t2);
+	ts_targets_destroy(bad);
+	ts_image_destroy(st[0]);
+	ts_image_destroy(st[1]);
+	ts_vgg_destroy(net);
+	ts_config_fini(&c);
+	free(c1);
+	free(c2);
+	free(x);
+	free(y);
+	free(z);
+}
+
 int
 main(void)
 {
@@ -298,6 +381,7 @@ main(void)
 		cmocka_unit_test(test_frames_blend_and_colors),
 		cmocka_unit_test(test_frame_path),
 		cmocka_unit_test(test_output_size_rules),
+		cmocka_unit_test(test_stylizer_reuse),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -66,6 +66,13 @@ ts_objective *ts_objective_create(const ts_vgg *net, int h, int w,
                                   const ts_style_targets *targets, const float *content);
 void ts_objective_destroy(ts_objective *o);
 
+/* Point an objective at other targets (same layers and shapes) and another content
+ * image of its size, as if it had been created for them: the next tile of the same
+ * size reuses the run, its prepared weights and its memory.  0, or -1 with a message
+ * (targets of other shapes); the objective is then unchanged. */
+int ts_objective_retarget(ts_objective *o, const ts_style_targets *targets,
+                          const float *content);
+
 /* Bytes ts_objective_create would allocate for these settings (for --plan). */
 size_t ts_objective_bytes(const ts_vgg *net, int h, int w, const ts_objective_params *p);
 

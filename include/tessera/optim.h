@@ -32,6 +32,9 @@ typedef struct ts_optim ts_optim;
  * no memory. */
 ts_optim *ts_optim_create(const ts_optim_params *p, size_t n);
 void ts_optim_destroy(ts_optim *o);
+/* Back to the state ts_optim_create left (no history, no moments), keeping the
+ * buffers: the next problem of the same size starts exactly as a new optimizer. */
+void ts_optim_reset(ts_optim *o);
 
 /* One iteration: updates x in place.  L-BFGS evaluates fn at the start point on its
  * first call and then once per step (at the new x); Adam evaluates once per step at

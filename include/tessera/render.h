@@ -30,6 +30,24 @@ int ts_stylize(const ts_vgg *net, const ts_style_targets *targets,
                int h, int w, const float *content, float *x,
                const ts_stylize_hooks *hooks, ts_loss_parts *final, int *done);
 
+/* A stylizer keeps the objective (the network run with its prepared weights and
+ * activations) and the optimizer of the last problem it solved, so that the next
+ * one of the same size (the next tile of a level) reuses them instead of building
+ * and first-touching some hundreds of MiB again.  Results are bit-identical to
+ * ts_stylize.  Borrows net; op and oo are copied. */
+typedef struct ts_stylizer ts_stylizer;
+
+ts_stylizer *ts_stylizer_create(const ts_vgg *net, const ts_objective_params *op,
+                                const ts_optim_params *oo);
+/* ts_stylize with the held objective and optimizer when h x w matches the last
+ * problem (targets may differ in values, not in shapes). */
+int ts_stylizer_run(ts_stylizer *s, const ts_style_targets *targets, int iterations,
+                    int h, int w, const float *content, float *x,
+                    const ts_stylize_hooks *hooks, ts_loss_parts *final, int *done);
+/* Frees the held objective and optimizer (the stylizer stays usable). */
+void ts_stylizer_release(ts_stylizer *s);
+void ts_stylizer_destroy(ts_stylizer *s);
+
 /* The network the configuration names (builtin or a weight file).  Caller owns. */
 ts_vgg *ts_render_network(const ts_config *c);
 
