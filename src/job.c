@@ -235,27 +235,38 @@ cleanup:
 	return ret;
 }
 
+/* Whether JOB/plan.ini exists (*found) and names this plan's hash (*same). */
+static void
+dir_plan(const ts_job *j, int *found, int *same)
+{
+	char path[4400], line[256], want[64];
+	FILE *f;
+
+	*found = *same = 0;
+	snprintf(want, sizeof want, "hash = %016llx", (unsigned long long)j->hash);
+	snprintf(path, sizeof path, "%s/plan.ini", j->dir);
+	if ((f = fopen(path, "r"))) {
+		*found = 1;
+		while (fgets(line, sizeof line, f))
+			if (!strncmp(line, want, strlen(want)))
+				*same = 1;
+		fclose(f);
+	}
+}
+
 /* Create the job directory or check that it belongs to this plan. */
 static int
 setup_dir(ts_job *j, const char *text)
 {
-	char path[4400], line[256], want[64];
-	FILE *f;
-	int same = 0, found = 0;
+	char path[4400];
+	int same, found;
 
-	snprintf(want, sizeof want, "hash = %016llx", (unsigned long long)j->hash);
 	if (mkdir(j->dir, 0777) && errno != EEXIST) {
 		ts_error_errno("job", "cannot create the job directory \"%s\"", j->dir);
 		return -1;
 	}
 	snprintf(path, sizeof path, "%s/plan.ini", j->dir);
-	if ((f = fopen(path, "r"))) {
-		found = 1;
-		while (fgets(line, sizeof line, f))
-			if (!strncmp(line, want, strlen(want)))
-				same = 1;
-		fclose(f);
-	}
+	dir_plan(j, &found, &same);
 	if (found && !same) {
 		if (!j->c->fresh) {
 			ts_error("job", "the job directory \"%s\" was made by a different plan "
@@ -774,8 +785,16 @@ ts_job_print_plan(ts_job *j, FILE *f, int nranks)
 	fixed = weights + (j->content_img ? 12.0 * j->content_w * j->content_h : 0);
 	fprintf(f, "tessera plan: %s -> %dx%d (%s)\n", j->c->content, p->w, p->h,
 	        j->c->out ? j->c->out : "no output");
-	fprintf(f, "job directory %s, plan hash %016llx, %d rank%s\n", j->dir,
-	        (unsigned long long)j->hash, nranks, nranks == 1 ? "" : "s");
+	{
+		int found, same;
+
+		dir_plan(j, &found, &same);
+		fprintf(f, "job directory %s (%s), plan hash %016llx, %d rank%s\n", j->dir,
+		        !found ? "new" : j->c->fresh ? "exists: --fresh discards it"
+		        : same ? "exists: a run resumes it"
+		        : "made by another plan: a run refuses it without --fresh",
+		        (unsigned long long)j->hash, nranks, nranks == 1 ? "" : "s");
+	}
 	ts_plan_print(p, f);
 	/* measure one pass here, scale by pixels */
 	if (!ts_job_targets(j, 0, 1))

@@ -276,7 +276,7 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 	memset(&s, 0, sizeof s);
 	/* Rank 0 sets up the job directory first; the others open it after. */
 	if (my_rank == 0) {
-		if (!(job = ts_job_open(c, 1))) {
+		if (!(job = ts_job_open(c, !c->plan_only))) {
 			snprintf(msg, sizeof msg, "%s", ts_errmsg());
 			ok = 0;
 		}

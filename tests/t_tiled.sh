@@ -112,4 +112,10 @@ fi
 run 1 "$d/p.tif" "$d/jobp" --plan >"$d/plan.txt" 2>&1 || fail "--plan"
 grep -qi "level" "$d/plan.txt" && grep -qi "memory" "$d/plan.txt" || { fail "--plan output"; cat "$d/plan.txt"; }
 [ -f "$d/p.tif" ] && fail "--plan wrote output"
+[ -e "$d/jobp" ] && fail "--plan created the job directory"
+grep -q "(new)" "$d/plan.txt" || fail "--plan: a new job directory not reported"
+run 1 "$d/p.tif" "$d/job1" --style-weight 5 --plan >"$d/plan2.txt" 2>&1 || fail "--plan of a changed config"
+grep -q "another plan" "$d/plan2.txt" || { fail "--plan: the other plan not reported"; cat "$d/plan2.txt"; }
+run 1 "$d/p.tif" "$d/job1" --plan >"$d/plan3.txt" 2>&1 || fail "--plan of the same config"
+grep -q "a run resumes it" "$d/plan3.txt" || { fail "--plan: resume not reported"; cat "$d/plan3.txt"; }
 [ $fails -eq 0 ]
