@@ -327,42 +327,82 @@ ts_objective_destroy(ts_objective *o)
 	free(o);
 }
 
+/* The losses of one evaluation, by list position (summed in list order after). */
+struct eval_ctx {
+	ts_objective *o;
+	double content[TS_VGG_NLAYERS], style[TS_VGG_NLAYERS];
+};
+
+/* The content and style losses of one layer; grad (NULL: values only) receives
+ * their weighted gradients on top of what it holds. */
+static void
+layer_losses(void *ctx, int layer, const float *f, int c, int fh, int fw, float *grad)
+{
+	struct eval_ctx *e = ctx;
+	ts_objective *o = e->o;
+	const ts_objective_params *p = &o->p;
+
+	for (int i = 0; i < p->content_layers.n; i++) {
+		double wt = p->content_weight * p->content_layers.w[i];
+
+		if (p->content_layers.layer[i] == layer)
+			e->content[i] = ts_loss_content(f, o->content_feat[i], o->content_n[i],
+			                                (float)wt, grad);
+	}
+	for (int i = 0; i < p->style_layers.n; i++) {
+		double wt = p->style_weight * p->style_layers.w[i];
+
+		if (p->style_layers.layer[i] != layer)
+			continue;
+		if (p->normalize_style)
+			wt /= o->targets->meansq[i] > 0 ? o->targets->meansq[i] : 1.0;
+		e->style[i] = ts_loss_style(f, c, fh * fw, o->targets->gram[i], (float)wt,
+		                            o->gram_ws, grad);
+	}
+}
+
 double
 ts_objective_eval(ts_objective *o, const float *x, float *grad, ts_loss_parts *parts)
 {
 	const ts_objective_params *p = &o->p;
+	struct eval_ctx e;
 	double lc = 0, ls = 0, ltv, total = 0;
 
+	e.o = o;
 	ts_vgg_forward(o->run, x);
-	if (grad)
-		ts_vgg_zero_grad(o->run);
-	for (int i = 0; i < p->content_layers.n; i++) {
-		int l = p->content_layers.layer[i];
-		int c, fh, fw;
-		const float *f = ts_vgg_feature(o->run, l, &c, &fh, &fw);
-		double wt = p->content_weight * p->content_layers.w[i];
-		double v = ts_loss_content(f, o->content_feat[i], o->content_n[i], (float)wt,
-		                           grad ? ts_vgg_grad(o->run, l) : NULL);
+	if (grad) {
+		/* the losses run inside the backward sweep, each adding its gradient to the
+		 * layer's as the sweep passes it */
+		ts_vgg_backward(o->run, layer_losses, &e, grad);
+	} else {
+		unsigned char seen[TS_VGG_NLAYERS] = { 0 };
 
-		lc += v;
-		total += wt * v;
+		for (int k = 0; k < 2; k++) {
+			const ts_layer_weights *lw = k ? &p->style_layers : &p->content_layers;
+
+			for (int i = 0; i < lw->n; i++) {
+				int l = lw->layer[i], c, fh, fw;
+				const float *f;
+
+				if (seen[l]++)
+					continue;
+				f = ts_vgg_feature(o->run, l, &c, &fh, &fw);
+				layer_losses(&e, l, f, c, fh, fw, NULL);
+			}
+		}
+	}
+	for (int i = 0; i < p->content_layers.n; i++) {
+		lc += e.content[i];
+		total += p->content_weight * p->content_layers.w[i] * e.content[i];
 	}
 	for (int i = 0; i < p->style_layers.n; i++) {
-		int l = p->style_layers.layer[i];
-		int c, fh, fw;
-		const float *f = ts_vgg_feature(o->run, l, &c, &fh, &fw);
 		double wt = p->style_weight * p->style_layers.w[i];
-		double v;
 
 		if (p->normalize_style)
 			wt /= o->targets->meansq[i] > 0 ? o->targets->meansq[i] : 1.0;
-		v = ts_loss_style(f, c, fh * fw, o->targets->gram[i], (float)wt, o->gram_ws,
-		                  grad ? ts_vgg_grad(o->run, l) : NULL);
-		ls += v;
-		total += wt * v;
+		ls += e.style[i];
+		total += wt * e.style[i];
 	}
-	if (grad)
-		ts_vgg_backward(o->run, grad);
 	ltv = ts_loss_tv(x, o->h, o->w, (float)p->tv_weight, grad);
 	total += p->tv_weight * ltv;
 	if (parts) {

@@ -207,40 +207,30 @@ ts_vgg_destroy(ts_vgg *net)
 	free(net);
 }
 
-/* Element-wise loops over big layers, split in fixed blocks over the ts_par threads. */
-enum ew_op { EW_ZERO, EW_ADD };
-#define EW_BLOCK ((size_t)1 << 16)
+/* Zeroing of a big layer, split in fixed blocks over the ts_par threads. */
+#define ZERO_BLOCK ((size_t)1 << 16)
 
-struct ew_job {
-	enum ew_op op;
+struct zero_job {
 	float *d;
-	const float *a;
 	size_t n;
 };
 
 static void
-ew_item(void *ctx, int b, int thread)
+zero_item(void *ctx, int b, int thread)
 {
-	const struct ew_job *j = ctx;
-	size_t lo = (size_t)b * EW_BLOCK, hi = lo + EW_BLOCK < j->n ? lo + EW_BLOCK : j->n;
-	float *restrict d = j->d;
-	const float *restrict a = j->a;
+	const struct zero_job *j = ctx;
+	size_t lo = (size_t)b * ZERO_BLOCK, hi = lo + ZERO_BLOCK < j->n ? lo + ZERO_BLOCK : j->n;
 
 	(void)thread;
-	if (j->op == EW_ZERO) {
-		memset(d + lo, 0, (hi - lo) * sizeof *d);
-	} else {
-		for (size_t i = lo; i < hi; i++)
-			d[i] += a[i];
-	}
+	memset(j->d + lo, 0, (hi - lo) * sizeof *j->d);
 }
 
 static void
-ew(enum ew_op op, float *d, const float *a, size_t n)
+zero(float *d, size_t n)
 {
-	struct ew_job j = { op, d, a, n };
+	struct zero_job j = { d, n };
 
-	ts_par_for((int)((n + EW_BLOCK - 1) / EW_BLOCK), ew_item, &j);
+	ts_par_for((int)((n + ZERO_BLOCK - 1) / ZERO_BLOCK), zero_item, &j);
 }
 
 struct ts_vgg_run {
@@ -253,7 +243,6 @@ struct ts_vgg_run {
 	float *in;                      /* [3, h, w] network input (after the mapping) */
 	float *out[TS_VGG_NLAYERS];     /* [c, lh, lw] output of each layer (an untapped
 	                                 * conv shares its ReLU's buffer) */
-	float *grad[TS_VGG_NLAYERS];    /* tapped layers: d loss / d out, else NULL */
 	float *g0, *g1;                 /* ping-pong [largest layer] for the sweep */
 	ts_conv_op fwd[TS_VGG_NCONV];   /* each convolution, prepared for its algorithm */
 	ts_conv_op adj[TS_VGG_NCONV];   /* and its input gradient */
@@ -316,9 +305,6 @@ layout(ts_vgg_run *r, float *mem)
 			TAKE(r->out[i], n);
 		if (k == TS_LAYER_RELU && !r->tapped[i - 1])
 			r->out[i - 1] = r->out[i];
-		r->grad[i] = NULL;
-		if (r->tapped[i])
-			TAKE(r->grad[i], n);
 	}
 	TAKE(r->g0, maxn);
 	TAKE(r->g1, maxn);
@@ -513,31 +499,17 @@ ts_vgg_feature(const ts_vgg_run *r, int layer, int *c, int *fh, int *fw)
 	return r->out[layer];
 }
 
-float *
-ts_vgg_grad(ts_vgg_run *r, int layer)
-{
-	TS_ASSERT(layer >= 0 && layer <= r->last && r->tapped[layer]);
-	return r->grad[layer];
-}
-
 void
-ts_vgg_zero_grad(ts_vgg_run *r)
-{
-	for (int i = 0; i <= r->last; i++)
-		if (r->tapped[i])
-			ew(EW_ZERO, r->grad[i], NULL, layer_size(r, i));
-}
-
-void
-ts_vgg_backward(ts_vgg_run *r, float *dimg)
+ts_vgg_backward(ts_vgg_run *r, ts_vgg_tap_fn tap, void *ctx, float *dimg)
 {
 	const ts_vgg *net = r->net;
 	float *cur = r->g0, *other = r->g1, *t;
 	const float *mask = NULL; /* a ReLU output whose mask the next conv applies */
 	size_t hw = (size_t)r->h * r->w;
 
-	/* cur: d loss / d out[i] for the layer i being passed */
-	memcpy(cur, r->grad[r->last], layer_size(r, r->last) * sizeof(float));
+	/* cur: d loss / d out[i] for the layer i being passed; the losses of a tapped
+	 * layer add theirs when the sweep reaches it (nothing above the deepest) */
+	zero(cur, layer_size(r, r->last));
 	for (int i = r->last; i >= 0; i--) {
 		ts_layer_kind k = ts_vgg_layer_kind(i);
 		int ic = i > 0 ? r->c[i - 1] : 3;
@@ -547,16 +519,16 @@ ts_vgg_backward(ts_vgg_run *r, float *dimg)
 		if (k == TS_LAYER_RELU) {
 			const float *y = r->out[i];
 
-			if (i != r->last && r->tapped[i])
-				ew(EW_ADD, cur, r->grad[i], n);
+			if (r->tapped[i])
+				tap(ctx, i, r->out[i], r->c[i], r->lh[i], r->lw[i], cur);
 			if (r->tapped[i - 1])
 				ts_relu_backward(y, cur, n); /* the conv's own gradient adds after */
 			else
 				mask = y; /* fused into the conv's backward */
 			continue;
 		}
-		if (i != r->last && r->tapped[i])
-			ew(EW_ADD, cur, r->grad[i], n);
+		if (r->tapped[i])
+			tap(ctx, i, r->out[i], r->c[i], r->lh[i], r->lw[i], cur);
 		if (k == TS_LAYER_CONV) {
 			int ci = ts_vgg_layer_conv(i);
 

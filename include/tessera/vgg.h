@@ -84,13 +84,17 @@ void ts_vgg_forward(ts_vgg_run *r, const float *img);
 /* Features of a tapped layer after ts_vgg_forward: [c, fh, fw]. */
 const float *ts_vgg_feature(const ts_vgg_run *r, int layer, int *c, int *fh, int *fw);
 
-/* Gradient buffer of a tapped layer, same shape as its feature; zeroed by
- * ts_vgg_zero_grad.  Losses add d(loss)/d(feature) into it. */
-float *ts_vgg_grad(ts_vgg_run *r, int layer);
-void ts_vgg_zero_grad(ts_vgg_run *r);
+/* What the backward sweep calls at each tapped layer, deepest first: feat [c, fh, fw]
+ * are the layer's features from the forward pass, grad [c, fh, fw] holds d loss /
+ * d feat of everything above the layer (zeros at the deepest one), and the callback
+ * adds the gradient of its own losses of that layer into grad. */
+typedef void (*ts_vgg_tap_fn)(void *ctx, int layer, const float *feat, int c, int fh,
+                              int fw, float *grad);
 
-/* Back-propagate the tapped gradients to the image: dimg [3, h, w] is overwritten
- * with d(loss)/d(img) (img being RGB in [0,1]).  Needs the preceding forward. */
-void ts_vgg_backward(ts_vgg_run *r, float *dimg);
+/* Back-propagate to the image, collecting the tapped layers' gradients from tap on
+ * the way (so they cost no buffers of their own and no extra pass): dimg [3, h, w] is
+ * overwritten with d(loss)/d(img) (img being RGB in [0,1]).  Needs the preceding
+ * forward. */
+void ts_vgg_backward(ts_vgg_run *r, ts_vgg_tap_fn tap, void *ctx, float *dimg);
 
 #endif
