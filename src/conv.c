@@ -1,14 +1,18 @@
-/* conv: 3x3 convolution, ReLU, pooling, sgemm wrapper (see conv.h).
+/* conv: 3x3 convolution, ReLU, pooling, sgemm wrappers (see conv.h).
  *
- * Convolution is im2col + sgemm over chunks of whole output rows, so the workspace is
- * cols [9*IC, rows*W] for a bounded number of rows (CHUNK_FLOATS, at least one row),
- * whatever the image size.  The backward pass is the transposed product
- * (dcols = W^T dY, chunk by chunk) followed by col2im accumulation into dx.
+ * The prepared convolutions (ts_conv_op) that the network runs: Winograd for layers
+ * with >= 16 channels in and out (winograd.c), im2col + sgemm over chunks of whole
+ * output rows for the rest (conv1_1), so the im2col workspace is cols [9*IC, rows*W]
+ * for a bounded number of rows (CHUNK_FLOATS, at least one row), whatever the image
+ * size.  The plain ts_conv3x3_forward / backward (im2col, and the transposed product
+ * followed by col2im) are the reference the tests hold the ops to.
  *
  * Invariants: nothing here allocates; im2col and col2im treat the one-pixel zero
  * border apart from the interior so the inner loops are plain copies and sums; the
- * chunking depends only on the shapes, so results are the same bits for every call.
- * The only file that includes cblas.h. */
+ * chunking depends only on the shapes, so results are the same bits for every call
+ * and every thread count.  With par.c (which only keeps OpenBLAS single-threaded),
+ * the only file that includes cblas.h: the rest reaches BLAS through ts_sgemm,
+ * ts_sgemm_serial and ts_ssyrk_upper. */
 #include "tessera/conv.h"
 
 #include <cblas.h>
@@ -17,6 +21,7 @@
 
 #include "tessera/error.h"
 #include "tessera/par.h"
+#include "winograd.h"
 
 /* Chunk size: about CHUNK_FLOATS floats of im2col (2 MiB, so a chunk stays in L2
  * while sgemm packs it; measured best for the 64-channel layers), but at least
@@ -87,6 +92,15 @@ ts_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float
 		items = 1;
 	}
 	ts_par_for(items, gemm_item, &g);
+}
+
+void
+ts_sgemm_serial(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                int lda, const float *b, int ldb, float beta, float *c, int ldc)
+{
+	cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+	            trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
+	            ldc);
 }
 
 void
@@ -457,124 +471,6 @@ ts_pool_backward(const float *x, const float *dy, int c, int h, int w, float *dx
 
 /* ---- Prepared convolutions (ts_conv_op) ------------------------------------------ */
 
-/* Winograd F(m x m, 3x3), alpha = m + 2 (Lavin & Gray 2016, interpolation points
- * 0, -1, 1, -2, 2 and infinity for m = 4; 0, -1, 1 for m = 2):
- * Y = A^T [(G g G^T) .* (B^T d B)] A for a 3x3 kernel g and an alpha x alpha input
- * tile d; the tile's m x m outputs are the correlation of d with g. */
-static const double G2[4][3] = {
-	{ 1, 0, 0 }, { 0.5, 0.5, 0.5 }, { 0.5, -0.5, 0.5 }, { 0, 0, 1 },
-};
-static const double G4[6][3] = {
-	{ 1.0 / 4, 0, 0 },
-	{ -1.0 / 6, -1.0 / 6, -1.0 / 6 },
-	{ -1.0 / 6, 1.0 / 6, -1.0 / 6 },
-	{ 1.0 / 24, 1.0 / 12, 1.0 / 6 },
-	{ 1.0 / 24, -1.0 / 12, 1.0 / 6 },
-	{ 0, 0, 1 },
-};
-
-/* The 1-D transforms, written out so the zeros cost nothing, over n tiles at once
- * (separate restrict-qualified arrays, so the loops vectorize without alias checks). */
-static void __attribute__((noinline))
-bt2(const float *restrict d0, const float *restrict d1, const float *restrict d2,
-    const float *restrict d3, float *restrict o0, float *restrict o1, float *restrict o2,
-    float *restrict o3, int n)
-{
-	for (int k = 0; k < n; k++) {
-		o0[k] = d0[k] - d2[k];
-		o1[k] = d1[k] + d2[k];
-		o2[k] = d2[k] - d1[k];
-		o3[k] = d1[k] - d3[k];
-	}
-}
-
-static void __attribute__((noinline))
-bt4(const float *restrict d0, const float *restrict d1, const float *restrict d2,
-    const float *restrict d3, const float *restrict d4, const float *restrict d5,
-    float *restrict o0, float *restrict o1, float *restrict o2, float *restrict o3,
-    float *restrict o4, float *restrict o5, int n)
-{
-	for (int k = 0; k < n; k++) {
-		float a = d4[k] - 4.0f * d2[k], b = d3[k] - 4.0f * d1[k];
-		float c = d4[k] - d2[k], e = 2.0f * (d3[k] - d1[k]);
-
-		o0[k] = 4.0f * d0[k] - 5.0f * d2[k] + d4[k];
-		o1[k] = a + b;
-		o2[k] = a - b;
-		o3[k] = c + e;
-		o4[k] = c - e;
-		o5[k] = 4.0f * d1[k] - 5.0f * d3[k] + d5[k];
-	}
-}
-
-/* A^T for m = 4: four outputs from six inputs. */
-static void __attribute__((noinline))
-at4(const float *restrict p0, const float *restrict p1, const float *restrict p2,
-    const float *restrict p3, const float *restrict p4, const float *restrict p5,
-    float *restrict o0, float *restrict o1, float *restrict o2, float *restrict o3, int n)
-{
-	for (int k = 0; k < n; k++) {
-		float s12 = p1[k] + p2[k], d12 = p1[k] - p2[k];
-		float s34 = p3[k] + p4[k], d34 = p3[k] - p4[k];
-
-		o0[k] = p0[k] + s12 + s34;
-		o1[k] = d12 + 2.0f * d34;
-		o2[k] = s12 + 4.0f * s34;
-		o3[k] = d12 + 8.0f * d34 + p5[k];
-	}
-}
-
-static void __attribute__((noinline))
-at2(const float *restrict p0, const float *restrict p1, const float *restrict p2,
-    const float *restrict p3, float *restrict o0, float *restrict o1, int n)
-{
-	for (int k = 0; k < n; k++) {
-		o0[k] = p0[k] + p1[k] + p2[k];
-		o1[k] = p1[k] - p2[k] - p3[k];
-	}
-}
-
-/* The horizontal A^T: out[m*k + s] for tile k, plus the bias. */
-static void __attribute__((noinline))
-at4_rows(const float *restrict q0, const float *restrict q1, const float *restrict q2,
-         const float *restrict q3, const float *restrict q4, const float *restrict q5,
-         float *restrict out, float b, int n)
-{
-	for (int k = 0; k < n; k++) {
-		float s12 = q1[k] + q2[k], d12 = q1[k] - q2[k];
-		float s34 = q3[k] + q4[k], d34 = q3[k] - q4[k];
-
-		out[4 * k + 0] = q0[k] + s12 + s34 + b;
-		out[4 * k + 1] = d12 + 2.0f * d34 + b;
-		out[4 * k + 2] = s12 + 4.0f * s34 + b;
-		out[4 * k + 3] = d12 + 8.0f * d34 + q5[k] + b;
-	}
-}
-
-static void __attribute__((noinline))
-at2_rows(const float *restrict q0, const float *restrict q1, const float *restrict q2,
-         const float *restrict q3, float *restrict out, float b, int n)
-{
-	for (int k = 0; k < n; k++) {
-		out[2 * k + 0] = q0[k] + q1[k] + q2[k] + b;
-		out[2 * k + 1] = q1[k] - q2[k] - q3[k] + b;
-	}
-}
-
-/* Largest number of tiles handled in one pass over a tile row. */
-#define SEG 64
-/* Super-chunk budget: floats of transformed input plus products held at once (32 MiB:
- * measured best at 512x512 against 4, 8 and 64 MiB), but at least WINO_MIN_TILES
- * tiles, so that the products of the wide layers stay efficient sgemm shapes. */
-#define WINO_BUDGET ((size_t)8 << 20)
-#define WINO_MIN_TILES ((size_t)256)
-
-static int
-wino_m(ts_conv_algo algo)
-{
-	return algo == TS_CONV_WINO4 ? 4 : 2;
-}
-
 ts_conv_algo
 ts_conv_pick(int ic, int oc)
 {
@@ -590,7 +486,7 @@ ts_conv_op_weight_floats(int ic, int oc, ts_conv_algo algo)
 		algo = ts_conv_pick(ic, oc);
 	if (algo == TS_CONV_IM2COL)
 		return (size_t)oc * ic * 9;
-	a = (size_t)wino_m(algo) + 2;
+	a = (size_t)ts_wino_m(algo) + 2;
 	return a * a * oc * ic;
 }
 
@@ -607,8 +503,8 @@ prep_item(void *ctx, int o, int thread)
 {
 	const struct prep_job *j = ctx;
 	ts_conv_op *op = j->op;
-	int oic = op->ic, ooc = op->oc;
-	double g[9][64], t[6][3][64];
+	int oic = op->ic;
+	double g[9][64];
 
 	(void)thread;
 	for (int c0 = 0; c0 < oic; c0 += 64) {
@@ -625,22 +521,7 @@ prep_item(void *ctx, int o, int thread)
 				for (int k = 0; k < 9; k++)
 					op->w[((size_t)o * oic + c0 + c) * 9 + k] = (float)g[k][c];
 		} else {
-			int a = wino_m(op->algo) + 2;
-			const double(*G)[3] = op->algo == TS_CONV_WINO4 ? G4 : G2;
-
-			for (int i = 0; i < a; i++) /* t = G g */
-				for (int x = 0; x < 3; x++)
-					for (int c = 0; c < nc; c++)
-						t[i][x][c] = G[i][0] * g[x][c] + G[i][1] * g[3 + x][c] +
-						             G[i][2] * g[6 + x][c];
-			for (int i = 0; i < a; i++) /* u = t G^T */
-				for (int q = 0; q < a; q++) {
-					float *dst = op->w + ((size_t)(i * a + q) * ooc + o) * oic + c0;
-
-					for (int c = 0; c < nc; c++)
-						dst[c] = (float)(t[i][0][c] * G[q][0] + t[i][1][c] * G[q][1] +
-						                 t[i][2][c] * G[q][2]);
-				}
+			ts_wino_prepare_block(op, o, c0, nc, g);
 		}
 	}
 }
@@ -663,36 +544,13 @@ ts_conv_op_prepare(ts_conv_op *op, const float *wt, const float *bias, int ic, i
 	ts_par_for(ooc, prep_item, &j);
 }
 
-/* Tiles per super-chunk for a Winograd op on an h x w image: as many as fit the
- * budget, at least 1, then evened out over the super-chunks. */
-static size_t
-wino_chunk(const ts_conv_op *op, int h, int w, size_t *nchunks)
-{
-	int m = wino_m(op->algo), a = m + 2;
-	size_t nt = (size_t)((h + m - 1) / m) * (size_t)((w + m - 1) / m);
-	size_t per = (size_t)a * a * (op->ic + op->oc);
-	size_t s = WINO_BUDGET / per, n;
-
-	if (s < WINO_MIN_TILES)
-		s = WINO_MIN_TILES;
-	if (s > nt)
-		s = nt;
-	n = (nt + s - 1) / s;
-	*nchunks = n;
-	return (nt + n - 1) / n;
-}
-
 size_t
 ts_conv_op_ws_floats(const ts_conv_op *op, int h, int w)
 {
 	if (op->algo == TS_CONV_IM2COL) {
 		return (size_t)ts_par_threads() * (ts_conv_ws_floats(op->ic, op->oc, h, w) + w);
-	} else {
-		size_t n, s = wino_chunk(op, h, w, &n);
-		size_t a = (size_t)wino_m(op->algo) + 2;
-
-		return a * a * (op->ic + op->oc) * s;
 	}
+	return ts_wino_ws_floats(op, h, w);
 }
 
 /* --- im2col ops: items are row chunks, each with its own slice of the workspace. */
@@ -732,181 +590,6 @@ i2c_item(void *ctx, int item, int thread)
 	if (j->relu)
 		for (int o = 0; o < op->oc; o++)
 			ts_relu_forward(j->y + o * hw + off, n);
-}
-
-/* --- Winograd ops: per super-chunk of tiles, three parallel phases: input transform
- * (items: input channels), alpha^2 products (items: alpha^2 points), output transform
- * (items: output channels). */
-
-struct wino_job {
-	const ts_conv_op *op;
-	const float *x, *mask;
-	int h, w, m, a, tw, relu;
-	size_t t0, t1;        /* tiles [t0, t1) of this super-chunk (row-major) */
-	float *v, *p;         /* v: [a*a, ic, T]; p: [a*a, oc, T]; T = t1 - t0 */
-	float *y;
-};
-
-/* The run of tiles of one tile row that starts at tile t of the super-chunk: tile
- * row ty, first column tx0, n <= SEG tiles. */
-static void
-segment(const struct wino_job *j, size_t t, int *ty, int *tx0, int *n)
-{
-	size_t e;
-
-	*ty = (int)(t / (size_t)j->tw);
-	*tx0 = (int)(t % (size_t)j->tw);
-	e = t + (size_t)(j->tw - *tx0 < SEG ? j->tw - *tx0 : SEG);
-	*n = (int)((e < j->t1 ? e : j->t1) - t);
-}
-
-static void
-wino_in_item(void *ctx, int c, int thread)
-{
-	const struct wino_job *j = ctx;
-	int m = j->m, a = j->a, ic = j->op->ic;
-	size_t hw = (size_t)j->h * j->w, T = j->t1 - j->t0;
-	const float *xc = j->x + c * hw, *mc = j->mask ? j->mask + c * hw : NULL;
-	float rb[6][SEG * 4 + 8], vb[6][SEG * 4 + 8], ph[6][4][SEG + 1];
-	int n;
-
-	(void)thread;
-	for (size_t t = j->t0; t < j->t1; t += (size_t)n) {
-		int ty, tx0, len, x0;
-		size_t k0 = t - j->t0;
-		float *o[6];
-
-		segment(j, t, &ty, &tx0, &n);
-		len = n * m + 2;
-		x0 = tx0 * m - 1;
-
-		/* the a input rows of this tile row, zero outside the image; columns up to
-		 * (n + 1) * m >= len so the phase split below needs no bounds */
-		{
-			int full = (n + 1) * m;
-			int qa = x0 < 0 ? -x0 : 0;                     /* first column inside */
-			int qb = j->w - x0 < full ? j->w - x0 : full;  /* one past the last */
-
-			for (int r = 0; r < a; r++) {
-				int iy = ty * m - 1 + r;
-				float *dst = rb[r];
-				const float *src, *msk;
-
-				if (iy < 0 || iy >= j->h) {
-					memset(dst, 0, (size_t)full * sizeof *dst);
-					continue;
-				}
-				for (int q = 0; q < qa; q++)
-					dst[q] = 0.0f;
-				for (int q = qb; q < full; q++)
-					dst[q] = 0.0f;
-				src = xc + (size_t)iy * j->w + x0;
-				if (mc) {
-					msk = mc + (size_t)iy * j->w + x0;
-					for (int q = qa; q < qb; q++)
-						dst[q] = msk[q] > 0.0f ? src[q] : 0.0f;
-				} else {
-					memcpy(dst + qa, src + qa, (size_t)(qb - qa) * sizeof *dst);
-				}
-			}
-			len = full;
-		}
-		/* vertical: vb[i] = sum_r BT[i][r] rb[r] over the whole row */
-		if (m == 4)
-			bt4(rb[0], rb[1], rb[2], rb[3], rb[4], rb[5], vb[0], vb[1], vb[2], vb[3],
-			    vb[4], vb[5], len);
-		else
-			bt2(rb[0], rb[1], rb[2], rb[3], vb[0], vb[1], vb[2], vb[3], len);
-		/* horizontal, per tile: split each vb row into its m phases (plus one tile
-		 * of spill for the taps m and m+1), then transform phase vectors */
-		for (int i = 0; i < a; i++) {
-			if (m == 4) {
-				for (int k = 0; k <= n; k++) {
-					ph[i][0][k] = vb[i][4 * k + 0];
-					ph[i][1][k] = vb[i][4 * k + 1];
-					ph[i][2][k] = vb[i][4 * k + 2];
-					ph[i][3][k] = vb[i][4 * k + 3];
-				}
-			} else {
-				for (int k = 0; k <= n; k++) {
-					ph[i][0][k] = vb[i][2 * k + 0];
-					ph[i][1][k] = vb[i][2 * k + 1];
-				}
-			}
-			for (int jj = 0; jj < a; jj++)
-				o[jj] = j->v + ((size_t)(i * a + jj) * ic + c) * T + k0;
-			if (m == 4)
-				bt4(ph[i][0], ph[i][1], ph[i][2], ph[i][3], ph[i][0] + 1, ph[i][1] + 1,
-				    o[0], o[1], o[2], o[3], o[4], o[5], n);
-			else
-				bt2(ph[i][0], ph[i][1], ph[i][0] + 1, ph[i][1] + 1, o[0], o[1], o[2], o[3],
-				    n);
-		}
-	}
-}
-
-static void
-wino_gemm_item(void *ctx, int xi, int thread)
-{
-	const struct wino_job *j = ctx;
-	const ts_conv_op *op = j->op;
-	int T = (int)(j->t1 - j->t0);
-
-	(void)thread;
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, op->oc, T, op->ic, 1.0f,
-	            op->w + (size_t)xi * op->oc * op->ic, op->ic,
-	            j->v + (size_t)xi * op->ic * T, T, 0.0f, j->p + (size_t)xi * op->oc * T, T);
-}
-
-static void
-wino_out_item(void *ctx, int o, int thread)
-{
-	const struct wino_job *j = ctx;
-	int m = j->m, a = j->a, oc = j->op->oc;
-	size_t hw = (size_t)j->h * j->w, T = j->t1 - j->t0;
-	float b = j->op->bias ? j->op->bias[o] : 0.0f;
-	float vt[4][6][SEG], row[4][SEG * 4];
-	float *yo = j->y + o * hw;
-	int n;
-
-	(void)thread;
-	for (size_t t = j->t0; t < j->t1; t += (size_t)n) {
-		int ty, tx0, ncopy;
-		size_t k0 = t - j->t0;
-
-		segment(j, t, &ty, &tx0, &n);
-		ncopy = j->w - tx0 * m < n * m ? j->w - tx0 * m : n * m;
-
-		/* vertical: vt[r][jj] = sum_i AT[r][i] P[i][jj] */
-		for (int jj = 0; jj < a; jj++) {
-			const float *pp[6];
-
-			for (int i = 0; i < a; i++)
-				pp[i] = j->p + ((size_t)(i * a + jj) * oc + o) * T + k0;
-			if (m == 4)
-				at4(pp[0], pp[1], pp[2], pp[3], pp[4], pp[5], vt[0][jj], vt[1][jj],
-				    vt[2][jj], vt[3][jj], n);
-			else
-				at2(pp[0], pp[1], pp[2], pp[3], vt[0][jj], vt[1][jj], n);
-		}
-		/* horizontal: row[r][k*m + s] = sum_jj AT[s][jj] vt[r][jj][k] (+ bias) */
-		for (int r = 0; r < m; r++) {
-			float *out = row[r];
-			int iy = ty * m + r;
-
-			if (iy >= j->h)
-				break;
-			if (m == 4)
-				at4_rows(vt[r][0], vt[r][1], vt[r][2], vt[r][3], vt[r][4], vt[r][5], out, b,
-				         n);
-			else
-				at2_rows(vt[r][0], vt[r][1], vt[r][2], vt[r][3], out, b, n);
-			if (j->relu)
-				ts_relu_forward(out, (size_t)ncopy);
-			memcpy(yo + (size_t)iy * j->w + (size_t)tx0 * m, out,
-			       (size_t)ncopy * sizeof *out);
-		}
-	}
 }
 
 static double conv_seconds;
@@ -959,34 +642,6 @@ run_op(const ts_conv_op *op, const float *x, const float *mask, int h, int w, fl
 		}
 		ts_par_for(items, i2c_item, &j);
 	} else {
-		struct wino_job j;
-		size_t nch, s = wino_chunk(op, h, w, &nch);
-		size_t nt = (size_t)((h + wino_m(op->algo) - 1) / wino_m(op->algo)) *
-		            (size_t)((w + wino_m(op->algo) - 1) / wino_m(op->algo));
-
-		TS_ASSERT(ws_floats >= ts_conv_op_ws_floats(op, h, w));
-		memset(&j, 0, sizeof j);
-		j.op = op;
-		j.x = x;
-		j.mask = mask;
-		j.h = h;
-		j.w = w;
-		j.m = wino_m(op->algo);
-		j.a = j.m + 2;
-		j.tw = (w + j.m - 1) / j.m;
-		j.relu = relu;
-		j.y = y;
-		for (size_t t0 = 0; t0 < nt; t0 += s) {
-			size_t T;
-
-			j.t0 = t0;
-			j.t1 = t0 + s < nt ? t0 + s : nt;
-			T = j.t1 - j.t0;
-			j.v = ws;
-			j.p = ws + (size_t)j.a * j.a * op->ic * T;
-			ts_par_for(op->ic, wino_in_item, &j);
-			ts_par_for(j.a * j.a, wino_gemm_item, &j);
-			ts_par_for(op->oc, wino_out_item, &j);
-		}
+		ts_wino_run(op, x, mask, h, w, y, relu, ws, ws_floats);
 	}
 }

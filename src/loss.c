@@ -7,6 +7,8 @@
  * gradients themselves are float, as the buffers they go into. */
 #include "tessera/loss.h"
 
+#include <math.h>
+
 #include "tessera/conv.h"
 #include "tessera/error.h"
 #include "tessera/par.h"
@@ -32,8 +34,17 @@ ts_loss_content(const float *f, const float *p, size_t n, float weight, float *g
 	return sum / (double)n;
 }
 
-/* Blocks of the hw axis for a Gram of f [c, hw]: up to 16, at least 2048 columns each
- * (fewer columns make syrk inefficient). */
+/* Two ways to split a Gram g = F F^T over the threads, both fixed by the shape:
+ *   - wide channels (c >= PANEL_MIN_C): PANELS row panels of the upper triangle of
+ *     about equal area, each a syrk of its diagonal block and a gemm of the block
+ *     right of it; every entry is computed once, no partial sums, no workspace;
+ *   - few channels (the shallow layers, hw large): blocks along hw, a syrk each into
+ *     a partial Gram in the workspace, summed in block order. */
+#define PANEL_MIN_C 192
+#define PANELS 8
+
+/* Blocks of the hw axis for a Gram of f [c, hw] with few channels: up to 16, at least
+ * 2048 columns each (fewer columns make syrk inefficient). */
 static int
 gram_blocks(int c, int hw)
 {
@@ -46,13 +57,18 @@ gram_blocks(int c, int hw)
 size_t
 ts_gram_ws_floats(int c, int hw)
 {
+	if (c >= PANEL_MIN_C)
+		return 1;
 	return (size_t)gram_blocks(c, hw) * (size_t)c * (size_t)c;
 }
 
 struct gram_job {
 	const float *f;
 	int c, hw, nb;
-	float *part;
+	float *part;  /* hw blocks: the partial Grams */
+	float *g;     /* panels: the result */
+	float alpha;  /* panels: the scale */
+	int row[PANELS + 1];
 };
 
 static void
@@ -66,14 +82,47 @@ gram_item(void *ctx, int b, int thread)
 	               j->part + (size_t)b * j->c * j->c, j->c);
 }
 
+static void
+panel_item(void *ctx, int b, int thread)
+{
+	const struct gram_job *j = ctx;
+	int r0 = j->row[b], r1 = j->row[b + 1], c = j->c;
+	const float *fr = j->f + (size_t)r0 * j->hw;
+	float *g = j->g + (size_t)r0 * c;
+
+	(void)thread;
+	if (r1 <= r0)
+		return;
+	ts_ssyrk_upper(r1 - r0, j->hw, j->alpha, fr, j->hw, 0.0f, g + r0, c);
+	if (r1 < c)
+		ts_sgemm_serial(0, 1, r1 - r0, c - r1, j->hw, j->alpha, fr, j->hw,
+		                j->f + (size_t)r1 * j->hw, j->hw, 0.0f, g + r1, c);
+}
+
 void
 ts_gram(const float *f, int c, int hw, float *g, float *ws)
 {
-	struct gram_job j = { f, c, hw, gram_blocks(c, hw), ws };
+	struct gram_job j = { f, c, hw, gram_blocks(c, hw), ws, g, 0.0f, { 0 } };
 	float scale = (float)(1.0 / ((double)c * hw));
 	size_t cc = (size_t)c * c;
 
 	TS_ASSERT(f && g && ws && c > 0 && hw > 0);
+	if (c >= PANEL_MIN_C) {
+		/* panel k ends where the rows above hold k/PANELS of the triangle's area
+		 * (r c - r^2 / 2 = k/PANELS c^2 / 2), on a multiple of 16 rows */
+		j.alpha = scale;
+		for (int k = 1; k < PANELS; k++) {
+			int r = (int)(c * (1.0 - sqrt(1.0 - (double)k / PANELS)) + 8) / 16 * 16;
+
+			j.row[k] = r < j.row[k - 1] ? j.row[k - 1] : r > c ? c : r;
+		}
+		j.row[PANELS] = c;
+		ts_par_for(PANELS, panel_item, &j);
+		for (int r = 0; r < c; r++)
+			for (int q = r + 1; q < c; q++)
+				g[(size_t)q * c + r] = g[(size_t)r * c + q];
+		return;
+	}
 	/* g: [c, c] = f [c, hw] * f^T [hw, c] / (c * hw): upper triangles of the block
 	 * products, summed in block order, then mirrored */
 	ts_par_for(j.nb, gram_item, &j);

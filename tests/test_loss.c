@@ -197,7 +197,7 @@ test_content_large(void **state)
 /* gram */
 
 /* One Gram against the double reference; symmetric; the same bits for 1..3 threads
- * (HW large enough for several blocks along hw). */
+ * (HW large enough for several blocks along hw, or C for several row panels). */
 static void
 gram_case(int C, int HW)
 {
@@ -238,6 +238,8 @@ test_gram(void **state)
 	gram_case(7, 29);
 	gram_case(5, 9000);
 	gram_case(33, 70001);
+	gram_case(200, 300); /* row panels (not multiples of 16 rows) */
+	gram_case(512, 64);
 }
 
 /* style */

@@ -54,6 +54,10 @@ void ts_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const 
  * on the calling thread (ts_gram spreads blocks of these over the threads). */
 void ts_ssyrk_upper(int n, int k, float alpha, const float *a, int lda, float beta, float *c,
                     int ldc);
+/* ts_sgemm on the calling thread (for work items that are already spread). */
+void ts_sgemm_serial(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                     const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                     int ldc);
 
 /* ---- Prepared convolutions: what the network runs --------------------------------
  *

@@ -18,10 +18,10 @@ double ts_loss_content(const float *f, const float *p, size_t n, float weight, f
 
 /* Workspace floats of ts_gram for f: [c, hw]. */
 size_t ts_gram_ws_floats(int c, int hw);
-/* g = F F^T / (c * hw); f: [c, hw], g: [c, c].  The product is split along hw into
- * blocks fixed by the shape (syrk per block on the ts_par threads, partial Grams in
- * ws summed in block order), so F is read once and the bits do not depend on the
- * thread count. */
+/* g = F F^T / (c * hw); f: [c, hw], g: [c, c].  The work is split in items fixed by
+ * the shape, so the bits do not depend on the thread count: for many channels, row
+ * panels of the upper triangle (syrk + gemm each, no workspace); for few, blocks
+ * along hw (syrk per block, partial Grams in ws summed in block order). */
 void ts_gram(const float *f, int c, int hw, float *g, float *ws);
 
 /* Workspace floats of ts_loss_style for f: [c, hw]. */
