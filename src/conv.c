@@ -17,7 +17,6 @@
 
 #include <cblas.h>
 #include <string.h>
-#include <time.h>
 
 #include "tessera/error.h"
 #include "tessera/par.h"
@@ -600,15 +599,6 @@ ts_conv_seconds(void)
 	return conv_seconds;
 }
 
-static double
-mono(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static void run_op(const ts_conv_op *op, const float *x, const float *mask, int h, int w,
                    float *y, int relu, float *ws, size_t ws_floats);
 
@@ -616,10 +606,10 @@ void
 ts_conv_op_run(const ts_conv_op *op, const float *x, const float *mask, int h, int w,
                float *y, int relu, float *ws, size_t ws_floats)
 {
-	double t0 = mono();
+	double t0 = ts_now();
 
 	run_op(op, x, mask, h, w, y, relu, ws, ws_floats);
-	conv_seconds += mono() - t0;
+	conv_seconds += ts_now() - t0;
 }
 
 static void

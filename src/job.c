@@ -15,12 +15,12 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "tessera/conv.h"
 #include "tessera/error.h"
+#include "tessera/par.h"
 #include "tessera/image.h"
 #include "tessera/resample.h"
 #include "tessera/tile.h"
@@ -45,15 +45,6 @@ struct ts_job {
 	ts_stylizer *sty;            /* the last tile's objective and optimizer, reused by
 	                              * the next tile of the same size (NULL: none yet) */
 };
-
-static double
-now_s(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* CRC32 of a file's bytes (identity of an input in the plan hash). */
 static int
@@ -530,7 +521,7 @@ ts_job_render_tile(ts_job *j, int level, int index, int rank, volatile int *stop
 	ts_stylize_hooks hooks = { &hc, tile_iteration, tile_should_stop };
 	ts_loss_parts final;
 	char path[4400];
-	double t0 = now_s(), c0 = ts_conv_seconds();
+	double t0 = ts_now(), c0 = ts_conv_seconds();
 
 	TS_ASSERT(j->targets && j->targets_level == level);
 	tile_rect(j, level, index, &row, &col, &x, &y, &w, &h);
@@ -589,7 +580,7 @@ ts_job_render_tile(ts_job *j, int level, int index, int rank, volatile int *stop
 	if (ts_ckpt_mkdirs(j->dir, level))
 		goto cleanup;
 	ts_ckpt_path(j->dir, level, row, col, path, sizeof path);
-	res->seconds = now_s() - t0;
+	res->seconds = ts_now() - t0;
 	res->conv_seconds = ts_conv_seconds() - c0;
 	if (ts_ckpt_write(res, path))
 		goto cleanup;
@@ -807,11 +798,11 @@ ts_job_print_plan(ts_job *j, FILE *f, int nranks)
 		return -1;
 	}
 	{
-		double t0 = now_s();
+		double t0 = ts_now();
 
 		ts_objective_eval(obj, x, g, NULL);
 		ts_objective_eval(obj, x, g, NULL);
-		pass_s = (now_s() - t0) / 2;
+		pass_s = (ts_now() - t0) / 2;
 	}
 	ts_objective_destroy(obj);
 	free(x);

@@ -12,6 +12,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tessera/error.h"
@@ -171,4 +172,13 @@ ts_par_for(int nitems, ts_par_fn fn, void *ctx)
 	while (P.busy > 0)
 		pthread_cond_wait(&P.done, &P.mu);
 	pthread_mutex_unlock(&P.mu);
+}
+
+double
+ts_now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }

@@ -11,10 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "tessera/error.h"
+#include "tessera/par.h"
 #include "tessera/report.h"
 #include "tessera/weights.h"
 
@@ -324,18 +324,9 @@ typedef struct single_ctx {
 	volatile int *stop;
 	int progress;            /* print progress */
 	int tty;
-	struct timespec t0;
+	double t0;               /* ts_now() at the start */
 	int total;
 } single_ctx;
-
-static double
-seconds_since(const struct timespec *t0)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
-}
 
 static void
 format_eta(double s, char *buf, size_t size)
@@ -365,7 +356,7 @@ static int
 single_iteration(void *user, int it, const ts_loss_parts *p, const float *x)
 {
 	single_ctx *s = user;
-	double el = seconds_since(&s->t0);
+	double el = ts_now() - s->t0;
 
 	if (s->report && ts_report_iteration(s->report, it, p->content, p->style, p->tv,
 	                                     p->total, el))
@@ -418,7 +409,7 @@ ts_render_single(const ts_config *c, volatile int *stop)
 	s.total = c->iterations;
 	s.tty = isatty(fileno(stderr));
 	s.progress = c->progress == TS_PROGRESS_ON || (c->progress == TS_PROGRESS_AUTO && s.tty);
-	clock_gettime(CLOCK_MONOTONIC, &s.t0);
+	s.t0 = ts_now();
 
 	if (!(content_src = ts_image_load(c->content, 0)))
 		goto cleanup;
@@ -461,7 +452,7 @@ ts_render_single(const ts_config *c, volatile int *stop)
 		goto cleanup;
 	if (s.report) {
 		ts_report_set(s.report, "iterations_done", done);
-		ts_report_set(s.report, "seconds", seconds_since(&s.t0));
+		ts_report_set(s.report, "seconds", ts_now() - s.t0);
 		if (ts_report_write(s.report, c->report))
 			goto cleanup;
 	}

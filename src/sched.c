@@ -15,10 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "tessera/error.h"
+#include "tessera/par.h"
 #include "tessera/job.h"
 
 enum { TAG_REQ = 11, TAG_REPLY = 12 };
@@ -58,15 +58,6 @@ ts_sched_abort(const char *msg, int code)
 	exit(code);
 }
 
-static double
-now_s(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* Rank 0's view of one level. */
 typedef struct level_state {
 	ts_job *job;
@@ -87,7 +78,7 @@ typedef struct level_state {
 static void
 print_progress(level_state *s)
 {
-	double el = now_s() - s->t0;
+	double el = ts_now() - s->t0;
 	int made = s->done - s->done_at_start;
 	double rate = el > 0 ? made / el : 0;
 	char eta[32] = "?";
@@ -364,14 +355,14 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 					s.busy[i] = -1;
 				}
 				s.nidle = 0;
-				s.t0 = now_s();
+				s.t0 = ts_now();
 				s.tile_s = s.conv_s = 0.0;
 				print_progress(&s);
 				r = coordinate_level(&s);
 				if (s.progress && s.tty)
 					fputc('\n', stderr);
 				if (s.progress && s.done > s.done_at_start) {
-					double el = now_s() - s.t0;
+					double el = ts_now() - s.t0;
 
 					fprintf(stderr,
 					        "level %d: %d tiles in %.1f s (%.3f tiles/s); convolution "

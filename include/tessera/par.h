@@ -23,4 +23,8 @@ int ts_par_threads(void);
 /* Run fn over every item, on up to ts_par_threads() threads; returns when all are done. */
 void ts_par_for(int nitems, ts_par_fn fn, void *ctx);
 
+/* Seconds on the monotonic clock (for timing the work; only differences mean
+ * anything). */
+double ts_now(void);
+
 #endif
