@@ -12,15 +12,17 @@ CPPFLAGS = -Iinclude -D_GNU_SOURCE -MMD -MP
 LDLIBS   = -lopenblas -ltiff -lstb -linih -lcjson -lz -lm -lpthread
 
 BUILD   ?= build
+# the program; a sanitizer build keeps its own (build-asan/tessera)
+BIN     ?= tessera
 SRC      = $(wildcard src/*.c)
 LIBSRC   = $(filter-out src/main.c,$(SRC))
 LIBOBJ   = $(LIBSRC:src/%.c=$(BUILD)/obj/%.o)
 TESTSRC  = $(wildcard tests/test_*.c)
 TESTBIN  = $(TESTSRC:tests/%.c=$(BUILD)/tests/%)
 
-all: tessera
+all: $(BIN)
 
-tessera: $(BUILD)/obj/main.o $(BUILD)/libtessera.a
+$(BIN): $(BUILD)/obj/main.o $(BUILD)/libtessera.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/libtessera.a: $(LIBOBJ)
@@ -51,7 +53,7 @@ $(BUILD)/seams: bench/seams.c $(BUILD)/libtessera.a
 tessera-bench: $(BUILD)/tessera-bench
 	cp $< $@
 
-tests: tessera $(BUILD)/mkdemo $(TESTBIN)
+tests: $(BIN) $(BUILD)/mkdemo $(TESTBIN)
 
 test: tests
 	bash tests/run.sh $(BUILD)
@@ -59,10 +61,12 @@ test: tests
 bench: tessera-bench tessera $(BUILD)/style-balance $(BUILD)/seams
 
 asan:
-	$(MAKE) BUILD=build-asan OPT=-O1 ARCH= \
+	$(MAKE) BUILD=build-asan BIN=build-asan/tessera OPT=-O1 ARCH= \
 	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
 	  LDFLAGS="-fsanitize=address,undefined" tests
-	bash tests/run.sh build-asan
+	ASAN_OPTIONS=fast_unwind_on_malloc=0 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+	  bash tests/run.sh build-asan build-asan/tessera
 
 install: tessera
 	install -d $(DESTDIR)$(PREFIX)/bin

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run every test binary and script; print a closing "N passed, N failed".
-# Usage: tests/run.sh BUILD_DIR
+# Usage: tests/run.sh [BUILD_DIR [TESSERA_BINARY]]
 set -u
 build=${1:-build}
+bin=${2:-./tessera}
 cd "$(dirname "$0")/.." || exit 2
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-2}
@@ -29,7 +30,7 @@ done
 for s in tests/t_*.sh; do
 	[ -f "$s" ] || continue
 	name=$(basename "$s" .sh)
-	if TESSERA=./tessera bash "$s" >"$tmp/$name.log" 2>&1; then
+	if TESSERA=$bin MKDEMO=$build/mkdemo bash "$s" >"$tmp/$name.log" 2>&1; then
 		pass=$((pass + 1)); echo "$name: ok"
 	else
 		fail=$((fail + 1)); failed_names+=("$name")
