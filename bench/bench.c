@@ -15,6 +15,7 @@
 #include "tessera/config.h"
 #include "tessera/conv.h"
 #include "tessera/error.h"
+#include "tessera/loss.h"
 #include "tessera/objective.h"
 #include "tessera/par.h"
 #include "tessera/vgg.h"
@@ -69,7 +70,7 @@ main(int argc, char **argv)
 	ts_objective *obj = NULL;
 	ts_image *style = NULL;
 	float *x = NULL, *g = NULL;
-	double *times = NULL, total = 0.0, conv = 0.0;
+	double *times = NULL, total = 0.0, conv = 0.0, loss = 0.0;
 	struct rusage ru;
 	size_t n;
 
@@ -118,17 +119,19 @@ main(int argc, char **argv)
 	}
 	ts_objective_eval(obj, x, g, NULL); /* warm-up */
 	for (int r = 0; r < repeat; r++) {
-		double t0 = now(), c0 = ts_conv_seconds(), f;
+		double t0 = now(), c0 = ts_conv_seconds(), l0 = ts_loss_seconds(), f;
 
 		f = ts_objective_eval(obj, x, g, NULL);
 		times[r] = now() - t0;
 		total += times[r];
 		conv += ts_conv_seconds() - c0;
+		loss += ts_loss_seconds() - l0;
 		printf("pass %d: %.4f s (loss %.6g)\n", r + 1, times[r], f);
 	}
-	printf("threads %d, convolution %.1f%% of the pass, the rest (pooling, losses, "
-	       "Gram matrices) %.1f%%\n", ts_par_threads(), 100.0 * conv / total,
-	       100.0 * (1.0 - conv / total));
+	printf("threads %d, of the pass: convolution %.1f%%, losses (Gram matrices "
+	       "included) %.1f%%, the rest (pooling, ReLU masks) %.1f%%\n", ts_par_threads(),
+	       100.0 * conv / total, 100.0 * loss / total,
+	       100.0 * (1.0 - (conv + loss) / total));
 	qsort(times, (size_t)repeat, sizeof *times, cmp_double);
 	getrusage(RUSAGE_SELF, &ru);
 	printf("size %d, objective bytes %.1f MiB, peak RSS %.1f MiB\n", size,

@@ -1,6 +1,6 @@
 /* seams: how visible the tile borders of a tiled render are.
  *
- *   seams IMAGE TILE OVERLAP [FACTOR]
+ *   seams IMAGE TILE OVERLAP [FACTOR [JOB]]
  *
  * Rebuilds the tile grid tessera used for an IMAGE of that size (the last pyramid
  * level) and compares the mean absolute difference between neighbouring pixels
@@ -8,11 +8,18 @@
  * same for rows) and across the middle of every overlap (where the blend weights
  * cross) with the same measure over every other line of the picture (more than 12
  * pixels from those).  A ratio near 1 means the borders do not stand out; run it on
- * a single-pass render of the same picture for the baseline of the same positions. */
+ * a single-pass render of the same picture for the baseline of the same positions.
+ *
+ * With JOB (the render's job directory) it also reads the last level's tile files and
+ * measures how much neighbouring tiles disagree where they overlap: the mean
+ * |a - b| over every overlap, in units of the picture's mean step between neighbouring
+ * pixels.  Blending hides a step but not a disagreement, which shows as a ghosted,
+ * softened band; 0 would be tiles that agree exactly. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "tessera/ckpt.h"
 #include "tessera/error.h"
 #include "tessera/image.h"
 #include "tessera/plan.h"
@@ -34,6 +41,82 @@ line_diff(const ts_image *im, int axis, int p)
 	return s / (3.0 * n);
 }
 
+/* The plan hash stamped in a tile file (u64 little-endian at byte 12); 0 if unreadable. */
+static uint64_t
+tile_hash(const char *path)
+{
+	unsigned char b[20];
+	uint64_t h = 0;
+	FILE *f = fopen(path, "rb");
+
+	if (!f)
+		return 0;
+	if (fread(b, 1, sizeof b, f) == sizeof b)
+		for (int i = 7; i >= 0; i--)
+			h = h << 8 | b[12 + i];
+	fclose(f);
+	return h;
+}
+
+/* Mean |a - b| of neighbouring tiles over their overlaps at level lvl of the job; -1 if
+ * a tile cannot be read. */
+static double
+disagreement(const char *job, const ts_plan *plan, int lvl)
+{
+	const ts_level *lv = &plan->level[lvl];
+	ts_tile_result *t = calloc((size_t)lv->nrows * lv->ncols, sizeof *t);
+	char path[4200];
+	uint64_t hash;
+	double sum = 0;
+	size_t n = 0;
+	int ok = 1;
+
+	if (!t)
+		return -1;
+	ts_ckpt_path(job, lvl, 0, 0, path, sizeof path);
+	hash = tile_hash(path);
+	for (int r = 0; r < lv->nrows && ok; r++)
+		for (int c = 0; c < lv->ncols && ok; c++) {
+			ts_ckpt_path(job, lvl, r, c, path, sizeof path);
+			if (ts_ckpt_read(path, hash, lvl, r, c, lv->tw, lv->th,
+			                 &t[r * lv->ncols + c])) {
+				fprintf(stderr, "seams: %s\n", ts_errmsg());
+				ok = 0;
+			}
+		}
+	for (int r = 0; r < lv->nrows && ok; r++)
+		for (int c = 0; c < lv->ncols; c++) {
+			const ts_tile_result *a = &t[r * lv->ncols + c];
+
+			for (int dir = 0; dir < 2; dir++) { /* right, below */
+				int r2 = r + dir, c2 = c + !dir;
+				const ts_tile_result *b;
+				int x0, x1, y0, y1;
+
+				if (r2 >= lv->nrows || c2 >= lv->ncols)
+					continue;
+				b = &t[r2 * lv->ncols + c2];
+				x0 = b->x > a->x ? b->x : a->x;
+				y0 = b->y > a->y ? b->y : a->y;
+				x1 = a->x + a->w < b->x + b->w ? a->x + a->w : b->x + b->w;
+				y1 = a->y + a->h < b->y + b->h ? a->y + a->h : b->y + b->h;
+				for (int ch = 0; ch < 3; ch++)
+					for (int y = y0; y < y1; y++)
+						for (int x = x0; x < x1; x++) {
+							float pa = a->px[((size_t)ch * a->h + (y - a->y)) * a->w + (x - a->x)];
+							float pb = b->px[((size_t)ch * b->h + (y - b->y)) * b->w + (x - b->x)];
+
+							sum += fabs((double)pa - pb);
+							n++;
+						}
+			}
+		}
+	for (int i = 0; i < lv->nrows * lv->ncols; i++)
+		ts_ckpt_result_fini(&t[i]);
+	free(t);
+	return ok && n ? sum / (double)n : -1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -44,7 +127,7 @@ main(int argc, char **argv)
 	int ne = 0, na = 0, nm = 0;
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: seams IMAGE TILE OVERLAP [FACTOR]\n");
+		fprintf(stderr, "usage: seams IMAGE TILE OVERLAP [FACTOR [JOB]]\n");
 		return 2;
 	}
 	if (!(im = ts_image_load(argv[1], 0)) ||
@@ -100,6 +183,14 @@ main(int argc, char **argv)
 	       "%.5f; ratios %.3f and %.3f\n",
 	       ne, edge / ne, nm ? mid / nm : 0.0, away / na, (edge / ne) / (away / na),
 	       nm ? (mid / nm) / (away / na) : 0.0);
+	if (argc > 5) {
+		double d = disagreement(argv[5], plan, plan->nlevels - 1);
+
+		if (d < 0)
+			return 1;
+		printf("tiles disagree in their overlaps by %.5f on average: %.3f steps\n", d,
+		       d / (away / na));
+	}
 	ts_plan_destroy(plan);
 	ts_image_destroy(im);
 	return 0;

@@ -22,6 +22,8 @@
 #include "tessera/error.h"
 #include "tessera/par.h"
 #include "tessera/image.h"
+#include "tessera/loss.h"
+#include "tessera/optim.h"
 #include "tessera/resample.h"
 #include "tessera/tile.h"
 
@@ -521,7 +523,8 @@ ts_job_render_tile(ts_job *j, int level, int index, int rank, volatile int *stop
 	ts_stylize_hooks hooks = { &hc, tile_iteration, tile_should_stop };
 	ts_loss_parts final;
 	char path[4400];
-	double t0 = ts_now(), c0 = ts_conv_seconds();
+	double t0 = ts_now(), c0 = ts_conv_seconds(), l0 = ts_loss_seconds();
+	double o0 = ts_optim_seconds();
 
 	TS_ASSERT(j->targets && j->targets_level == level);
 	tile_rect(j, level, index, &row, &col, &x, &y, &w, &h);
@@ -582,6 +585,8 @@ ts_job_render_tile(ts_job *j, int level, int index, int rank, volatile int *stop
 	ts_ckpt_path(j->dir, level, row, col, path, sizeof path);
 	res->seconds = ts_now() - t0;
 	res->conv_seconds = ts_conv_seconds() - c0;
+	res->loss_seconds = ts_loss_seconds() - l0;
+	res->optim_seconds = ts_optim_seconds() - o0;
 	if (ts_ckpt_write(res, path))
 		goto cleanup;
 	ret = 0;

@@ -235,11 +235,23 @@ ts_optim_evals(const ts_optim *o)
 	return o ? o->evals : 0;
 }
 
+/* Seconds in ts_optim_step, and of them inside evaluations (main thread only). */
+static double step_seconds, eval_seconds;
+
+double
+ts_optim_seconds(void)
+{
+	return step_seconds - eval_seconds;
+}
+
 /* Evaluate fn at x into *f and g; -1 (message set) when it returns NaN or inf. */
 static int
 evaluate(ts_optim *o, const float *x, ts_objective_fn fn, void *ctx, float *g, double *f)
 {
+	double t0 = ts_now();
+
 	*f = fn(ctx, x, g);
+	eval_seconds += ts_now() - t0;
 	o->evals++;
 	if (!isfinite(*f)) {
 		ts_error("optim", "objective returned %g at evaluation %ld", *f, o->evals);
@@ -500,6 +512,7 @@ int
 ts_optim_step(ts_optim *o, float *x, ts_objective_fn fn, void *ctx, double *f_out)
 {
 	int ret;
+	double t0 = ts_now();
 
 	TS_ASSERT(o && x && fn);
 	if (o->failed) {
@@ -515,5 +528,6 @@ ts_optim_step(ts_optim *o, float *x, ts_objective_fn fn, void *ctx, double *f_ou
 	}
 	if (f_out)
 		*f_out = o->f;
+	step_seconds += ts_now() - t0;
 	return ret;
 }

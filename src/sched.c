@@ -26,7 +26,7 @@ enum { TAG_REQ = 11, TAG_REPLY = 12 };
 /* REQ payload (doubles): index done (-1: none), leaving, then the result's fields. */
 enum {
 	R_INDEX, R_LEAVING, R_ITERS, R_CONTENT, R_STYLE, R_TV, R_TOTAL, R_SECONDS, R_RANK,
-	R_CONV, R_N
+	R_CONV, R_LOSS, R_OPTIM, R_N
 };
 
 static int my_rank, n_ranks;
@@ -72,7 +72,8 @@ typedef struct level_state {
 	int progress, tty;
 	double t0;
 	int done_at_start;
-	double tile_s, conv_s;       /* summed over the tiles rendered this run */
+	double tile_s, conv_s;       /* summed over the tiles rendered this run: all, */
+	double loss_s, optim_s;      /* in convolutions, losses, the optimizer */
 } level_state;
 
 static void
@@ -112,9 +113,13 @@ log_result(level_state *s, const double *m)
 	r.total = m[R_TOTAL];
 	r.seconds = m[R_SECONDS];
 	r.conv_seconds = m[R_CONV];
+	r.loss_seconds = m[R_LOSS];
+	r.optim_seconds = m[R_OPTIM];
 	r.rank = (int)m[R_RANK];
 	s->tile_s += r.seconds;
 	s->conv_s += r.conv_seconds;
+	s->loss_s += r.loss_seconds;
+	s->optim_s += r.optim_seconds;
 	if (ts_job_log(s->job, &r))
 		fprintf(stderr, "tessera: %s\n", ts_errmsg());
 	s->done++;
@@ -190,7 +195,8 @@ coordinate_level(level_state *s)
 			}
 			{
 				double m[R_N] = { idx, 0, res.iterations, res.content, res.style,
-				                  res.tv, res.total, res.seconds, 0, res.conv_seconds };
+				                  res.tv, res.total, res.seconds, 0, res.conv_seconds,
+				                  res.loss_seconds, res.optim_seconds };
 				log_result(s, m);
 			}
 			continue;
@@ -251,6 +257,8 @@ work_level(ts_job *job, int level, volatile int *stop)
 		m[R_TOTAL] = res.total;
 		m[R_SECONDS] = res.seconds;
 		m[R_CONV] = res.conv_seconds;
+		m[R_LOSS] = res.loss_seconds;
+		m[R_OPTIM] = res.optim_seconds;
 		m[R_RANK] = my_rank;
 		m[R_LEAVING] = stop && *stop;
 	}
@@ -356,7 +364,7 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 				}
 				s.nidle = 0;
 				s.t0 = ts_now();
-				s.tile_s = s.conv_s = 0.0;
+				s.tile_s = s.conv_s = s.loss_s = s.optim_s = 0.0;
 				print_progress(&s);
 				r = coordinate_level(&s);
 				if (s.progress && s.tty)
@@ -364,12 +372,16 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 				if (s.progress && s.done > s.done_at_start) {
 					double el = ts_now() - s.t0;
 
+					double ts = s.tile_s > 0 ? 100.0 / s.tile_s : 0.0;
+
 					fprintf(stderr,
-					        "level %d: %d tiles in %.1f s (%.3f tiles/s); convolution "
-					        "%.1f%% of the tiles' time\n",
+					        "level %d: %d tiles in %.1f s (%.3f tiles/s); of the tiles' "
+					        "time: convolution %.1f%%, losses %.1f%%, optimizer %.1f%%, "
+					        "the rest (pooling, set-up, IO) %.1f%%\n",
 					        level, s.done - s.done_at_start, el,
-					        (s.done - s.done_at_start) / el,
-					        s.tile_s > 0 ? 100.0 * s.conv_s / s.tile_s : 0.0);
+					        (s.done - s.done_at_start) / el, ts * s.conv_s,
+					        ts * s.loss_s, ts * s.optim_s,
+					        ts * (s.tile_s - s.conv_s - s.loss_s - s.optim_s));
 				}
 				if (r < 0)
 					goto cleanup; /* workers are aborted by the caller */

@@ -39,6 +39,11 @@ for np in 2 3; do
 	cmp -s "$d/np1.tif" "$d/np$np.tif" && echo "ok   np=1 and np=$np identical" || fail "np=1 vs np=$np differ"
 done
 [ "$(dups_in_log "$d/job1")" -eq 0 ] || fail "a tile was logged twice in a clean run"
+# every log line has the time breakdown, and its parts fit in the tile's seconds
+awk -F'[:,}]' '{ for (i = 1; i < NF; i++) v[$i] = $(i + 1);
+	s = v["\"seconds\""]; c = v["\"conv_seconds\""]; l = v["\"loss_seconds\""]; o = v["\"optim_seconds\""];
+	if (c == "" || l == "" || o == "" || c <= 0 || l <= 0 || o < 0 || c + l + o > s) bad++ }
+	END { exit bad > 0 }' "$d/job1/log.jsonl" && echo "ok   log.jsonl time breakdown" || { fail "log.jsonl breakdown"; head -2 "$d/job1/log.jsonl"; }
 
 # 2. an outside reader agrees
 if tiffinfo "$d/np1.tif" >"$d/info" 2>&1; then

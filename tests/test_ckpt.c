@@ -331,6 +331,9 @@ test_log(void **state)
 	for (int i = 0; i < 3; i++) {
 		r.col = i;
 		r.seconds = 1.5 * i;
+		r.conv_seconds = 1.0 * i;
+		r.loss_seconds = 0.25 * i;
+		r.optim_seconds = 0.125 * i;
 		assert_int_equal(ts_ckpt_log_append(job, &r), 0);
 	}
 	snprintf(path, sizeof path, "%s/log.jsonl", job);
@@ -338,8 +341,9 @@ test_log(void **state)
 	assert_non_null(f);
 	while (fgets(line, sizeof line, f)) {
 		cJSON *o = cJSON_Parse(line);
-		const char *keys[] = { "level", "row", "col", "rank", "seconds", "iterations",
-		                       "content", "style", "tv", "total" };
+		const char *keys[] = { "level", "row", "col", "rank", "seconds", "conv_seconds",
+		                       "loss_seconds", "optim_seconds", "iterations", "content",
+		                       "style", "tv", "total" };
 
 		assert_non_null(o);
 		assert_non_null(strchr(line, '\n'));
@@ -349,6 +353,10 @@ test_log(void **state)
 		assert_int_equal(cJSON_GetObjectItemCaseSensitive(o, "level")->valueint, 2);
 		assert_int_equal(cJSON_GetObjectItemCaseSensitive(o, "rank")->valueint, 7);
 		assert_true(cJSON_GetObjectItemCaseSensitive(o, "seconds")->valuedouble == 1.5 * n);
+		assert_true(cJSON_GetObjectItemCaseSensitive(o, "loss_seconds")->valuedouble ==
+		            0.25 * n);
+		assert_true(cJSON_GetObjectItemCaseSensitive(o, "optim_seconds")->valuedouble ==
+		            0.125 * n);
 		assert_true(cJSON_GetObjectItemCaseSensitive(o, "total")->valuedouble == r.total);
 		cJSON_Delete(o);
 		n++;

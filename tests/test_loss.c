@@ -240,6 +240,7 @@ test_gram(void **state)
 	gram_case(33, 70001);
 	gram_case(200, 300); /* row panels (not multiples of 16 rows) */
 	gram_case(512, 64);
+	gram_case(192, 4100); /* wide channels, long rows: blocks along hw again */
 }
 
 /* style */
@@ -383,6 +384,105 @@ test_tv_known_values(void **state)
 	assert_true(fabs(ts_loss_tv(x, H, W, 1.0f, NULL) - 0.125 * 0.125) <= 1e-12);
 }
 
+/* Content and TV split into blocks (here many): the same bits, value and gradient,
+ * for 1, 2 and 3 threads; the gradient equals a plain serial sweep's. */
+static void
+test_blocks_thread_invariant(void **state)
+{
+	enum { H = 301, W = 517 };
+	size_t n = (size_t)3 * H * W;
+	float *x = malloc(n * sizeof *x), *p = malloc(n * sizeof *p);
+	float *g1 = malloc(n * sizeof *g1), *g = malloc(n * sizeof *g);
+	float *gs = calloc(n, sizeof *gs);
+	double v1 = 0, u1 = 0;
+
+	(void)state;
+	assert_true(x && p && g1 && g && gs);
+	fill(x, n, 0.0f, 1.0f);
+	fill(p, n, 0.0f, 1.0f);
+	for (int t = 1; t <= 3; t++) {
+		float *gt = t == 1 ? g1 : g;
+		double v, u;
+
+		ts_par_set_threads(t);
+		memset(gt, 0, n * sizeof *gt);
+		v = ts_loss_tv(x, H, W, 0.5f, gt);
+		u = ts_loss_content(x, p, n, 2.0f, gt);
+		if (t == 1) {
+			v1 = v;
+			u1 = u;
+		} else {
+			assert_true(v == v1 && u == u1);
+			assert_memory_equal(g, g1, n * sizeof *g);
+		}
+	}
+	ts_par_set_threads(0);
+	/* the serial sweep: every difference adds to both of its pixels */
+	{
+		float sx = (float)(2.0 * 0.5 / (3.0 * H * (W - 1)));
+		float sy = (float)(2.0 * 0.5 / (3.0 * (H - 1) * W));
+		float sc = (float)(2.0 * 2.0 / (double)n);
+
+		for (int c = 0; c < 3; c++)
+			for (int i = 0; i < H; i++)
+				for (int j = 0; j + 1 < W; j++) {
+					size_t a = ((size_t)c * H + i) * W + j;
+					float d = x[a + 1] - x[a];
+
+					gs[a + 1] += sx * d;
+					gs[a] -= sx * d;
+				}
+		for (int c = 0; c < 3; c++)
+			for (int i = 0; i + 1 < H; i++)
+				for (int j = 0; j < W; j++) {
+					size_t a = ((size_t)c * H + i) * W + j;
+					float d = x[a + W] - x[a];
+
+					gs[a + W] += sy * d;
+					gs[a] -= sy * d;
+				}
+		for (size_t i = 0; i < n; i++)
+			gs[i] += sc * (x[i] - p[i]);
+		assert_memory_equal(gs, g1, n * sizeof *gs);
+	}
+	free(x);
+	free(p);
+	free(g1);
+	free(g);
+	free(gs);
+}
+
+/* ts_loss_seconds grows with every loss call, by no more than the call's wall time. */
+static void
+test_seconds_counted(void **state)
+{
+	enum { C = 64, HW = 64 * 64 };
+	float *f = malloc(sizeof(float) * C * HW), *g = calloc((size_t)C * HW, sizeof(float));
+	float *t = calloc((size_t)C * C, sizeof(float));
+	float *ws = malloc(sizeof(float) * ts_loss_style_ws_floats(C, HW));
+	double s0, w0, ds, dw;
+
+	(void)state;
+	assert_true(f && g && t && ws);
+	for (int i = 0; i < C * HW; i++)
+		f[i] = (float)(i % 13) / 13.0f;
+	s0 = ts_loss_seconds();
+	w0 = ts_now();
+	for (int r = 0; r < 4; r++) {
+		ts_loss_style(f, C, HW, t, 1.0f, ws, g);
+		ts_loss_content(f, g, (size_t)C * HW, 1.0f, g);
+		ts_loss_tv(f, 64, 64, 1.0f, g);
+	}
+	dw = ts_now() - w0;
+	ds = ts_loss_seconds() - s0;
+	assert_true(ds > 0.0);
+	assert_true(ds <= dw);
+	free(f);
+	free(g);
+	free(t);
+	free(ws);
+}
+
 int
 main(void)
 {
@@ -394,6 +494,8 @@ main(void)
 		cmocka_unit_test(test_style_gram_target),
 		cmocka_unit_test(test_tv),
 		cmocka_unit_test(test_tv_known_values),
+		cmocka_unit_test(test_blocks_thread_invariant),
+		cmocka_unit_test(test_seconds_counted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "tessera/error.h"
 #include "tessera/optim.h"
@@ -568,6 +569,42 @@ test_evals_count(void **state)
 	free(q);
 }
 
+/* The quadratic, 30 ms slower: an evaluation that dominates the step's time. */
+static double
+slow_quad_fn(void *ctx, const float *x, float *grad)
+{
+	struct timespec d = { 0, 30 * 1000 * 1000 };
+
+	nanosleep(&d, NULL);
+	return quad_fn(ctx, x, grad);
+}
+
+/* ts_optim_seconds counts the optimizer's own work, never the evaluations: 6
+ * evaluations of at least 30 ms each pass, the counter grows by far less. */
+static void
+test_seconds_exclude_evaluations(void **state)
+{
+	struct quad *q = malloc(sizeof *q);
+	ts_optim_params p;
+	ts_optim *o;
+	float x[QN] = { 0 };
+	double s0 = ts_optim_seconds(), ds;
+
+	(void)state;
+	assert_non_null(q);
+	quad_init(q);
+	ts_optim_defaults(&p, TS_OPTIM_LBFGS);
+	assert_non_null(o = ts_optim_create(&p, QN));
+	for (int k = 1; k <= 5; k++)
+		assert_int_equal(ts_optim_step(o, x, slow_quad_fn, q, NULL), 0);
+	ds = ts_optim_seconds() - s0;
+	assert_int_equal(ts_optim_evals(o), 6);
+	assert_true(ds >= 0.0);
+	assert_true(ds < 0.09); /* half the evaluations' sleep: they are not in it */
+	ts_optim_destroy(o);
+	free(q);
+}
+
 /* Adam's first step is lr * g / (|g| + eps) (bias correction undoes the betas). */
 static void
 test_adam_first_step(void **state)
@@ -683,6 +720,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_seconds_exclude_evaluations),
 		cmocka_unit_test(test_bad_params),
 		cmocka_unit_test(test_lbfgs_quadratic),
 		cmocka_unit_test(test_lbfgs_short_history),

@@ -35,4 +35,9 @@ double ts_loss_style(const float *f, int c, int hw, const float *t, float weight
 /* Total variation of x [3, h, w].  grad (may be NULL): grad += weight * d/dx. */
 double ts_loss_tv(const float *x, int h, int w, float weight, float *grad);
 
+/* Wall seconds this process has spent inside the three loss functions above (Gram
+ * matrices and their gradients included): the "losses" share of the renderer's and
+ * the benchmark's time breakdown. */
+double ts_loss_seconds(void);
+
 #endif

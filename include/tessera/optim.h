@@ -45,4 +45,9 @@ int ts_optim_step(ts_optim *o, float *x, ts_objective_fn fn, void *ctx, double *
 /* Evaluations of fn so far. */
 long ts_optim_evals(const ts_optim *o);
 
+/* Wall seconds this process has spent in ts_optim_step outside the objective's
+ * evaluations (the optimizer's own vector work): the "optimizer" share of the
+ * renderer's time breakdown. */
+double ts_optim_seconds(void);
+
 #endif
