@@ -6,10 +6,14 @@
 #   bench/overlap_sweep.sh CONTENT STYLE [OVERLAPS...]     (default: 32 64 128 192)
 #   ITERS=30 (per level) THREADS=2 OUT=sweep.out
 #
-# Prints one line per overlap: the tiled render's ratios (edges, overlap middles) and
-# the single pass's ratios at the same positions.  A ratio is the mean |step| between
-# neighbouring pixels across those lines over the same mean elsewhere; the tiled
-# ratio approaching the single-pass one means the borders do not show.
+# Prints one line per overlap:
+#   disagreement  mean |a - b| of neighbouring tiles over their overlaps (read from the
+#                 tile files), in units of the picture's mean neighbour step;
+#   softening     the tiled render's ratio at the overlap middles over the single
+#                 pass's at the same lines (1: no softening);
+#   edges         the same for the tile edges (1: the edges do not stand out).
+# A ratio is the mean |step| between neighbouring pixels across those lines over the
+# same mean elsewhere (see bench/seams.c).
 set -eu
 cd "$(dirname "$0")/.."
 [ $# -ge 2 ] || { echo "usage: bench/overlap_sweep.sh CONTENT STYLE [OVERLAPS...]" >&2; exit 2; }
@@ -23,8 +27,8 @@ out=${OUT:-sweep.out}
 tile=512
 mkdir -p "$out"
 make -s tessera build/seams >/dev/null
-printf '%-8s %-6s %10s %10s %12s %12s %8s\n' overlap width tiled_edge tiled_mid single_edge \
-	single_mid tiled_s
+printf '%-8s %-6s %13s %10s %8s %9s\n' overlap width disagreement softening edges tiled_s
+ratios() { sed -nE 's/.*ratios ([0-9.]+) and ([0-9.]+).*/\1 \2/p'; }
 for o in "${overlaps[@]}"; do
 	w=$((3 * tile - 2 * o)) h=$tile
 	common=(--content "$content" --style "$style" --width "$w" --height "$h"
@@ -37,11 +41,12 @@ for o in "${overlaps[@]}"; do
 	# a single tile as large as the picture: no pyramid, no tiles
 	./tessera "${common[@]}" --tile $(((w + 15) / 16 * 16)) --overlap 0 \
 		--iterations "$iters" --out "$out/single_$o.png" --job-dir "$out/single_$o.job" --fresh
-	read -r te tm < <(build/seams "$out/tiled_$o.png" $tile "$o" |
-		sed -E 's/.*ratios ([0-9.]+) and ([0-9.]+).*/\1 \2/')
+	build/seams "$out/tiled_$o.png" $tile "$o" 2 "$out/tiled_$o.job" >"$out/seams_$o.txt"
+	read -r te tm < <(ratios <"$out/seams_$o.txt")
+	dis=$(sed -nE 's/.*: ([0-9.]+) steps/\1/p' "$out/seams_$o.txt")
 	# the same positions on the single pass (same size, so the same grid)
-	read -r se sm < <(build/seams "$out/single_$o.png" $tile "$o" |
-		sed -E 's/.*ratios ([0-9.]+) and ([0-9.]+).*/\1 \2/')
-	printf '%-8s %-6s %10s %10s %12s %12s %8.0f\n' "$o" "$w" "$te" "$tm" "$se" "$sm" \
-		"$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b - a}')"
+	read -r se sm < <(build/seams "$out/single_$o.png" $tile "$o" | ratios)
+	awk -v o="$o" -v w="$w" -v d="$dis" -v te="$te" -v tm="$tm" -v se="$se" -v sm="$sm" \
+		-v a="$t0" -v b="$t1" \
+		'BEGIN { printf "%-8s %-6s %13.3f %10.3f %8.3f %9.0f\n", o, w, d, tm / sm, te / se, b - a }'
 done

@@ -41,21 +41,23 @@ line_diff(const ts_image *im, int axis, int p)
 	return s / (3.0 * n);
 }
 
-/* The plan hash stamped in a tile file (u64 little-endian at byte 12); 0 if unreadable. */
+/* The plan hash the job directory names (JOB/plan.ini's "hash = %016x" line); 0 if
+ * none. */
 static uint64_t
-tile_hash(const char *path)
+job_hash(const char *job)
 {
-	unsigned char b[20];
-	uint64_t h = 0;
-	FILE *f = fopen(path, "rb");
+	char path[4200], line[512];
+	unsigned long long h = 0;
+	FILE *f;
 
-	if (!f)
+	snprintf(path, sizeof path, "%s/plan.ini", job);
+	if (!(f = fopen(path, "r")))
 		return 0;
-	if (fread(b, 1, sizeof b, f) == sizeof b)
-		for (int i = 7; i >= 0; i--)
-			h = h << 8 | b[12 + i];
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "hash = %llx", &h) == 1)
+			break;
 	fclose(f);
-	return h;
+	return (uint64_t)h;
 }
 
 /* Mean |a - b| of neighbouring tiles over their overlaps at level lvl of the job; -1 if
@@ -73,8 +75,7 @@ disagreement(const char *job, const ts_plan *plan, int lvl)
 
 	if (!t)
 		return -1;
-	ts_ckpt_path(job, lvl, 0, 0, path, sizeof path);
-	hash = tile_hash(path);
+	hash = job_hash(job);
 	for (int r = 0; r < lv->nrows && ok; r++)
 		for (int c = 0; c < lv->ncols && ok; c++) {
 			ts_ckpt_path(job, lvl, r, c, path, sizeof path);

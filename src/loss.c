@@ -221,30 +221,27 @@ ts_loss_style(const float *f, int c, int hw, const float *t, float weight, float
 
 		sum += d * d;
 	}
-	if (!grad) {
-		loss_seconds += ts_now() - t0;
-		return sum / (double)cc;
-	}
+	if (grad) {
+		/* ws becomes the symmetric part of dL/dG = 2 (G - T) / c^2.  dL/dF =
+		 * (dL/dG + dL/dG^T) F / (c hw); symmetrizing makes this exact for any target
+		 * T (a blend of Grams is symmetric, a test's random T need not be). */
+		for (int i = 0; i < c; i++) {
+			float *ri = ws + (size_t)i * c;
 
-	/* ws becomes the symmetric part of dL/dG = 2 (G - T) / c^2.  dL/dF =
-	 * (dL/dG + dL/dG^T) F / (c hw); symmetrizing makes this exact for any target T
-	 * (a blend of Grams is symmetric, a test's random T need not be). */
-	for (int i = 0; i < c; i++) {
-		float *ri = ws + (size_t)i * c;
+			for (int j = i; j < c; j++) {
+				float *rj = ws + (size_t)j * c;
+				double gij = (double)ri[j] - t[(size_t)i * c + j];
+				double gji = (double)rj[i] - t[(size_t)j * c + i];
+				float v = (float)(dscale * 0.5 * (gij + gji));
 
-		for (int j = i; j < c; j++) {
-			float *rj = ws + (size_t)j * c;
-			double gij = (double)ri[j] - t[(size_t)i * c + j];
-			double gji = (double)rj[i] - t[(size_t)j * c + i];
-			float v = (float)(dscale * 0.5 * (gij + gji));
-
-			ri[j] = v;
-			rj[i] = v;
+				ri[j] = v;
+				rj[i] = v;
+			}
 		}
+		/* grad: [c, hw] += weight * 2 * sym(dL/dG) [c, c] * F [c, hw] / (c hw) */
+		ts_sgemm(0, 0, c, hw, c, (float)(2.0 * weight / ((double)c * hw)), ws, c, f, hw,
+		         1.0f, grad, hw);
 	}
-	/* grad: [c, hw] += weight * 2 * sym(dL/dG) [c, c] * F [c, hw] / (c hw) */
-	ts_sgemm(0, 0, c, hw, c, (float)(2.0 * weight / ((double)c * hw)), ws, c, f, hw, 1.0f,
-	         grad, hw);
 	loss_seconds += ts_now() - t0;
 	return sum / (double)cc;
 }
@@ -298,11 +295,6 @@ tv_item(void *ctx, int item, int thread)
 					v += j->sx * (r[q] - r[q - 1]);
 				if (q + 1 < w)
 					v -= j->sx * (r[q + 1] - r[q]);
-				g[q] = v;
-			}
-			for (int q = 0; q < w; q++) {
-				float v = g[q];
-
 				if (i > 0)
 					v += j->sy * (r[q] - r[q - w]);
 				if (i + 1 < h)
@@ -327,6 +319,8 @@ ts_loss_tv(const float *x, int h, int w, float weight, float *grad)
 	j.grad = grad;
 	j.h = h;
 	j.w = w;
+	/* rows per block from the wanted block count; the count then follows from the
+	 * rows (fewer when h is not a multiple) */
 	j.nb = elem_blocks((size_t)h * w);
 	j.rows = (h + j.nb - 1) / j.nb;
 	j.nb = (h + j.rows - 1) / j.rows;

@@ -371,17 +371,16 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 					fputc('\n', stderr);
 				if (s.progress && s.done > s.done_at_start) {
 					double el = ts_now() - s.t0;
-
-					double ts = s.tile_s > 0 ? 100.0 / s.tile_s : 0.0;
+					double pct = s.tile_s > 0 ? 100.0 / s.tile_s : 0.0;
 
 					fprintf(stderr,
 					        "level %d: %d tiles in %.1f s (%.3f tiles/s); of the tiles' "
 					        "time: convolution %.1f%%, losses %.1f%%, optimizer %.1f%%, "
 					        "the rest (pooling, set-up, IO) %.1f%%\n",
 					        level, s.done - s.done_at_start, el,
-					        (s.done - s.done_at_start) / el, ts * s.conv_s,
-					        ts * s.loss_s, ts * s.optim_s,
-					        ts * (s.tile_s - s.conv_s - s.loss_s - s.optim_s));
+					        (s.done - s.done_at_start) / el, pct * s.conv_s,
+					        pct * s.loss_s, pct * s.optim_s,
+					        pct * (s.tile_s - s.conv_s - s.loss_s - s.optim_s));
 				}
 				if (r < 0)
 					goto cleanup; /* workers are aborted by the caller */
