@@ -31,7 +31,7 @@
 #define MIN_COLS ((size_t)512)
 
 struct gemm_job {
-	int ta, tb, m, n, k, lda, ldb, ldc, blk, by_rows;
+	int ta, tb, m, n, k, lda, ldb, ldc, rb, cb, ncb;
 	float alpha, beta;
 	const float *a, *b;
 	float *c;
@@ -41,24 +41,15 @@ static void
 gemm_item(void *ctx, int item, int thread)
 {
 	const struct gemm_job *g = ctx;
-	int lo = item * g->blk;
-	const float *a = g->a, *b = g->b;
-	float *c = g->c;
-	int m = g->m, n = g->n;
+	int r0 = item / g->ncb * g->rb, c0 = item % g->ncb * g->cb;
+	int m = g->m - r0 < g->rb ? g->m - r0 : g->rb, n = g->n - c0 < g->cb ? g->n - c0 : g->cb;
+	const float *a = g->a + (g->ta ? (size_t)r0 : (size_t)r0 * g->lda);
+	const float *b = g->b + (g->tb ? (size_t)c0 * g->ldb : (size_t)c0);
 
 	(void)thread;
-	if (g->by_rows) {
-		m = g->m - lo < g->blk ? g->m - lo : g->blk;
-		a += g->ta ? (size_t)lo : (size_t)lo * g->lda;
-		c += (size_t)lo * g->ldc;
-	} else {
-		n = g->n - lo < g->blk ? g->n - lo : g->blk;
-		b += g->tb ? (size_t)lo * g->ldb : (size_t)lo;
-		c += lo;
-	}
 	cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans,
 	            g->tb ? CblasTrans : CblasNoTrans, m, n, g->k, g->alpha, a, g->lda, b,
-	            g->ldb, g->beta, c, g->ldc);
+	            g->ldb, g->beta, g->c + (size_t)r0 * g->ldc + c0, g->ldc);
 }
 
 static int
@@ -67,30 +58,31 @@ round_up(int v, int q)
 	return (v + q - 1) / q * q;
 }
 
+/* Blocks fixed by the shape: rows in blocks of at most GEMM_ROWS, then columns cut so
+ * that there are about GEMM_ITEMS blocks, none narrower than GEMM_MIN_COLS.  Measured
+ * on the style gradients (2 threads): 512 x 1024 x 512 at 285 GFLOP/s in 8 blocks of
+ * 256 x 256, against 218 in 16 row blocks of 32; 512 x 4096 x 512 at 309 against 214. */
+#define GEMM_ROWS 256
+#define GEMM_ITEMS 8
+#define GEMM_MIN_COLS 256
+
 void
 ts_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
          int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
-	struct gemm_job g = { trans_a, trans_b, m, n, k, lda, ldb, ldc, 0, 0, alpha, beta,
+	struct gemm_job g = { trans_a, trans_b, m, n, k, lda, ldb, ldc, 0, 0, 0, alpha, beta,
 		              a, b, c };
-	int items;
+	int nrb;
 
 	(void)ts_par_threads(); /* keeps OpenBLAS itself single-threaded */
-	/* blocks fixed by the shape: up to 16 of them */
-	if (n >= 4 * m && n >= 1024) {
-		g.blk = round_up((n + 15) / 16, 64);
-		g.blk = g.blk < 256 ? 256 : g.blk;
-		items = (n + g.blk - 1) / g.blk;
-	} else if (m >= 32) {
-		g.by_rows = 1;
-		g.blk = round_up((m + 15) / 16, 16);
-		items = (m + g.blk - 1) / g.blk;
-	} else {
-		g.by_rows = 1;
-		g.blk = m;
-		items = 1;
-	}
-	ts_par_for(items, gemm_item, &g);
+	nrb = (m + GEMM_ROWS - 1) / GEMM_ROWS;
+	g.rb = round_up((m + nrb - 1) / nrb, 16);
+	nrb = (m + g.rb - 1) / g.rb;
+	g.ncb = GEMM_ITEMS / nrb < 1 ? 1 : GEMM_ITEMS / nrb;
+	g.cb = round_up((n + g.ncb - 1) / g.ncb, 64);
+	g.cb = g.cb < GEMM_MIN_COLS ? GEMM_MIN_COLS : g.cb;
+	g.ncb = (n + g.cb - 1) / g.cb;
+	ts_par_for(nrb * g.ncb, gemm_item, &g);
 }
 
 void

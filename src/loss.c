@@ -12,6 +12,7 @@
 #include "tessera/conv.h"
 #include "tessera/error.h"
 #include "tessera/par.h"
+#include "gram.h"
 
 /* Seconds inside the losses (main thread only, like every caller of ts_par_for). */
 static double loss_seconds;
@@ -50,17 +51,33 @@ content_item(void *ctx, int b, int thread)
 {
 	struct content_job *j = ctx;
 	size_t i0 = j->n * (size_t)b / (size_t)j->nb, i1 = j->n * (size_t)(b + 1) / (size_t)j->nb;
-	double sum = 0.0;
+	const float *f = j->f, *p = j->p;
+	float *grad = j->grad;
+	double acc[8] = { 0 }, sum = 0.0;
+	size_t i = i0;
 
 	(void)thread;
-	for (size_t i = i0; i < i1; i++) {
-		double d = (double)j->f[i] - (double)j->p[i];
+	/* one pass, eight sums in double side by side (so the loop vectorizes), added in a
+	 * fixed order after */
+	for (; i + 8 <= i1; i += 8) {
+		for (int k = 0; k < 8; k++) {
+			double d = (double)f[i + k] - (double)p[i + k];
 
-		sum += d * d;
+			acc[k] += d * d;
+		}
+		if (grad)
+			for (int k = 0; k < 8; k++)
+				grad[i + k] += j->scale * (f[i + k] - p[i + k]);
 	}
-	if (j->grad)
-		for (size_t i = i0; i < i1; i++)
-			j->grad[i] += j->scale * (j->f[i] - j->p[i]);
+	for (; i < i1; i++) {
+		double d = (double)f[i] - (double)p[i];
+
+		acc[0] += d * d;
+		if (grad)
+			grad[i] += j->scale * (f[i] - p[i]);
+	}
+	for (int k = 0; k < 8; k++)
+		sum += acc[k];
 	j->part[b] = sum;
 }
 
@@ -91,9 +108,11 @@ ts_loss_content(const float *f, const float *p, size_t n, float weight, float *g
  *     syrk of its diagonal block and a gemm of the block right of it; every entry is
  *     computed once, no partial sums, no workspace;
  *   - otherwise (hw large enough for two blocks of 2048 columns): blocks along hw, a
- *     syrk each into a partial Gram in the workspace, summed in block order.  Measured
- *     faster than panels wherever it gives two or more blocks (relu3_1 of a 512 tile:
- *     13.8 ms by panels, 10.0 ms by 8 blocks; relu4_1: 11.3 ms, 8.9 ms by 2 blocks). */
+ *     partial Gram each in the workspace, summed in block order.  Measured faster
+ *     than panels wherever it gives two or more blocks (relu3_1 of a 512 tile:
+ *     13.8 ms by panels, 10.0 ms by 8 blocks; relu4_1: 11.3 ms, 8.9 ms by 2 blocks).
+ *     A block's partial Gram is a syrk, or for narrow maps (relu1_1, relu2_1) the
+ *     kernel of gram.c, which needs no packing (ts_gram_tiles_use says when). */
 #define PANEL_MIN_C 192
 #define PANEL_MAX_HW 4096
 #define PANELS 8
@@ -109,10 +128,25 @@ gram_blocks(int c, int hw)
 	return nb < 1 ? 1 : nb > 16 ? 16 : nb;
 }
 
+/* First column of block b of nb: on a multiple of 16 columns (aligned rows stay
+ * aligned), the last block taking what is left. */
+static int
+gram_block_start(int hw, int nb, int b)
+{
+	return b >= nb ? hw : (int)((long long)hw * b / nb) & ~15;
+}
+
 static int
 use_panels(int c, int hw)
 {
 	return c >= PANEL_MIN_C && hw < PANEL_MAX_HW;
+}
+
+/* Floats of one block's partial Gram. */
+static size_t
+part_floats(int c)
+{
+	return ts_gram_tiles_use(c) ? ts_gram_tiles_floats(c) : (size_t)c * (size_t)c;
 }
 
 size_t
@@ -120,12 +154,12 @@ ts_gram_ws_floats(int c, int hw)
 {
 	if (use_panels(c, hw))
 		return 1;
-	return (size_t)gram_blocks(c, hw) * (size_t)c * (size_t)c;
+	return (size_t)gram_blocks(c, hw) * part_floats(c);
 }
 
 struct gram_job {
 	const float *f;
-	int c, hw, nb;
+	int c, hw, nb, tiles;
 	float *part;  /* hw blocks: the partial Grams */
 	float *g;     /* panels: the result */
 	float alpha;  /* panels: the scale */
@@ -136,11 +170,15 @@ static void
 gram_item(void *ctx, int b, int thread)
 {
 	const struct gram_job *j = ctx;
-	int k0 = (int)((long long)j->hw * b / j->nb), k1 = (int)((long long)j->hw * (b + 1) / j->nb);
+	int k0 = gram_block_start(j->hw, j->nb, b), k1 = gram_block_start(j->hw, j->nb, b + 1);
 
 	(void)thread;
-	ts_ssyrk_upper(j->c, k1 - k0, 1.0f, j->f + k0, j->hw, 0.0f,
-	               j->part + (size_t)b * j->c * j->c, j->c);
+	if (j->tiles)
+		ts_gram_tiles(j->f, (size_t)j->hw, j->c, (size_t)k0, (size_t)k1,
+		              j->part + (size_t)b * ts_gram_tiles_floats(j->c));
+	else
+		ts_ssyrk_upper(j->c, k1 - k0, 1.0f, j->f + k0, j->hw, 0.0f,
+		               j->part + (size_t)b * j->c * j->c, j->c);
 }
 
 static void
@@ -163,9 +201,10 @@ panel_item(void *ctx, int b, int thread)
 void
 ts_gram(const float *f, int c, int hw, float *g, float *ws)
 {
-	struct gram_job j = { f, c, hw, gram_blocks(c, hw), ws, g, 0.0f, { 0 } };
+	struct gram_job j = { f, c, hw, gram_blocks(c, hw), ts_gram_tiles_use(c), ws, g, 0.0f,
+		              { 0 } };
 	float scale = (float)(1.0 / ((double)c * hw));
-	size_t cc = (size_t)c * c;
+	size_t pf = part_floats(c);
 
 	TS_ASSERT(f && g && ws && c > 0 && hw > 0);
 	if (use_panels(c, hw)) {
@@ -189,15 +228,53 @@ ts_gram(const float *f, int c, int hw, float *g, float *ws)
 	ts_par_for(j.nb, gram_item, &j);
 	for (int r = 0; r < c; r++) {
 		for (int q = r; q < c; q++) {
-			size_t at = (size_t)r * c + q;
+			size_t at = j.tiles ? ts_gram_tile_at(c, r, q) : (size_t)r * c + q;
 			float s = ws[at];
 
 			for (int b = 1; b < j.nb; b++)
-				s += ws[b * cc + at];
-			g[at] = s * scale;
+				s += ws[b * pf + at];
+			g[(size_t)r * c + q] = s * scale;
 			g[(size_t)q * c + r] = s * scale;
 		}
 	}
+}
+
+/* The style gradient grad += alpha * s f by gram.c's kernel, in column blocks fixed by
+ * the shape (whole panels of 48 columns, at most 64 blocks). */
+struct grad_job {
+	const float *s, *f;
+	float *grad;
+	int c, hw, nb;
+	float alpha;
+};
+
+static void
+grad_item(void *ctx, int b, int thread)
+{
+	const struct grad_job *j = ctx;
+	size_t panels = ((size_t)j->hw + 47) / 48;
+	size_t p0 = 48 * (panels * (size_t)b / (size_t)j->nb);
+	size_t p1 = 48 * (panels * (size_t)(b + 1) / (size_t)j->nb);
+
+	(void)thread;
+	ts_gram_grad(j->s, j->f, j->c, (size_t)j->hw, p0, p1 < (size_t)j->hw ? p1 : (size_t)j->hw,
+	             j->alpha, j->grad);
+}
+
+static void
+style_grad(const float *s, const float *f, int c, int hw, float alpha, float *grad)
+{
+	struct grad_job j = { s, f, grad, c, hw, 1, alpha };
+	int panels = (hw + 47) / 48;
+
+	if (!ts_gram_grad_use(c)) {
+		ts_sgemm(0, 0, c, hw, c, alpha, s, c, f, hw, 1.0f, grad, hw);
+		return;
+	}
+	/* about 4096 columns a block */
+	j.nb = panels / 85;
+	j.nb = j.nb < 1 ? 1 : j.nb > 64 ? 64 : j.nb;
+	ts_par_for(j.nb, grad_item, &j);
 }
 
 size_t
@@ -224,23 +301,30 @@ ts_loss_style(const float *f, int c, int hw, const float *t, float weight, float
 	if (grad) {
 		/* ws becomes the symmetric part of dL/dG = 2 (G - T) / c^2.  dL/dF =
 		 * (dL/dG + dL/dG^T) F / (c hw); symmetrizing makes this exact for any target
-		 * T (a blend of Grams is symmetric, a test's random T need not be). */
-		for (int i = 0; i < c; i++) {
-			float *ri = ws + (size_t)i * c;
+		 * T (a blend of Grams is symmetric, a test's random T need not be).  By
+		 * 16 x 16 blocks, so the transposed reads stay in cache. */
+		for (int i0 = 0; i0 < c; i0 += 16) {
+			for (int j0 = i0; j0 < c; j0 += 16) {
+				int i1 = i0 + 16 < c ? i0 + 16 : c, j1 = j0 + 16 < c ? j0 + 16 : c;
 
-			for (int j = i; j < c; j++) {
-				float *rj = ws + (size_t)j * c;
-				double gij = (double)ri[j] - t[(size_t)i * c + j];
-				double gji = (double)rj[i] - t[(size_t)j * c + i];
-				float v = (float)(dscale * 0.5 * (gij + gji));
+				for (int i = i0; i < i1; i++) {
+					float *ri = ws + (size_t)i * c;
+					const float *ti = t + (size_t)i * c;
 
-				ri[j] = v;
-				rj[i] = v;
+					for (int j = j0 > i ? j0 : i; j < j1; j++) {
+						float *rj = ws + (size_t)j * c;
+						double gij = (double)ri[j] - ti[j];
+						double gji = (double)rj[i] - t[(size_t)j * c + i];
+						float v = (float)(dscale * 0.5 * (gij + gji));
+
+						ri[j] = v;
+						rj[i] = v;
+					}
+				}
 			}
 		}
 		/* grad: [c, hw] += weight * 2 * sym(dL/dG) [c, c] * F [c, hw] / (c hw) */
-		ts_sgemm(0, 0, c, hw, c, (float)(2.0 * weight / ((double)c * hw)), ws, c, f, hw,
-		         1.0f, grad, hw);
+		style_grad(ws, f, c, hw, (float)(2.0 * weight / ((double)c * hw)), grad);
 	}
 	loss_seconds += ts_now() - t0;
 	return sum / (double)cc;

@@ -266,10 +266,12 @@ layout(ts_vgg_run *r, float *mem)
 	size_t off = 0, maxn = (size_t)3 * r->h * r->w, ws = 0;
 	int c = 3, h = r->h, w = r->w;
 
-#define TAKE(ptr, n)                           \
-	do {                                   \
-		(ptr) = mem ? mem + off : NULL; \
-		off += (n);                    \
+	/* every buffer starts on a 64-byte line (mem is aligned so), so rows of a
+	 * width that is a multiple of 16 are aligned for the vector kernels */
+#define TAKE(ptr, n)                                     \
+	do {                                             \
+		(ptr) = mem ? mem + off : NULL;           \
+		off += ((n) + 15) / 16 * 16;             \
 	} while (0)
 	TAKE(r->in, (size_t)3 * h * w);
 	for (int i = 0; i <= r->last; i++) {
@@ -401,7 +403,7 @@ ts_vgg_run_create(const ts_vgg *net, int h, int w, int last, const unsigned char
 	r->pool = pool;
 	memcpy(r->tapped, tapped, TS_VGG_NLAYERS);
 	n = layout(r, NULL);
-	if (!(r->mem = malloc(n * sizeof(float)))) {
+	if (!(r->mem = aligned_alloc(64, n * sizeof(float)))) {
 		ts_error("vgg", "out of memory for the activations of a %dx%d image (%.0f MiB)", w,
 		         h, (double)n * sizeof(float) / 1048576.0);
 		goto cleanup;

@@ -241,6 +241,11 @@ test_gram(void **state)
 	gram_case(200, 300); /* row panels (not multiples of 16 rows) */
 	gram_case(512, 64);
 	gram_case(192, 4100); /* wide channels, long rows: blocks along hw again */
+	/* the kernel of gram.c where it is built in (c from 16 to 128): several blocks,
+	 * columns not a multiple of 16, channels not a multiple of 4 */
+	gram_case(64, 5000);
+	gram_case(20, 4099);
+	gram_case(128, 2048);
 }
 
 /* style */
@@ -311,6 +316,70 @@ test_style_gram_target(void **state)
 {
 	(void)state;
 	style_case(9, 23, 1);
+}
+
+/* The style gradient on shapes the kernels of gram.c take (channels a multiple of 8,
+ * columns not a multiple of its panels) and one they do not: against the gradient
+ * in double, dL/dF = weight (D + D^T) F / (c hw) with D = 2 (G - T) / c^2, and the
+ * same bits for 1..3 threads. */
+static void
+style_grad_case(int c, int hw)
+{
+	size_t nf = (size_t)c * hw, cc = (size_t)c * c;
+	float *f = malloc(nf * sizeof *f), *g1 = malloc(nf * sizeof *g1), *g = malloc(nf * sizeof *g);
+	float *t = malloc(cc * sizeof *t), *ws = malloc(ts_loss_style_ws_floats(c, hw) * sizeof *ws);
+	double *gr = malloc(cc * sizeof *gr), *fd, gmax = 0.0, emax = 0.0;
+	const float weight = 3.0f;
+
+	assert_true(f && g1 && g && t && ws && gr);
+	fill(f, nf, 0.0f, 2.0f);
+	fill(t, cc, 0.0f, 1.0f);
+	fd = to_double(f, nf);
+	ref_gram(fd, c, hw, gr);
+	for (int t_ = 1; t_ <= 3; t_++) {
+		float *out = t_ == 1 ? g1 : g;
+
+		ts_par_set_threads(t_);
+		memset(out, 0, nf * sizeof *out);
+		ts_loss_style(f, c, hw, t, weight, ws, out);
+		if (t_ > 1)
+			assert_memory_equal(g, g1, nf * sizeof *g);
+	}
+	ts_par_set_threads(0);
+	for (int i = 0; i < c; i++) {
+		for (int k = 0; k < hw; k++) {
+			double s = 0.0;
+
+			for (int j = 0; j < c; j++) {
+				double dij = 2.0 * (gr[(size_t)i * c + j] - t[(size_t)i * c + j]) / (double)cc;
+				double dji = 2.0 * (gr[(size_t)j * c + i] - t[(size_t)j * c + i]) / (double)cc;
+
+				s += (dij + dji) * fd[(size_t)j * hw + k];
+			}
+			s *= weight / ((double)c * hw);
+			gmax = fabs(s) > gmax ? fabs(s) : gmax;
+			emax = fabs(s - g1[(size_t)i * hw + k]) > emax ? fabs(s - g1[(size_t)i * hw + k]) : emax;
+		}
+	}
+	assert_true(gmax > 0.0);
+	assert_true(emax <= 1e-5 * gmax);
+	free(fd);
+	free(f);
+	free(g1);
+	free(g);
+	free(t);
+	free(ws);
+	free(gr);
+}
+
+static void
+test_style_grad_shapes(void **state)
+{
+	(void)state;
+	style_grad_case(64, 5003);
+	style_grad_case(128, 1000);
+	style_grad_case(24, 47);
+	style_grad_case(36, 300); /* not a multiple of 8: BLAS */
 }
 
 /* tv */
@@ -492,6 +561,7 @@ main(void)
 		cmocka_unit_test(test_gram),
 		cmocka_unit_test(test_style_random_target),
 		cmocka_unit_test(test_style_gram_target),
+		cmocka_unit_test(test_style_grad_shapes),
 		cmocka_unit_test(test_tv),
 		cmocka_unit_test(test_tv_known_values),
 		cmocka_unit_test(test_blocks_thread_invariant),
