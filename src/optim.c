@@ -262,16 +262,6 @@ evaluate(ts_optim *o, const float *x, ts_objective_fn fn, void *ctx, float *g, d
 }
 
 static double
-dot(const float *a, const float *b, size_t n)
-{
-	double s = 0.0;
-
-	for (size_t i = 0; i < n; i++)
-		s += (double)a[i] * b[i];
-	return s;
-}
-
-static double
 abs_max(const float *a, size_t n)
 {
 	double m = 0.0;
@@ -291,8 +281,13 @@ abs_max(const float *a, size_t n)
  *           it stores into the free slot and commits the slot only if ys > 1e-10);
  *   NEG:    d = -g;                                  part = dot(u, d)
  *   AXPY:   d += c * v;                              part = dot(u, d) (u may be NULL)
- *   SCALE:  d *= c;                                  part = dot(u, d) */
-enum pass_mode { PASS_PAIR, PASS_NEG, PASS_AXPY, PASS_SCALE };
+ *   SCALE:  d *= c;                                  part = dot(u, d)
+ *   FIRST:  d = -g;                                  part = (sum |g|, g.d)
+ *   MOVE:   x += t d;                                part = max |d|
+ *   GMAX:                                            part = max |g|
+ * Sums run eight side by side in double (so the loops vectorize) and are added in a
+ * fixed order; maxima do not depend on the order. */
+enum pass_mode { PASS_PAIR, PASS_NEG, PASS_AXPY, PASS_SCALE, PASS_FIRST, PASS_MOVE, PASS_GMAX };
 
 struct pass_job {
 	ts_optim *o;
@@ -300,7 +295,19 @@ struct pass_job {
 	float c;
 	const float *v, *u;
 	float *s, *y; /* PAIR: the slot to fill */
+	float *x;     /* MOVE */
 };
+
+/* for (i = lo; i < hi; i++) BODY(i, k) with k = the lane of i's partial sum */
+#define LANES(BODY)                                           \
+	do {                                                  \
+		size_t i_ = lo;                               \
+		for (; i_ + 8 <= hi; i_ += 8)                 \
+			for (int k_ = 0; k_ < 8; k_++)        \
+				BODY(i_ + (size_t)k_, k_);    \
+		for (; i_ < hi; i_++)                         \
+			BODY(i_, 0);                          \
+	} while (0)
 
 static void
 pass_item(void *ctx, int b, int thread)
@@ -310,7 +317,10 @@ pass_item(void *ctx, int b, int thread)
 	size_t lo = (size_t)b * BLOCK, hi = lo + BLOCK < o->n ? lo + BLOCK : o->n;
 	float *restrict d = o->d;
 	const float *restrict g = o->g, *restrict u = j->u, *restrict v = j->v;
-	double acc = 0.0, acc2 = 0.0;
+	const float c = j->c;
+	const double t = o->t;
+	double a[8] = { 0 }, a2[8] = { 0 }, acc = 0.0, acc2 = 0.0;
+	float mx[8] = { 0 };
 
 	(void)thread;
 	switch (j->mode) {
@@ -318,65 +328,142 @@ pass_item(void *ctx, int b, int thread)
 		const float *restrict gp = o->gprev;
 		float *restrict s = j->s, *restrict y = j->y;
 
-		for (size_t i = lo; i < hi; i++) {
-			float yi = g[i] - gp[i], si = (float)(o->t * d[i]);
-			double yd = (double)g[i] - gp[i];
-
-			acc += yd * (o->t * d[i]);
-			acc2 += yd * yd;
-			s[i] = si;
-			y[i] = yi;
-		}
+#define PAIR(i, k)                                          \
+	do {                                                \
+		double yd = (double)g[i] - gp[i];           \
+		a[k] += yd * (t * d[i]);                    \
+		a2[k] += yd * yd;                           \
+		s[i] = (float)(t * d[i]);                   \
+		y[i] = g[i] - gp[i];                        \
+	} while (0)
+		LANES(PAIR);
+#undef PAIR
 		break;
 	}
 	case PASS_NEG:
-		for (size_t i = lo; i < hi; i++) {
-			d[i] = -g[i];
-			if (u)
-				acc += (double)u[i] * d[i];
-		}
+	case PASS_FIRST:
+#define NEG(i, k) (d[i] = -g[i])
+#define NEG_DOT(i, k)                              \
+	do {                                       \
+		d[i] = -g[i];                      \
+		a[k] += (double)u[i] * d[i];       \
+	} while (0)
+#define FIRST(i, k)                                \
+	do {                                       \
+		d[i] = -g[i];                      \
+		a[k] += fabs((double)g[i]);        \
+		a2[k] += (double)g[i] * d[i];      \
+	} while (0)
+		if (j->mode == PASS_FIRST)
+			LANES(FIRST);
+		else if (u)
+			LANES(NEG_DOT);
+		else
+			LANES(NEG);
+#undef NEG
+#undef NEG_DOT
+#undef FIRST
 		break;
 	case PASS_AXPY:
-		for (size_t i = lo; i < hi; i++) {
-			d[i] += j->c * v[i];
-			if (u)
-				acc += (double)u[i] * d[i];
-		}
+#define AXPY(i, k) (d[i] += c * v[i])
+#define AXPY_DOT(i, k)                             \
+	do {                                       \
+		d[i] += c * v[i];                  \
+		a[k] += (double)u[i] * d[i];       \
+	} while (0)
+		if (u)
+			LANES(AXPY_DOT);
+		else
+			LANES(AXPY);
+#undef AXPY
+#undef AXPY_DOT
 		break;
 	case PASS_SCALE:
-		for (size_t i = lo; i < hi; i++) {
-			d[i] *= j->c;
-			if (u)
-				acc += (double)u[i] * d[i];
-		}
+#define SCALE(i, k) (d[i] *= c)
+#define SCALE_DOT(i, k)                            \
+	do {                                       \
+		d[i] *= c;                         \
+		a[k] += (double)u[i] * d[i];       \
+	} while (0)
+		if (u)
+			LANES(SCALE_DOT);
+		else
+			LANES(SCALE);
+#undef SCALE
+#undef SCALE_DOT
 		break;
+	case PASS_MOVE: {
+		float *restrict x = j->x;
+
+#define MOVE(i, k)                                          \
+	do {                                                \
+		float ad = fabsf(d[i]);                     \
+		x[i] += (float)(t * d[i]);                  \
+		mx[k] = ad > mx[k] ? ad : mx[k];            \
+	} while (0)
+		LANES(MOVE);
+#undef MOVE
+		break;
+	}
+	case PASS_GMAX:
+#define GMAX(i, k)                                          \
+	do {                                                \
+		float ag = fabsf(g[i]);                     \
+		mx[k] = ag > mx[k] ? ag : mx[k];            \
+	} while (0)
+		LANES(GMAX);
+#undef GMAX
+		break;
+	}
+	if (j->mode == PASS_MOVE || j->mode == PASS_GMAX) {
+		for (int k = 0; k < 8; k++)
+			acc = mx[k] > acc ? mx[k] : acc;
+	} else {
+		for (int k = 0; k < 8; k++) {
+			acc += a[k];
+			acc2 += a2[k];
+		}
 	}
 	o->part[2 * b] = acc;
 	o->part[2 * b + 1] = acc2;
 }
+#undef LANES
 
-/* Run one pass; returns the first partial sum in block order (the second in *second). */
+/* Run one pass; returns the first partial result combined in block order (the second
+ * in *second): sums, or for MOVE and GMAX the maximum. */
 static double
-pass(ts_optim *o, enum pass_mode mode, float c, const float *v, const float *u, float *s,
-     float *y, double *second)
+pass_x(ts_optim *o, enum pass_mode mode, float c, const float *v, const float *u, float *s,
+       float *y, float *x, double *second)
 {
-	struct pass_job j = { o, mode, c, v, u, s, y };
+	struct pass_job j = { o, mode, c, v, u, s, y, x };
 	int nb = (int)((o->n + BLOCK - 1) / BLOCK);
 	double a = 0.0, a2 = 0.0;
 
 	ts_par_for(nb, pass_item, &j);
 	for (int b = 0; b < nb; b++) {
-		a += o->part[2 * b];
-		a2 += o->part[2 * b + 1];
+		if (mode == PASS_MOVE || mode == PASS_GMAX) {
+			a = o->part[2 * b] > a ? o->part[2 * b] : a;
+		} else {
+			a += o->part[2 * b];
+			a2 += o->part[2 * b + 1];
+		}
 	}
 	if (second)
 		*second = a2;
 	return a;
 }
 
+static double
+pass(ts_optim *o, enum pass_mode mode, float c, const float *v, const float *u, float *s,
+     float *y, double *second)
+{
+	return pass_x(o, mode, c, v, u, s, y, NULL, second);
+}
+
 /* Add the pair (s, y) = (t * d, g - gprev) to the history when y.s > 1e-10, and
- * turn d into the new direction -H g by the two-loop recursion. */
-static void
+ * turn d into the new direction -H g by the two-loop recursion; returns g.d (the
+ * last pass takes it). */
+static double
 lbfgs_direction(ts_optim *o)
 {
 	size_t n = o->n;
@@ -413,13 +500,14 @@ lbfgs_direction(ts_optim *o)
 		           NULL);
 	}
 	/* r = H_diag q; oldest to newest: be_k = ro_k y_k.r, r += (al_k - be_k) s_k */
-	acc = pass(o, PASS_SCALE, (float)o->h_diag, NULL, m ? Y(0) : NULL, NULL, NULL, NULL);
+	acc = pass(o, PASS_SCALE, (float)o->h_diag, NULL, m ? Y(0) : o->g, NULL, NULL, NULL);
 	for (int k = 0; k < m; k++) {
 		double be = acc * o->ro[o->order[k]];
 
 		acc = pass(o, PASS_AXPY, (float)(o->al[o->order[k]] - be), S(k),
-		           k + 1 < m ? Y(k + 1) : NULL, NULL, NULL, NULL);
+		           k + 1 < m ? Y(k + 1) : o->g, NULL, NULL, NULL);
 	}
+	return acc;
 #undef S
 #undef Y
 }
@@ -427,52 +515,50 @@ lbfgs_direction(ts_optim *o)
 static int
 lbfgs_step(ts_optim *o, float *x, ts_objective_fn fn, void *ctx)
 {
-	size_t n = o->n;
-	double gtd, f_prev;
+	double gtd, f_prev, dmax;
+	float *t;
 
 	if (!o->started) {
 		if (evaluate(o, x, fn, ctx, o->g, &o->f))
 			return -1;
 		o->started = 1;
-		if (o->p.tol_grad > 0.0 && abs_max(o->g, n) <= o->p.tol_grad) {
+		if (o->p.tol_grad > 0.0 && pass(o, PASS_GMAX, 0.0f, NULL, NULL, NULL, NULL, NULL) <=
+		                                   o->p.tol_grad) {
 			o->done = 1;
 			return 1;
 		}
 	}
 
 	if (o->iter == 0) {
-		double g1 = 0.0;
+		double g1 = pass(o, PASS_FIRST, 0.0f, NULL, NULL, NULL, NULL, &gtd);
 
-		for (size_t i = 0; i < n; i++) {
-			o->d[i] = -o->g[i];
-			g1 += fabs((double)o->g[i]);
-		}
 		o->t = (g1 > 1.0 ? 1.0 / g1 : 1.0) * o->p.lr;
 	} else {
-		lbfgs_direction(o);
+		gtd = lbfgs_direction(o);
 		o->t = o->p.lr;
 	}
-	memcpy(o->gprev, o->g, n * sizeof *o->g);
 	f_prev = o->f;
 
 	/* Not a descent direction (or a vanishing one): nothing more to gain. */
-	gtd = dot(o->g, o->d, n);
 	if (gtd > -o->p.tol_change) {
 		o->done = 1;
 		return 1;
 	}
 
-	for (size_t i = 0; i < n; i++)
-		x[i] += (float)(o->t * o->d[i]);
+	dmax = pass_x(o, PASS_MOVE, 0.0f, NULL, NULL, NULL, NULL, x, NULL);
 	o->iter++;
+	/* the gradient here becomes the previous one: swap the buffers, no copy */
+	t = o->gprev;
+	o->gprev = o->g;
+	o->g = t;
 	if (evaluate(o, x, fn, ctx, o->g, &o->f))
 		return -1;
 
-	if (o->p.tol_grad > 0.0 && abs_max(o->g, n) <= o->p.tol_grad)
+	if (o->p.tol_grad > 0.0 &&
+	    pass(o, PASS_GMAX, 0.0f, NULL, NULL, NULL, NULL, NULL) <= o->p.tol_grad)
 		o->done = 1;
 	if (o->p.tol_change > 0.0 &&
-	    (abs_max(o->d, n) * o->t <= o->p.tol_change ||
-	     fabs(o->f - f_prev) < o->p.tol_change))
+	    (dmax * o->t <= o->p.tol_change || fabs(o->f - f_prev) < o->p.tol_change))
 		o->done = 1;
 	return 0;
 }
