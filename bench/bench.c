@@ -70,7 +70,7 @@ main(int argc, char **argv)
 	ts_objective *obj = NULL;
 	ts_image *style = NULL;
 	float *x = NULL, *g = NULL;
-	double *times = NULL, total = 0.0, conv = 0.0, loss = 0.0;
+	double *times = NULL, total = 0.0, conv = 0.0, loss = 0.0, layers = 0.0;
 	struct rusage ru;
 	size_t n;
 
@@ -120,18 +120,20 @@ main(int argc, char **argv)
 	ts_objective_eval(obj, x, g, NULL); /* warm-up */
 	for (int r = 0; r < repeat; r++) {
 		double t0 = now(), c0 = ts_conv_seconds(), l0 = ts_loss_seconds(), f;
+		double n0 = ts_vgg_layers_seconds();
 
 		f = ts_objective_eval(obj, x, g, NULL);
 		times[r] = now() - t0;
 		total += times[r];
 		conv += ts_conv_seconds() - c0;
 		loss += ts_loss_seconds() - l0;
+		layers += ts_vgg_layers_seconds() - n0;
 		printf("pass %d: %.4f s (loss %.6g)\n", r + 1, times[r], f);
 	}
-	printf("threads %d, of the pass: convolution %.1f%%, losses (Gram matrices "
-	       "included) %.1f%%, the rest (pooling, ReLU masks) %.1f%%\n", ts_par_threads(),
-	       100.0 * conv / total, 100.0 * loss / total,
-	       100.0 * (1.0 - (conv + loss) / total));
+	printf("threads %d, of the pass: convolution %.1f%%, other layers (pooling, ReLU) "
+	       "%.1f%%, losses (Gram matrices included) %.1f%%, the rest %.1f%%\n",
+	       ts_par_threads(), 100.0 * conv / total, 100.0 * layers / total,
+	       100.0 * loss / total, 100.0 * (1.0 - (conv + layers + loss) / total));
 	qsort(times, (size_t)repeat, sizeof *times, cmp_double);
 	getrusage(RUSAGE_SELF, &ru);
 	printf("size %d, objective bytes %.1f MiB, peak RSS %.1f MiB\n", size,

@@ -441,6 +441,7 @@ ts_ckpt_log_append(const char *job, const ts_tile_result *r)
 	    !cJSON_AddNumberToObject(o, "conv_seconds", r->conv_seconds) ||
 	    !cJSON_AddNumberToObject(o, "loss_seconds", r->loss_seconds) ||
 	    !cJSON_AddNumberToObject(o, "optim_seconds", r->optim_seconds) ||
+	    !cJSON_AddNumberToObject(o, "layers_seconds", r->layers_seconds) ||
 	    !cJSON_AddNumberToObject(o, "iterations", r->iterations) ||
 	    !cJSON_AddNumberToObject(o, "content", r->content) ||
 	    !cJSON_AddNumberToObject(o, "style", r->style) ||

@@ -524,7 +524,7 @@ ts_job_render_tile(ts_job *j, int level, int index, int rank, volatile int *stop
 	ts_loss_parts final;
 	char path[4400];
 	double t0 = ts_now(), c0 = ts_conv_seconds(), l0 = ts_loss_seconds();
-	double o0 = ts_optim_seconds();
+	double o0 = ts_optim_seconds(), n0 = ts_vgg_layers_seconds();
 
 	TS_ASSERT(j->targets && j->targets_level == level);
 	tile_rect(j, level, index, &row, &col, &x, &y, &w, &h);
@@ -587,6 +587,7 @@ ts_job_render_tile(ts_job *j, int level, int index, int rank, volatile int *stop
 	res->conv_seconds = ts_conv_seconds() - c0;
 	res->loss_seconds = ts_loss_seconds() - l0;
 	res->optim_seconds = ts_optim_seconds() - o0;
+	res->layers_seconds = ts_vgg_layers_seconds() - n0;
 	if (ts_ckpt_write(res, path))
 		goto cleanup;
 	ret = 0;

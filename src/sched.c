@@ -26,7 +26,7 @@ enum { TAG_REQ = 11, TAG_REPLY = 12 };
 /* REQ payload (doubles): index done (-1: none), leaving, then the result's fields. */
 enum {
 	R_INDEX, R_LEAVING, R_ITERS, R_CONTENT, R_STYLE, R_TV, R_TOTAL, R_SECONDS, R_RANK,
-	R_CONV, R_LOSS, R_OPTIM, R_N
+	R_CONV, R_LOSS, R_OPTIM, R_LAYERS, R_N
 };
 
 static int my_rank, n_ranks;
@@ -73,7 +73,8 @@ typedef struct level_state {
 	double t0;
 	int done_at_start;
 	double tile_s, conv_s;       /* summed over the tiles rendered this run: all, */
-	double loss_s, optim_s;      /* in convolutions, losses, the optimizer */
+	double loss_s, optim_s;      /* in convolutions, losses, the optimizer, */
+	double layers_s;             /* the network's other layers */
 } level_state;
 
 static void
@@ -115,11 +116,13 @@ log_result(level_state *s, const double *m)
 	r.conv_seconds = m[R_CONV];
 	r.loss_seconds = m[R_LOSS];
 	r.optim_seconds = m[R_OPTIM];
+	r.layers_seconds = m[R_LAYERS];
 	r.rank = (int)m[R_RANK];
 	s->tile_s += r.seconds;
 	s->conv_s += r.conv_seconds;
 	s->loss_s += r.loss_seconds;
 	s->optim_s += r.optim_seconds;
+	s->layers_s += r.layers_seconds;
 	if (ts_job_log(s->job, &r))
 		fprintf(stderr, "tessera: %s\n", ts_errmsg());
 	s->done++;
@@ -196,7 +199,8 @@ coordinate_level(level_state *s)
 			{
 				double m[R_N] = { idx, 0, res.iterations, res.content, res.style,
 				                  res.tv, res.total, res.seconds, 0, res.conv_seconds,
-				                  res.loss_seconds, res.optim_seconds };
+				                  res.loss_seconds, res.optim_seconds,
+				                  res.layers_seconds };
 				log_result(s, m);
 			}
 			continue;
@@ -259,6 +263,7 @@ work_level(ts_job *job, int level, volatile int *stop)
 		m[R_CONV] = res.conv_seconds;
 		m[R_LOSS] = res.loss_seconds;
 		m[R_OPTIM] = res.optim_seconds;
+		m[R_LAYERS] = res.layers_seconds;
 		m[R_RANK] = my_rank;
 		m[R_LEAVING] = stop && *stop;
 	}
@@ -364,7 +369,7 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 				}
 				s.nidle = 0;
 				s.t0 = ts_now();
-				s.tile_s = s.conv_s = s.loss_s = s.optim_s = 0.0;
+				s.tile_s = s.conv_s = s.loss_s = s.optim_s = s.layers_s = 0.0;
 				print_progress(&s);
 				r = coordinate_level(&s);
 				if (s.progress && s.tty)
@@ -375,12 +380,14 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 
 					fprintf(stderr,
 					        "level %d: %d tiles in %.1f s (%.3f tiles/s); of the tiles' "
-					        "time: convolution %.1f%%, losses %.1f%%, optimizer %.1f%%, "
-					        "the rest (pooling, set-up, IO) %.1f%%\n",
+					        "time: convolution %.1f%%, other layers (pooling, ReLU) "
+					        "%.1f%%, losses %.1f%%, optimizer %.1f%%, the rest (set-up, "
+					        "IO) %.1f%%\n",
 					        level, s.done - s.done_at_start, el,
 					        (s.done - s.done_at_start) / el, pct * s.conv_s,
-					        pct * s.loss_s, pct * s.optim_s,
-					        pct * (s.tile_s - s.conv_s - s.loss_s - s.optim_s));
+					        pct * s.layers_s, pct * s.loss_s, pct * s.optim_s,
+					        pct * (s.tile_s - s.conv_s - s.layers_s - s.loss_s -
+					               s.optim_s));
 				}
 				if (r < 0)
 					goto cleanup; /* workers are aborted by the caller */

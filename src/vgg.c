@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tessera/conv.h"
 #include "tessera/error.h"
+#include "tessera/loss.h"
 #include "tessera/par.h"
 
 static const char *const layer_names[TS_VGG_NLAYERS] = {
@@ -431,9 +433,19 @@ ts_vgg_run_destroy(ts_vgg_run *r)
 	free(r);
 }
 
+/* Seconds in forward/backward, and in the convolutions and losses they ran. */
+static double net_seconds, net_inner_seconds;
+
+double
+ts_vgg_layers_seconds(void)
+{
+	return net_seconds - net_inner_seconds;
+}
+
 void
 ts_vgg_forward(ts_vgg_run *r, const float *img)
 {
+	double t0 = ts_now(), c0 = ts_conv_seconds();
 	const ts_vgg *net = r->net;
 	size_t hw = (size_t)r->h * r->w;
 	const float *x = r->in;
@@ -486,6 +498,8 @@ ts_vgg_forward(ts_vgg_run *r, const float *img)
 		}
 		x = r->out[i];
 	}
+	net_seconds += ts_now() - t0;
+	net_inner_seconds += ts_conv_seconds() - c0;
 }
 
 const float *
@@ -504,6 +518,7 @@ ts_vgg_feature(const ts_vgg_run *r, int layer, int *c, int *fh, int *fw)
 void
 ts_vgg_backward(ts_vgg_run *r, ts_vgg_tap_fn tap, void *ctx, float *dimg)
 {
+	double t0 = ts_now(), c0 = ts_conv_seconds(), l0 = ts_loss_seconds();
 	const ts_vgg *net = r->net;
 	float *cur = r->g0, *other = r->g1, *t;
 	const float *mask = NULL; /* a ReLU output whose mask the next conv applies */
@@ -561,4 +576,6 @@ ts_vgg_backward(ts_vgg_run *r, ts_vgg_tap_fn tap, void *ctx, float *dimg)
 				dst[i] = 255.0f * src[i];
 		}
 	}
+	net_seconds += ts_now() - t0;
+	net_inner_seconds += ts_conv_seconds() - c0 + ts_loss_seconds() - l0;
 }

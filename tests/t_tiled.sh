@@ -42,7 +42,8 @@ done
 # every log line has the time breakdown, and its parts fit in the tile's seconds
 awk -F'[:,}]' '{ for (i = 1; i < NF; i++) v[$i] = $(i + 1);
 	s = v["\"seconds\""]; c = v["\"conv_seconds\""]; l = v["\"loss_seconds\""]; o = v["\"optim_seconds\""];
-	if (c == "" || l == "" || o == "" || c <= 0 || l <= 0 || o < 0 || c + l + o > s) bad++ }
+	n = v["\"layers_seconds\""];
+	if (c == "" || l == "" || o == "" || n == "" || c <= 0 || l <= 0 || o < 0 || n <= 0 || c + l + o + n > s) bad++ }
 	END { exit bad > 0 }' "$d/job1/log.jsonl" && echo "ok   log.jsonl time breakdown" || { fail "log.jsonl breakdown"; head -2 "$d/job1/log.jsonl"; }
 
 # 2. an outside reader agrees

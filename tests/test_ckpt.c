@@ -334,6 +334,7 @@ test_log(void **state)
 		r.conv_seconds = 1.0 * i;
 		r.loss_seconds = 0.25 * i;
 		r.optim_seconds = 0.125 * i;
+		r.layers_seconds = 0.0625 * i;
 		assert_int_equal(ts_ckpt_log_append(job, &r), 0);
 	}
 	snprintf(path, sizeof path, "%s/log.jsonl", job);
@@ -342,7 +343,8 @@ test_log(void **state)
 	while (fgets(line, sizeof line, f)) {
 		cJSON *o = cJSON_Parse(line);
 		const char *keys[] = { "level", "row", "col", "rank", "seconds", "conv_seconds",
-		                       "loss_seconds", "optim_seconds", "iterations", "content",
+		                       "loss_seconds", "optim_seconds", "layers_seconds",
+		                       "iterations", "content",
 		                       "style", "tv", "total" };
 
 		assert_non_null(o);
@@ -357,6 +359,8 @@ test_log(void **state)
 		            0.25 * n);
 		assert_true(cJSON_GetObjectItemCaseSensitive(o, "optim_seconds")->valuedouble ==
 		            0.125 * n);
+		assert_true(cJSON_GetObjectItemCaseSensitive(o, "layers_seconds")->valuedouble ==
+		            0.0625 * n);
 		assert_true(cJSON_GetObjectItemCaseSensitive(o, "total")->valuedouble == r.total);
 		cJSON_Delete(o);
 		n++;

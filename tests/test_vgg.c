@@ -13,7 +13,9 @@
 
 #include <cmocka.h>
 
+#include "tessera/conv.h"
 #include "tessera/error.h"
+#include "tessera/par.h"
 #include "tessera/vgg.h"
 
 static uint64_t rng_state = 987654321;
@@ -616,6 +618,48 @@ test_gradient_other_lasts(void **state)
 	check_gradient(TS_INPUT_CAFFE, TS_POOL_AVG, b, 2);
 }
 
+/* ts_vgg_layers_seconds: grows with a forward and backward pass (pooling layers ran),
+ * and with the convolutions' time fits in the pass's wall time. */
+static void
+test_layers_seconds(void **state)
+{
+	ts_vgg *net = ts_vgg_create_builtin(11, 8);
+	int h = 64, w = 48, tl = L("relu3_1"), c, fh, fw;
+	unsigned char tap[TS_VGG_NLAYERS] = { 0 };
+	float *img = make_image(h, w), *dimg = malloc((size_t)3 * h * w * sizeof *dimg), *rl[1];
+	double t0, c0, n0, wall, conv, layers;
+	ts_vgg_run *r;
+
+	(void)state;
+	assert_non_null(net);
+	assert_non_null(dimg);
+	tap[tl] = 1;
+	assert_non_null(r = ts_vgg_run_create(net, h, w, tl, tap, TS_POOL_MAX));
+	t0 = ts_now();
+	c0 = ts_conv_seconds();
+	n0 = ts_vgg_layers_seconds();
+	ts_vgg_forward(r, img);
+	ts_vgg_feature(r, tl, &c, &fh, &fw);
+	assert_non_null(rl[0] = calloc((size_t)c * fh * fw, sizeof(float)));
+	{
+		int taps[1] = { tl };
+		struct add_ctx a = { taps, 1, rl, 0 };
+
+		ts_vgg_backward(r, add_tapped, &a, dimg);
+	}
+	wall = ts_now() - t0;
+	conv = ts_conv_seconds() - c0;
+	layers = ts_vgg_layers_seconds() - n0;
+	assert_true(layers > 0.0);
+	assert_true(conv > 0.0);
+	assert_true(conv + layers <= wall);
+	free(rl[0]);
+	ts_vgg_run_destroy(r);
+	free(img);
+	free(dimg);
+	ts_vgg_destroy(net);
+}
+
 int
 main(void)
 {
@@ -632,6 +676,7 @@ main(void)
 		cmocka_unit_test(test_gradient_caffe_avg),
 		cmocka_unit_test(test_gradient_caffe_max),
 		cmocka_unit_test(test_gradient_other_lasts),
+		cmocka_unit_test(test_layers_seconds),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

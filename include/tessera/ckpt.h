@@ -17,7 +17,7 @@
  * JOB/log.jsonl: one JSON object per finished tile and line, appended with a single
  * write() and fsynced:
  *     {"level":..,"row":..,"col":..,"rank":..,"seconds":..,"conv_seconds":..,
- *      "loss_seconds":..,"optim_seconds":..,"iterations":..,"content":..,"style":..,"tv":..,"total":..} */
+ *      "loss_seconds":..,"optim_seconds":..,"layers_seconds":..,"iterations":..,"content":..,"style":..,"tv":..,"total":..} */
 #ifndef TESSERA_CKPT_H
 #define TESSERA_CKPT_H
 
@@ -37,8 +37,10 @@ typedef struct ts_tile_result {
 	double seconds;                  /* render time */
 	double conv_seconds;             /* of which inside convolutions, */
 	double loss_seconds;             /* inside the losses (Gram matrices included) */
-	double optim_seconds;            /* and in the optimizer's own work (these three:
-	                                  * log only, not in the tile file) */
+	double optim_seconds;            /* in the optimizer's own work, */
+	double layers_seconds;           /* and in the network's other layers (pooling,
+	                                  * ReLU; these four: log only, not in the tile
+	                                  * file) */
 	int rank;
 	float *px;                       /* [3, h, w]; owned by whoever filled the struct */
 } ts_tile_result;

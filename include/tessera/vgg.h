@@ -81,6 +81,11 @@ size_t ts_vgg_run_bytes(const ts_vgg *net, int h, int w, int last,
 /* Forward pass of img [3, h, w] (RGB in [0,1]). */
 void ts_vgg_forward(ts_vgg_run *r, const float *img);
 
+/* Wall seconds this process has spent in ts_vgg_forward / ts_vgg_backward outside the
+ * convolutions and the losses run from the taps: the network's other layers (pooling,
+ * ReLU copies and masks, the input mapping).  Main thread only. */
+double ts_vgg_layers_seconds(void);
+
 /* Features of a tapped layer after ts_vgg_forward: [c, fh, fw]. */
 const float *ts_vgg_feature(const ts_vgg_run *r, int layer, int *c, int *fh, int *fw);
 
