@@ -47,6 +47,9 @@ $(BUILD)/mkdemo: tools/mkdemo.c $(BUILD)/libtessera.a
 $(BUILD)/style-balance: bench/balance.c $(BUILD)/libtessera.a
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< $(BUILD)/libtessera.a $(LDLIBS)
 
+$(BUILD)/lbfgs-bench: bench/lbfgs.c $(BUILD)/libtessera.a
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< $(BUILD)/libtessera.a $(LDLIBS)
+
 $(BUILD)/seams: bench/seams.c $(BUILD)/libtessera.a
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< $(BUILD)/libtessera.a $(LDLIBS)
 
@@ -58,7 +61,7 @@ tests: $(BIN) $(BUILD)/mkdemo $(TESTBIN)
 test: tests
 	bash tests/run.sh $(BUILD)
 
-bench: tessera-bench tessera $(BUILD)/style-balance $(BUILD)/seams
+bench: tessera-bench tessera $(BUILD)/style-balance $(BUILD)/seams $(BUILD)/lbfgs-bench
 
 asan:
 	$(MAKE) BUILD=build-asan BIN=build-asan/tessera OPT=-O1 ARCH= \
