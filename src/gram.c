@@ -233,31 +233,23 @@ ts_gram_grad(const float *s, const float *f, int c, size_t ld, size_t p0, size_t
 	}
 }
 
-#else /* no AVX-512: ts_gram keeps to syrk */
+#else /* no AVX-512: ts_gram keeps to syrk, the style gradient to sgemm */
 
 int
 ts_gram_tiles_use(int c)
 {
-	(void)c;
 	return 0;
 }
 
 void
 ts_gram_tiles(const float *f, size_t ld, int c, size_t k0, size_t k1, float *part)
 {
-	(void)f;
-	(void)ld;
-	(void)c;
-	(void)k0;
-	(void)k1;
-	(void)part;
 	TS_ASSERT(!"ts_gram_tiles without AVX-512");
 }
 
 int
 ts_gram_grad_use(int c)
 {
-	(void)c;
 	return 0;
 }
 
@@ -265,14 +257,6 @@ void
 ts_gram_grad(const float *s, const float *f, int c, size_t ld, size_t p0, size_t p1,
              float alpha, float *dy)
 {
-	(void)s;
-	(void)f;
-	(void)c;
-	(void)ld;
-	(void)p0;
-	(void)p1;
-	(void)alpha;
-	(void)dy;
 	TS_ASSERT(!"ts_gram_grad without AVX-512");
 }
 

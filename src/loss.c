@@ -240,11 +240,15 @@ ts_gram(const float *f, int c, int hw, float *g, float *ws)
 }
 
 /* The style gradient grad += alpha * s f by gram.c's kernel, in column blocks fixed by
- * the shape (whole panels of 48 columns, at most 64 blocks). */
+ * the shape: whole panels of 48 columns, about GRAD_COLS columns a block, at most 64
+ * blocks. */
+#define GRAD_COLS 4096
+
 struct grad_job {
 	const float *s, *f;
 	float *grad;
 	int c, hw, nb;
+	size_t panels; /* of 48 columns */
 	float alpha;
 };
 
@@ -252,9 +256,8 @@ static void
 grad_item(void *ctx, int b, int thread)
 {
 	const struct grad_job *j = ctx;
-	size_t panels = ((size_t)j->hw + 47) / 48;
-	size_t p0 = 48 * (panels * (size_t)b / (size_t)j->nb);
-	size_t p1 = 48 * (panels * (size_t)(b + 1) / (size_t)j->nb);
+	size_t p0 = 48 * (j->panels * (size_t)b / (size_t)j->nb);
+	size_t p1 = 48 * (j->panels * (size_t)(b + 1) / (size_t)j->nb);
 
 	(void)thread;
 	ts_gram_grad(j->s, j->f, j->c, (size_t)j->hw, p0, p1 < (size_t)j->hw ? p1 : (size_t)j->hw,
@@ -264,15 +267,13 @@ grad_item(void *ctx, int b, int thread)
 static void
 style_grad(const float *s, const float *f, int c, int hw, float alpha, float *grad)
 {
-	struct grad_job j = { s, f, grad, c, hw, 1, alpha };
-	int panels = (hw + 47) / 48;
+	struct grad_job j = { s, f, grad, c, hw, 1, ((size_t)hw + 47) / 48, alpha };
 
 	if (!ts_gram_grad_use(c)) {
 		ts_sgemm(0, 0, c, hw, c, alpha, s, c, f, hw, 1.0f, grad, hw);
 		return;
 	}
-	/* about 4096 columns a block */
-	j.nb = panels / 85;
+	j.nb = hw / GRAD_COLS;
 	j.nb = j.nb < 1 ? 1 : j.nb > 64 ? 64 : j.nb;
 	ts_par_for(j.nb, grad_item, &j);
 }

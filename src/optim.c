@@ -45,7 +45,7 @@
 /* Variables per block of the parallel passes. */
 #define BLOCK ((size_t)16384)
 /* Partial sums per block: the history pass takes 5 per kept pair and 4 more. */
-#define PART(hist) (5 * (size_t)(hist) + 4 > 2 ? 5 * (size_t)(hist) + 4 : 2)
+#define PART(hist) (5 * (size_t)(hist) + 4)
 
 struct ts_optim {
 	ts_optim_params p;
@@ -122,8 +122,8 @@ check_params(const ts_optim_params *p, size_t n)
 		BAD("unknown optimizer kind %d", (int)p->kind);
 	if (!(p->lr > 0.0) || !isfinite(p->lr))
 		BAD("learning rate must be > 0 (got %g)", p->lr);
-	if (p->kind == TS_OPTIM_LBFGS && (p->history < 1 || p->history > 1000))
-		BAD("L-BFGS history must be in [1, 1000] (got %d)", p->history);
+	if (p->kind == TS_OPTIM_LBFGS && p->history < 1)
+		BAD("L-BFGS history must be >= 1 (got %d)", p->history);
 	if (p->kind == TS_OPTIM_ADAM) {
 		if (!(p->beta1 >= 0.0 && p->beta1 < 1.0))
 			BAD("Adam beta1 must be in [0, 1) (got %g)", p->beta1);
@@ -516,22 +516,17 @@ comb_item(void *ctx, int b, int thread)
 static double
 lbfgs_direction(ts_optim *o)
 {
-	int hist = o->p.history, m = o->count, sp = o->spare, nb;
+	int hist = o->p.history, m = o->count, sp = o->spare;
+	int nb = (int)((o->n + BLOCK - 1) / BLOCK);
 	size_t H = (size_t)hist + 1, pf = PART(hist);
-	double sum[5 * 1001 + 4];
+	double *sum = o->part; /* block 0's partial sums, then all blocks' in block order */
 	double ys, yy, gtd = 0.0;
 	struct hist_job j = { o, m };
 
-	TS_ASSERT(hist <= 1000);
-	nb = (int)((o->n + BLOCK - 1) / BLOCK);
 	ts_par_for(nb, hist_item, &j);
-	for (size_t q = 0; q < 5 * (size_t)m + 4; q++) {
-		double acc = 0.0;
-
-		for (int b = 0; b < nb; b++)
-			acc += o->part[(size_t)b * pf + q];
-		sum[q] = acc;
-	}
+	for (size_t q = 0; q < 5 * (size_t)m + 4; q++)
+		for (int b = 1; b < nb; b++)
+			sum[q] += o->part[(size_t)b * pf + q];
 	for (int k = 0; k < m; k++) {
 		int sl = o->order[k];
 
