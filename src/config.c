@@ -3,7 +3,9 @@
  * One table (`options` below) names every option once: its long name (also its INI
  * key), what kind of value it takes, the ts_config field it sets, and its --help line.
  * The command line (getopt_long), the INI loader (libinih) and the --help text are all
- * driven by that table, so they cannot drift apart.
+ * driven by that table, so they cannot drift apart.  The value parsers are in
+ * config_values.c, the checks of a whole configuration (ts_config_check) in
+ * config_check.c.
  *
  * Invariants: parsing never stops at the first problem; each problem is appended to
  * the error buffer (joined by "; ") and the function returns -1 at the end.  A bad
@@ -15,24 +17,17 @@
 #include <errno.h>
 #include <getopt.h>
 #include <ini.h>
-#include <limits.h>
-#include <math.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "tessera/error.h"
+#include "config_internal.h"
 
 /* The lead may flip this default: it is used by ts_config_defaults and --help. */
 #define DEFAULT_NORMALIZE_STYLE 1
 /* Seed of the built-in network: every machine builds the same weights from it. */
 #define DEFAULT_BUILTIN_SEED 0x7e55e7a2019ULL
-#define MAX_DIM 1000000       /* largest output side in pixels */
-#define MAX_LEVELS 16         /* entries of level_iterations */
 #define INI_LINE_MAX 65536    /* longest INI line (long paths plus comments) */
 #define OPT_VAL_BASE 1000     /* getopt_long val of options[i] is OPT_VAL_BASE + i */
 
@@ -164,439 +159,11 @@ static const optdef options[] = {
 static const char *const pool_names[] = { "avg", "max" };
 static const char *const optim_names[] = { "lbfgs", "adam" };
 static const char *const progress_names[] = { "auto", "on", "off" };
-static const char *const init_names[] = { "content", "noise", "style" };
-
-/* Append one problem to the error buffer and count it. */
-static void problem(int *nerr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-problem(int *nerr, const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	ts_error_append("%s", msg);
-	(*nerr)++;
-}
 
 static int *
 field_int(ts_config *c, const optdef *o)
 {
 	return (int *)((char *)c + o->off);
-}
-
-/* Strict integer: the whole string, no blanks, within int. */
-static int
-parse_int(const char *s, const char *where, int *out, int *nerr)
-{
-	char *end;
-	long v;
-
-	if (!*s) {
-		problem(nerr, "%s: empty value, expected an integer", where);
-		return -1;
-	}
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (isspace((unsigned char)s[0]) || end == s || *end) {
-		problem(nerr, "%s: \"%s\" is not an integer", where, s);
-		return -1;
-	}
-	if (errno == ERANGE || v < INT_MIN || v > INT_MAX) {
-		problem(nerr, "%s: \"%s\" is out of range", where, s);
-		return -1;
-	}
-	*out = (int)v;
-	return 0;
-}
-
-/* Strict unsigned 64-bit integer (no sign). */
-static int
-parse_u64(const char *s, const char *where, uint64_t *out, int *nerr)
-{
-	char *end;
-	unsigned long long v;
-
-	if (!*s) {
-		problem(nerr, "%s: empty value, expected an integer", where);
-		return -1;
-	}
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (!isdigit((unsigned char)s[0]) || *end) {
-		problem(nerr, "%s: \"%s\" is not a non-negative integer", where, s);
-		return -1;
-	}
-	if (errno == ERANGE) {
-		problem(nerr, "%s: \"%s\" is out of range", where, s);
-		return -1;
-	}
-	*out = (uint64_t)v;
-	return 0;
-}
-
-/* Strict finite number: the whole string, no NaN or infinity. */
-static int
-parse_double(const char *s, const char *where, double *out, int *nerr)
-{
-	char *end;
-	double v;
-
-	if (!*s) {
-		problem(nerr, "%s: empty value, expected a number", where);
-		return -1;
-	}
-	errno = 0;
-	v = strtod(s, &end);
-	if (isspace((unsigned char)s[0]) || end == s || *end) {
-		problem(nerr, "%s: \"%s\" is not a number", where, s);
-		return -1;
-	}
-	if (errno == ERANGE) {
-		problem(nerr, "%s: \"%s\" is out of range", where, s);
-		return -1;
-	}
-	if (!isfinite(v)) {
-		problem(nerr, "%s: \"%s\" is not a finite number", where, s);
-		return -1;
-	}
-	*out = v;
-	return 0;
-}
-
-/* true/false/yes/no/on/off/1/0, any case: 1, 0, or -1 when none of them. */
-static int
-parse_bool(const char *s)
-{
-	static const char *const yes[] = { "true", "yes", "on", "1" };
-	static const char *const no[] = { "false", "no", "off", "0" };
-
-	for (int i = 0; i < 4; i++) {
-		if (!strcasecmp(s, yes[i]))
-			return 1;
-		if (!strcasecmp(s, no[i]))
-			return 0;
-	}
-	return -1;
-}
-
-/* Index of s in names[n], or -1. */
-static int
-parse_name(const char *s, const char *const *names, int n)
-{
-	for (int i = 0; i < n; i++)
-		if (!strcmp(s, names[i]))
-			return i;
-	return -1;
-}
-
-/* Replace *dst by a copy of s (the old string is freed). */
-static int
-set_string(char **dst, const char *s, const char *where, int *nerr)
-{
-	char *copy;
-
-	if (!*s) {
-		problem(nerr, "%s: empty value", where);
-		return -1;
-	}
-	if (!(copy = strdup(s))) {
-		problem(nerr, "%s: out of memory", where);
-		return -1;
-	}
-	free(*dst);
-	*dst = copy;
-	return 0;
-}
-
-/* Split s at commas into at most max pieces of at most len-1 chars each, stored in
- * item[max][len], blanks around each piece removed.  Number of pieces, or -1 (too
- * many or too long, reported).  An empty s gives 0 pieces. */
-static int
-split_list(const char *s, char *item, int max, size_t len, const char *where, int *nerr)
-{
-	int n = 0;
-	const char *p = s;
-
-	while (isspace((unsigned char)*p))
-		p++;
-	if (!*p)
-		return 0;
-	for (;;) {
-		const char *q = strchr(p, ',');
-		size_t k = q ? (size_t)(q - p) : strlen(p);
-		const char *a = p, *b = p + k;
-
-		while (a < b && isspace((unsigned char)*a))
-			a++;
-		while (b > a && isspace((unsigned char)b[-1]))
-			b--;
-		if (n == max) {
-			problem(nerr, "%s: more than %d entries", where, max);
-			return -1;
-		}
-		if ((size_t)(b - a) >= len) {
-			problem(nerr, "%s: entry \"%.*s\" is too long", where, (int)(b - a), a);
-			return -1;
-		}
-		memcpy(item + (size_t)n * len, a, (size_t)(b - a));
-		item[(size_t)n * len + (size_t)(b - a)] = '\0';
-		n++;
-		if (!q)
-			break;
-		p = q + 1;
-	}
-	return n;
-}
-
-static int
-parse_styles(ts_config *c, const char *s, const char *where, int *nerr)
-{
-	char *copy = NULL, *tok, *save = NULL;
-	char *list[TS_MAX_STYLES];
-	int n = 0, bad = 0, ret = -1;
-
-	if (!(copy = strdup(s))) {
-		problem(nerr, "%s: out of memory", where);
-		goto cleanup;
-	}
-	/* Paths keep their blanks; only empty entries are refused. */
-	for (char *p = copy;; p = NULL) {
-		tok = strtok_r(p, ",", &save);
-		if (!tok)
-			break;
-		if (n == TS_MAX_STYLES) {
-			problem(nerr, "%s: more than %d styles", where, TS_MAX_STYLES);
-			bad = 1;
-			break;
-		}
-		while (isspace((unsigned char)*tok))
-			tok++;
-		for (size_t k = strlen(tok); k > 0 && isspace((unsigned char)tok[k - 1]); k--)
-			tok[k - 1] = '\0';
-		if (!*tok) {
-			problem(nerr, "%s: empty style file name in \"%s\"", where, s);
-			bad = 1;
-			break;
-		}
-		list[n++] = tok;
-	}
-	if (!bad && (n == 0 || strstr(s, ",,") || s[0] == ',' || s[strlen(s) - 1] == ',')) {
-		problem(nerr, "%s: empty style file name in \"%s\"", where, s);
-		bad = 1;
-	}
-	if (bad)
-		goto cleanup;
-	for (int i = 0; i < n; i++) {
-		char *d = strdup(list[i]);
-
-		if (!d) {
-			problem(nerr, "%s: out of memory", where);
-			goto cleanup;
-		}
-		list[i] = d;
-	}
-	for (int i = 0; i < c->nstyle; i++) {
-		free(c->style[i]);
-		c->style[i] = NULL;
-	}
-	for (int i = 0; i < n; i++)
-		c->style[i] = list[i];
-	c->nstyle = n;
-	ret = 0;
-cleanup:
-	free(copy);
-	return ret;
-}
-
-static int
-parse_blend(ts_config *c, const char *s, const char *where, int *nerr)
-{
-	char item[TS_MAX_STYLES][64];
-	double w[TS_MAX_STYLES], sum = 0;
-	int n, bad = 0;
-
-	if ((n = split_list(s, &item[0][0], TS_MAX_STYLES, sizeof item[0], where, nerr)) < 0)
-		return -1;
-	if (n == 0) {
-		problem(nerr, "%s: empty list", where);
-		return -1;
-	}
-	for (int i = 0; i < n; i++) {
-		if (parse_double(item[i], where, &w[i], nerr)) {
-			bad = 1;
-			continue;
-		}
-		if (w[i] < 0) {
-			problem(nerr, "%s: weight \"%s\" is negative", where, item[i]);
-			bad = 1;
-		}
-		sum += w[i];
-	}
-	if (bad)
-		return -1;
-	if (!(sum > 0) || !isfinite(sum)) {
-		problem(nerr, "%s: the weights \"%s\" must not all be zero", where, s);
-		return -1;
-	}
-	for (int i = 0; i < n; i++)
-		c->style_blend[i] = w[i] / sum;
-	for (int i = n; i < TS_MAX_STYLES; i++)
-		c->style_blend[i] = 0;
-	c->has_blend = n;
-	return 0;
-}
-
-static int
-parse_intlist(ts_config *c, const char *s, const char *where, int *nerr)
-{
-	char item[MAX_LEVELS][32];
-	int v[MAX_LEVELS], n, bad = 0;
-
-	if ((n = split_list(s, &item[0][0], MAX_LEVELS, sizeof item[0], where, nerr)) < 0)
-		return -1;
-	for (int i = 0; i < n; i++)
-		if (parse_int(item[i], where, &v[i], nerr))
-			bad = 1;
-	if (bad)
-		return -1;
-	for (int i = 0; i < n; i++)
-		c->level_iterations[i] = v[i];
-	c->nlevel_iterations = n;
-	return 0;
-}
-
-/* A plain decimal ("59.4") at *s: its value, *s moved past it; -1 if none. */
-static double
-plain_decimal(const char **s)
-{
-	char buf[32], *end;
-	size_t k = strspn(*s, "0123456789.");
-	double v;
-
-	if (k == 0 || k >= sizeof buf)
-		return -1;
-	memcpy(buf, *s, k);
-	buf[k] = '\0';
-	v = strtod(buf, &end);
-	if (*end)
-		return -1;
-	*s += k;
-	return v;
-}
-
-/* "24x36in", "594x841mm", "59.4x84.1cm": print size in inches. */
-static int
-parse_print(ts_config *c, const char *s, const char *where, int *nerr)
-{
-	const char *p = s;
-	double w, h, scale;
-
-	if ((w = plain_decimal(&p)) < 0 || (*p != 'x' && *p != 'X'))
-		goto bad;
-	p++;
-	if ((h = plain_decimal(&p)) < 0)
-		goto bad;
-	if (!strcmp(p, "in"))
-		scale = 1;
-	else if (!strcmp(p, "cm"))
-		scale = 1 / 2.54;
-	else if (!strcmp(p, "mm"))
-		scale = 1 / 25.4;
-	else {
-		problem(nerr, "%s: unit \"%s\" is not in, cm or mm", where, p);
-		return -1;
-	}
-	if (!(w > 0) || !(h > 0) || !isfinite(w) || !isfinite(h)) {
-		problem(nerr, "%s: width and height must be positive", where);
-		return -1;
-	}
-	c->print_w = w * scale;
-	c->print_h = h * scale;
-	return 0;
-bad:
-	problem(nerr, "%s: \"%s\" is not WIDTHxHEIGHT with a unit (e.g. 24x36in, 594x841mm)",
-	        where, s);
-	return -1;
-}
-
-static int
-parse_init(ts_config *c, const char *s, const char *where, int *nerr)
-{
-	int i = parse_name(s, init_names, 3);
-
-	if (i >= 0) {
-		free(c->init_file);
-		c->init_file = NULL;
-		c->init = (ts_init_mode)i;
-		return 0;
-	}
-	if (set_string(&c->init_file, s, where, nerr))
-		return -1;
-	c->init = TS_INIT_FILE;
-	return 0;
-}
-
-/* "name[:w],..." into lw; problems are appended and counted.  lw is changed only on
- * success. */
-static int
-parse_layers(ts_layer_weights *lw, const char *s, const char *opt, int *nerr)
-{
-	char item[TS_VGG_NLAYERS][48];
-	ts_layer_weights out;
-	int n, bad = 0;
-
-	memset(&out, 0, sizeof out);
-	if ((n = split_list(s, &item[0][0], TS_VGG_NLAYERS, sizeof item[0], opt, nerr)) < 0)
-		return -1;
-	for (int i = 0; i < n; i++) {
-		char *colon = strchr(item[i], ':');
-		double w = 1;
-		int idx;
-
-		if (colon) {
-			*colon = '\0';
-			if (parse_double(colon + 1, opt, &w, nerr)) {
-				bad = 1;
-				continue;
-			}
-			if (w < 0) {
-				problem(nerr, "%s: weight of %s is negative", opt, item[i]);
-				bad = 1;
-				continue;
-			}
-		}
-		if (!item[i][0]) {
-			problem(nerr, "%s: empty layer name in \"%s\"", opt, s);
-			bad = 1;
-			continue;
-		}
-		if ((idx = ts_vgg_layer_index(item[i])) < 0) {
-			problem(nerr, "%s: unknown layer \"%s\"", opt, item[i]);
-			bad = 1;
-			continue;
-		}
-		for (int j = 0; j < out.n; j++) {
-			if (out.layer[j] == idx) {
-				problem(nerr, "%s: layer \"%s\" is given twice", opt, item[i]);
-				bad = 1;
-				idx = -1;
-				break;
-			}
-		}
-		if (idx < 0)
-			continue;
-		out.layer[out.n] = idx;
-		out.w[out.n] = w;
-		out.n++;
-	}
-	if (bad)
-		return -1;
-	*lw = out;
-	return 0;
 }
 
 /* Apply the value v of option o to c.  `where` names it in messages ("--width" or
@@ -614,40 +181,40 @@ set_value(ts_config *c, const optdef *o, const char *v, const char *where, int f
 	case K_CONFIG: /* read before the rest: see ts_config_parse */
 		break;
 	case K_STR:
-		set_string((char **)((char *)c + o->off), v, where, nerr);
+		ts_cfg_set_string((char **)((char *)c + o->off), v, where, nerr);
 		break;
 	case K_STYLES:
-		parse_styles(c, v, where, nerr);
+		ts_cfg_parse_styles(c, v, where, nerr);
 		break;
 	case K_BLEND:
-		parse_blend(c, v, where, nerr);
+		ts_cfg_parse_blend(c, v, where, nerr);
 		break;
 	case K_INT:
-		if (!parse_int(v, where, &i, nerr))
+		if (!ts_cfg_parse_int(v, where, &i, nerr))
 			*field_int(c, o) = i;
 		break;
 	case K_DIM:
-		if (parse_int(v, where, &i, nerr))
+		if (ts_cfg_parse_int(v, where, &i, nerr))
 			break;
 		if (i < 1)
-			problem(nerr, "%s: %d is not in 1..%d", where, i, MAX_DIM);
+			ts_cfg_problem(nerr, "%s: %d is not in 1..%d", where, i, MAX_DIM);
 		else
 			*field_int(c, o) = i;
 		break;
 	case K_DOUBLE:
-		if (!parse_double(v, where, &d, nerr))
+		if (!ts_cfg_parse_double(v, where, &d, nerr))
 			*(double *)((char *)c + o->off) = d;
 		break;
 	case K_U64:
-		if (!parse_u64(v, where, &u, nerr))
+		if (!ts_cfg_parse_u64(v, where, &u, nerr))
 			*(uint64_t *)((char *)c + o->off) = u;
 		break;
 	case K_FLAG:
 	case K_QUIET:
 	case K_CLIFLAG:
 		b = 1;
-		if (from_ini && (b = parse_bool(v)) < 0) {
-			problem(nerr, "%s: \"%s\" is not a boolean (true/false, yes/no, on/off, 1/0)",
+		if (from_ini && (b = ts_cfg_parse_bool(v)) < 0) {
+			ts_cfg_problem(nerr, "%s: \"%s\" is not a boolean (true/false, yes/no, on/off, 1/0)",
 			        where, v);
 			break;
 		}
@@ -659,40 +226,40 @@ set_value(ts_config *c, const optdef *o, const char *v, const char *where, int f
 		}
 		break;
 	case K_ONOFF:
-		if ((b = parse_bool(v)) < 0)
-			problem(nerr, "%s: \"%s\" is not on or off", where, v);
+		if ((b = ts_cfg_parse_bool(v)) < 0)
+			ts_cfg_problem(nerr, "%s: \"%s\" is not on or off", where, v);
 		else
 			*field_int(c, o) = b;
 		break;
 	case K_POOL:
-		if ((i = parse_name(v, pool_names, 2)) < 0)
-			problem(nerr, "%s: \"%s\" is not avg or max", where, v);
+		if ((i = ts_cfg_parse_name(v, pool_names, 2)) < 0)
+			ts_cfg_problem(nerr, "%s: \"%s\" is not avg or max", where, v);
 		else
 			c->pool = (ts_pool_mode)i;
 		break;
 	case K_OPTIM:
-		if ((i = parse_name(v, optim_names, 2)) < 0)
-			problem(nerr, "%s: \"%s\" is not lbfgs or adam", where, v);
+		if ((i = ts_cfg_parse_name(v, optim_names, 2)) < 0)
+			ts_cfg_problem(nerr, "%s: \"%s\" is not lbfgs or adam", where, v);
 		else
 			c->optimizer = (ts_optim_kind)i;
 		break;
 	case K_PROGRESS:
-		if ((i = parse_name(v, progress_names, 3)) < 0)
-			problem(nerr, "%s: \"%s\" is not auto, on or off", where, v);
+		if ((i = ts_cfg_parse_name(v, progress_names, 3)) < 0)
+			ts_cfg_problem(nerr, "%s: \"%s\" is not auto, on or off", where, v);
 		else
 			c->progress = (ts_progress_mode)i;
 		break;
 	case K_INIT:
-		parse_init(c, v, where, nerr);
+		ts_cfg_parse_init(c, v, where, nerr);
 		break;
 	case K_PRINT:
-		parse_print(c, v, where, nerr);
+		ts_cfg_parse_print(c, v, where, nerr);
 		break;
 	case K_LAYERS:
-		parse_layers((ts_layer_weights *)((char *)c + o->off), v, where, nerr);
+		ts_cfg_parse_layers((ts_layer_weights *)((char *)c + o->off), v, where, nerr);
 		break;
 	case K_INTLIST:
-		parse_intlist(c, v, where, nerr);
+		ts_cfg_parse_intlist(c, v, where, nerr);
 		break;
 	}
 }
@@ -792,7 +359,7 @@ format_default(const ts_config *d, const optdef *o, char *buf, size_t len)
 		snprintf(buf, len, "%s", progress_names[d->progress]);
 		break;
 	case K_INIT:
-		snprintf(buf, len, "%s", init_names[d->init]);
+		snprintf(buf, len, "%s", ts_cfg_init_names[d->init]);
 		break;
 	case K_LAYERS:
 		format_layers((const ts_layer_weights *)p, buf, len);
@@ -902,11 +469,11 @@ on_ini_key(void *user, const char *section, const char *name, const char *value)
 
 	(void)section; /* sections only group keys for the reader */
 	if (!o) {
-		problem(&x->nerr, "config: %s:%d: unknown key \"%s\"", x->path, x->lineno, name);
+		ts_cfg_problem(&x->nerr, "config: %s:%d: unknown key \"%s\"", x->path, x->lineno, name);
 		return 1;
 	}
 	if (o->kind == K_CONFIG || o->kind == K_CLIFLAG) {
-		problem(&x->nerr, "config: %s:%d: \"%s\" is only a command-line option", x->path,
+		ts_cfg_problem(&x->nerr, "config: %s:%d: \"%s\" is only a command-line option", x->path,
 		        x->lineno, name);
 		return 1;
 	}
@@ -926,7 +493,7 @@ load_ini(ts_config *c, const char *path, int *nerr)
 
 	/* Read only, closed below; the file is parsed line by line. */
 	if (!(x.f = fopen(path, "r"))) {
-		problem(nerr, "config: cannot open \"%s\": %s", path, strerror(errno));
+		ts_cfg_problem(nerr, "config: cannot open \"%s\": %s", path, strerror(errno));
 		return;
 	}
 	/* Debian's libinih takes these at run time: lines as long as paths need, and
@@ -941,12 +508,12 @@ load_ini(ts_config *c, const char *path, int *nerr)
 	ini_max_line = saved_max;
 	ini_allow_multiline = saved_multi;
 	if (ferror(x.f))
-		problem(&x.nerr, "config: cannot read \"%s\": %s", path, strerror(errno));
+		ts_cfg_problem(&x.nerr, "config: cannot read \"%s\": %s", path, strerror(errno));
 	else if (r > 0)
-		problem(&x.nerr, "config: %s:%d: not a \"key = value\" line or [section]", path,
+		ts_cfg_problem(&x.nerr, "config: %s:%d: not a \"key = value\" line or [section]", path,
 		        r);
 	else if (r < 0)
-		problem(&x.nerr, "config: %s: out of memory", path);
+		ts_cfg_problem(&x.nerr, "config: %s: out of memory", path);
 	fclose(x.f);
 	*nerr += x.nerr;
 }
@@ -967,7 +534,7 @@ ts_config_parse_layers(ts_layer_weights *lw, const char *s, const char *opt)
 	int nerr = 0;
 
 	ts_error_clear();
-	return parse_layers(lw, s, opt, &nerr);
+	return ts_cfg_parse_layers(lw, s, opt, &nerr);
 }
 
 /* The getopt_long table built from options[]; val of options[i] is OPT_VAL_BASE + i. */
@@ -1007,7 +574,7 @@ ts_config_parse(ts_config *c, int argc, char **argv)
 	optind = 0;
 	while ((r = getopt_long(argc, argv, optstring, lo, NULL)) != -1) {
 		if (r >= OPT_VAL_BASE && options[r - OPT_VAL_BASE].kind == K_CONFIG)
-			given = !set_string(&c->config_path, optarg, "--config", &nerr);
+			given = !ts_cfg_set_string(&c->config_path, optarg, "--config", &nerr);
 	}
 	if (given)
 		load_ini(c, c->config_path, &nerr);
@@ -1023,225 +590,31 @@ ts_config_parse(ts_config *c, int argc, char **argv)
 			snprintf(where, sizeof where, "--%s", o->name);
 			set_value(c, o, optarg ? optarg : "", where, 0, &nerr);
 		} else if (r == 1) {
-			problem(&nerr, "unexpected argument \"%s\"", optarg);
+			ts_cfg_problem(&nerr, "unexpected argument \"%s\"", optarg);
 		} else if (r == ':') {
 			if (optopt >= OPT_VAL_BASE && optopt < OPT_VAL_BASE + NOPTIONS)
-				problem(&nerr, "--%s needs a value", options[optopt - OPT_VAL_BASE].name);
+				ts_cfg_problem(&nerr, "--%s needs a value", options[optopt - OPT_VAL_BASE].name);
 			else
-				problem(&nerr, "%s needs a value", argv[optind - 1]);
+				ts_cfg_problem(&nerr, "%s needs a value", argv[optind - 1]);
 		} else if (optopt >= OPT_VAL_BASE && optopt < OPT_VAL_BASE + NOPTIONS) {
-			problem(&nerr, "--%s takes no value", options[optopt - OPT_VAL_BASE].name);
+			ts_cfg_problem(&nerr, "--%s takes no value", options[optopt - OPT_VAL_BASE].name);
 		} else if (optopt > 0 && optopt < 256) {
-			problem(&nerr, "unknown option -%c", optopt);
+			ts_cfg_problem(&nerr, "unknown option -%c", optopt);
 		} else {
 			const char *arg = argv[optind - 1];
 			const char *eq = strchr(arg, '=');
 
-			problem(&nerr, "unknown option %.*s", eq ? (int)(eq - arg) : (int)strlen(arg),
+			ts_cfg_problem(&nerr, "unknown option %.*s", eq ? (int)(eq - arg) : (int)strlen(arg),
 			        arg);
 		}
 	}
 	for (int i = optind; i < argc; i++) /* after "--" */
-		problem(&nerr, "unexpected argument \"%s\"", argv[i]);
+		ts_cfg_problem(&nerr, "unexpected argument \"%s\"", argv[i]);
 
 	if (!c->has_blend)
 		for (int i = 0; i < c->nstyle; i++)
 			c->style_blend[i] = 1.0 / c->nstyle;
 	optind = 0;
-	return nerr ? -1 : 0;
-}
-
-/* The file must exist, be readable and not be a directory. */
-static void
-check_file(const char *opt, const char *path, int *nerr)
-{
-	struct stat st;
-
-	if (access(path, R_OK)) {
-		problem(nerr, "%s: cannot read \"%s\": %s", opt, path, strerror(errno));
-		return;
-	}
-	if (!stat(path, &st) && S_ISDIR(st.st_mode))
-		problem(nerr, "%s: \"%s\" is a directory", opt, path);
-}
-
-/* Output directory exists and can be written; the extension names a format. */
-static void
-check_out(const char *out, int *nerr)
-{
-	static const char *const exts[] = { "png", "jpg", "jpeg", "tif", "tiff", "bmp" };
-	const char *slash = strrchr(out, '/');
-	const char *base = slash ? slash + 1 : out;
-	const char *dot = strrchr(base, '.');
-	char dir[4096];
-	struct stat st;
-	int ok = 0;
-
-	if (!slash)
-		snprintf(dir, sizeof dir, ".");
-	else if (slash == out)
-		snprintf(dir, sizeof dir, "/");
-	else
-		snprintf(dir, sizeof dir, "%.*s", (int)(slash - out), out);
-	if (stat(dir, &st))
-		problem(nerr, "--out: directory \"%s\" does not exist: %s", dir, strerror(errno));
-	else if (!S_ISDIR(st.st_mode))
-		problem(nerr, "--out: \"%s\" is not a directory", dir);
-	else if (access(dir, W_OK | X_OK))
-		problem(nerr, "--out: cannot write in directory \"%s\": %s", dir,
-		        strerror(errno));
-	for (int i = 0; dot && i < 6; i++)
-		if (!strcasecmp(dot + 1, exts[i]))
-			ok = 1;
-	if (!ok)
-		problem(nerr, "--out: \"%s\" has an unknown extension "
-		        "(use .png, .jpg, .jpeg, .tif, .tiff or .bmp)", out);
-}
-
-static void
-check_layers(const char *opt, const ts_layer_weights *lw, int *nerr)
-{
-	if (lw->n < 0 || lw->n > TS_VGG_NLAYERS) {
-		problem(nerr, "%s: %d layers", opt, lw->n);
-		return;
-	}
-	for (int i = 0; i < lw->n; i++) {
-		if (lw->layer[i] < 0 || lw->layer[i] >= TS_VGG_NLAYERS)
-			problem(nerr, "%s: layer index %d is not a VGG-19 layer", opt, lw->layer[i]);
-		else if (!(lw->w[i] >= 0) || !isfinite(lw->w[i]))
-			problem(nerr, "%s: weight %g of %s is not a non-negative number", opt,
-			        lw->w[i], ts_vgg_layer_name(lw->layer[i]));
-	}
-}
-
-static void
-check_int(const char *opt, int v, int lo, int hi, int *nerr)
-{
-	if (v < lo || v > hi)
-		problem(nerr, "%s: %d is not in %d..%d", opt, v, lo, hi);
-}
-
-static void
-check_weight(const char *opt, double v, int *nerr)
-{
-	if (!(v >= 0) || !isfinite(v))
-		problem(nerr, "%s: %g is negative", opt, v);
-}
-
-int
-ts_config_check(const ts_config *c)
-{
-	int nerr = 0;
-	int dims = c->width || c->height;
-	int print = c->print_w != 0 || c->print_h != 0;
-
-	ts_error_clear();
-	/* inputs and output */
-	if (c->config_path)
-		check_file("--config", c->config_path, &nerr);
-	if (!c->content)
-		problem(&nerr, "--content is required");
-	else
-		check_file("--content", c->content, &nerr);
-	if (c->nstyle < 1 || c->nstyle > TS_MAX_STYLES)
-		problem(&nerr, "--style is required");
-	for (int i = 0; i < c->nstyle && i < TS_MAX_STYLES; i++) {
-		if (!c->style[i])
-			problem(&nerr, "--style: style %d has no file name", i + 1);
-		else
-			check_file("--style", c->style[i], &nerr);
-	}
-	if (c->has_blend && c->has_blend != c->nstyle) {
-		problem(&nerr, "--style-blend: %d weight%s for %d style%s", c->has_blend,
-		        c->has_blend == 1 ? "" : "s", c->nstyle, c->nstyle == 1 ? "" : "s");
-	} else if (c->nstyle > 0 && c->nstyle <= TS_MAX_STYLES) {
-		double sum = 0;
-
-		for (int i = 0; i < c->nstyle; i++) {
-			if (!(c->style_blend[i] >= 0))
-				problem(&nerr, "--style-blend: weight %g is negative", c->style_blend[i]);
-			sum += c->style_blend[i];
-		}
-		if (!(sum > 0))
-			problem(&nerr, "--style-blend: the weights are all zero");
-	}
-	if (!c->out) {
-		if (!c->plan_only)
-			problem(&nerr, "--out is required");
-	} else {
-		check_out(c->out, &nerr);
-	}
-	if (c->init == TS_INIT_FILE) {
-		if (!c->init_file)
-			problem(&nerr, "--init: no file given");
-		else
-			check_file("--init", c->init_file, &nerr);
-	}
-	if (c->weights && strcmp(c->weights, "builtin"))
-		check_file("--weights", c->weights, &nerr);
-
-	/* output size */
-	if (c->width)
-		check_int("--width", c->width, 1, MAX_DIM, &nerr);
-	if (c->height)
-		check_int("--height", c->height, 1, MAX_DIM, &nerr);
-	if (c->size)
-		check_int("--size", c->size, 1, MAX_DIM, &nerr);
-	if (c->size && dims)
-		problem(&nerr, "--size excludes --width and --height");
-	if (print) {
-		if (c->dpi <= 0)
-			problem(&nerr, "--print-size needs --dpi > 0 (got %d)", c->dpi);
-		if (dims || c->size)
-			problem(&nerr, "--print-size excludes --width, --height and --size");
-		if (!(c->print_w > 0) || !(c->print_h > 0))
-			problem(&nerr, "--print-size: width and height must be positive");
-		else if (c->dpi > 0 &&
-		         (c->print_w * c->dpi > MAX_DIM || c->print_h * c->dpi > MAX_DIM))
-			problem(&nerr, "--print-size: %gx%gin at %d dpi is more than %d pixels a side",
-			        c->print_w, c->print_h, c->dpi, MAX_DIM);
-	} else if (c->dpi < 0) {
-		problem(&nerr, "--dpi: %d is negative", c->dpi);
-	}
-
-	/* objective */
-	check_weight("--content-weight", c->content_weight, &nerr);
-	check_weight("--style-weight", c->style_weight, &nerr);
-	check_weight("--tv-weight", c->tv_weight, &nerr);
-	check_layers("--content-layers", &c->content_layers, &nerr);
-	check_layers("--style-layers", &c->style_layers, &nerr);
-	if (c->content_layers.n == 0 && c->style_layers.n == 0)
-		problem(&nerr, "no layers: give --content-layers or --style-layers");
-	if (!(c->style_scale > 0 && c->style_scale <= 16))
-		problem(&nerr, "--style-scale: %g is not in (0, 16]", c->style_scale);
-
-	/* start and optimizer */
-	if (c->iterations < 0)
-		problem(&nerr, "--iterations: %d is negative", c->iterations);
-	check_int("--lbfgs-history", c->lbfgs_history, 1, 1000, &nerr);
-	if (!(c->learning_rate >= 0) || !isfinite(c->learning_rate))
-		problem(&nerr, "--learning-rate: %g is negative", c->learning_rate);
-	check_int("--builtin-width", c->builtin_width, 1, 64, &nerr);
-
-	/* outputs of the run */
-	if (c->save_every < 0)
-		problem(&nerr, "--save-every: %d is negative", c->save_every);
-	if (c->threads < 0)
-		problem(&nerr, "--threads: %d is negative", c->threads);
-
-	/* tiles */
-	if (c->tile < 64 || c->tile % 16)
-		problem(&nerr, "--tile: %d is not a multiple of 16 of at least 64", c->tile);
-	if (c->overlap < 0 || c->overlap >= c->tile / 2)
-		problem(&nerr, "--overlap: %d is not in 0..%d (less than half the tile)",
-		        c->overlap, c->tile / 2 - 1);
-	if (!(c->level_factor > 1 && c->level_factor <= 8))
-		problem(&nerr, "--level-factor: %g is not in (1, 8]", c->level_factor);
-	if (c->nlevel_iterations < 0 || c->nlevel_iterations > MAX_LEVELS)
-		problem(&nerr, "--level-iterations: %d entries", c->nlevel_iterations);
-	for (int i = 0; i < c->nlevel_iterations && i < MAX_LEVELS; i++)
-		if (c->level_iterations[i] < 0)
-			problem(&nerr, "--level-iterations: %d is negative", c->level_iterations[i]);
 	return nerr ? -1 : 0;
 }
 
