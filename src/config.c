@@ -215,7 +215,7 @@ set_value(ts_config *c, const optdef *o, const char *v, const char *where, int f
 		b = 1;
 		if (from_ini && (b = ts_cfg_parse_bool(v)) < 0) {
 			ts_cfg_problem(nerr, "%s: \"%s\" is not a boolean (true/false, yes/no, on/off, 1/0)",
-			        where, v);
+				       where, v);
 			break;
 		}
 		if (o->kind == K_QUIET) {
@@ -474,7 +474,7 @@ on_ini_key(void *user, const char *section, const char *name, const char *value)
 	}
 	if (o->kind == K_CONFIG || o->kind == K_CLIFLAG) {
 		ts_cfg_problem(&x->nerr, "config: %s:%d: \"%s\" is only a command-line option", x->path,
-		        x->lineno, name);
+			       x->lineno, name);
 		return 1;
 	}
 	snprintf(where, sizeof where, "config: %s:%d: %s", x->path, x->lineno, name);
@@ -511,7 +511,7 @@ load_ini(ts_config *c, const char *path, int *nerr)
 		ts_cfg_problem(&x.nerr, "config: cannot read \"%s\": %s", path, strerror(errno));
 	else if (r > 0)
 		ts_cfg_problem(&x.nerr, "config: %s:%d: not a \"key = value\" line or [section]", path,
-		        r);
+			       r);
 	else if (r < 0)
 		ts_cfg_problem(&x.nerr, "config: %s: out of memory", path);
 	fclose(x.f);
@@ -605,7 +605,7 @@ ts_config_parse(ts_config *c, int argc, char **argv)
 			const char *eq = strchr(arg, '=');
 
 			ts_cfg_problem(&nerr, "unknown option %.*s", eq ? (int)(eq - arg) : (int)strlen(arg),
-			        arg);
+				       arg);
 		}
 	}
 	for (int i = optind; i < argc; i++) /* after "--" */

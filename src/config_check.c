@@ -53,13 +53,13 @@ check_out(const char *out, int *nerr)
 		ts_cfg_problem(nerr, "--out: \"%s\" is not a directory", dir);
 	else if (access(dir, W_OK | X_OK))
 		ts_cfg_problem(nerr, "--out: cannot write in directory \"%s\": %s", dir,
-		        strerror(errno));
+			       strerror(errno));
 	for (int i = 0; dot && i < 6; i++)
 		if (!strcasecmp(dot + 1, exts[i]))
 			ok = 1;
 	if (!ok)
 		ts_cfg_problem(nerr, "--out: \"%s\" has an unknown extension "
-		        "(use .png, .jpg, .jpeg, .tif, .tiff or .bmp)", out);
+			       "(use .png, .jpg, .jpeg, .tif, .tiff or .bmp)", out);
 }
 
 static void
@@ -74,7 +74,7 @@ check_layers(const char *opt, const ts_layer_weights *lw, int *nerr)
 			ts_cfg_problem(nerr, "%s: layer index %d is not a VGG-19 layer", opt, lw->layer[i]);
 		else if (!(lw->w[i] >= 0) || !isfinite(lw->w[i]))
 			ts_cfg_problem(nerr, "%s: weight %g of %s is not a non-negative number", opt,
-			        lw->w[i], ts_vgg_layer_name(lw->layer[i]));
+				       lw->w[i], ts_vgg_layer_name(lw->layer[i]));
 	}
 }
 
@@ -117,7 +117,7 @@ ts_config_check(const ts_config *c)
 	}
 	if (c->has_blend && c->has_blend != c->nstyle) {
 		ts_cfg_problem(&nerr, "--style-blend: %d weight%s for %d style%s", c->has_blend,
-		        c->has_blend == 1 ? "" : "s", c->nstyle, c->nstyle == 1 ? "" : "s");
+			       c->has_blend == 1 ? "" : "s", c->nstyle, c->nstyle == 1 ? "" : "s");
 	} else if (c->nstyle > 0 && c->nstyle <= TS_MAX_STYLES) {
 		double sum = 0;
 
@@ -163,7 +163,7 @@ ts_config_check(const ts_config *c)
 		else if (c->dpi > 0 &&
 		         (c->print_w * c->dpi > MAX_DIM || c->print_h * c->dpi > MAX_DIM))
 			ts_cfg_problem(&nerr, "--print-size: %gx%gin at %d dpi is more than %d pixels a side",
-			        c->print_w, c->print_h, c->dpi, MAX_DIM);
+				       c->print_w, c->print_h, c->dpi, MAX_DIM);
 	} else if (c->dpi < 0) {
 		ts_cfg_problem(&nerr, "--dpi: %d is negative", c->dpi);
 	}
@@ -198,7 +198,7 @@ ts_config_check(const ts_config *c)
 		ts_cfg_problem(&nerr, "--tile: %d is not a multiple of 16 of at least 64", c->tile);
 	if (c->overlap < 0 || c->overlap >= c->tile / 2)
 		ts_cfg_problem(&nerr, "--overlap: %d is not in 0..%d (less than half the tile)",
-		        c->overlap, c->tile / 2 - 1);
+			       c->overlap, c->tile / 2 - 1);
 	if (!(c->level_factor > 1 && c->level_factor <= 8))
 		ts_cfg_problem(&nerr, "--level-factor: %g is not in (1, 8]", c->level_factor);
 	if (c->nlevel_iterations < 0 || c->nlevel_iterations > MAX_LEVELS)

@@ -362,7 +362,7 @@ ts_cfg_parse_print(ts_config *c, const char *s, const char *where, int *nerr)
 	return 0;
 bad:
 	ts_cfg_problem(nerr, "%s: \"%s\" is not WIDTHxHEIGHT with a unit (e.g. 24x36in, 594x841mm)",
-	        where, s);
+		       where, s);
 	return -1;
 }
 
