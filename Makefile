@@ -50,6 +50,9 @@ $(BUILD)/style-balance: bench/balance.c $(BUILD)/libtessera.a
 $(BUILD)/lbfgs-bench: bench/lbfgs.c $(BUILD)/libtessera.a
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< $(BUILD)/libtessera.a $(LDLIBS)
 
+$(BUILD)/loss-bench: bench/loss.c $(BUILD)/libtessera.a
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< $(BUILD)/libtessera.a $(LDLIBS)
+
 $(BUILD)/seams: bench/seams.c $(BUILD)/libtessera.a
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< $(BUILD)/libtessera.a $(LDLIBS)
 
@@ -61,7 +64,7 @@ tests: $(BIN) $(BUILD)/mkdemo $(TESTBIN)
 test: tests
 	bash tests/run.sh $(BUILD)
 
-bench: tessera-bench tessera $(BUILD)/style-balance $(BUILD)/seams $(BUILD)/lbfgs-bench
+bench: tessera-bench tessera $(BUILD)/style-balance $(BUILD)/seams $(BUILD)/lbfgs-bench $(BUILD)/loss-bench
 
 asan:
 	$(MAKE) BUILD=build-asan BIN=build-asan/tessera OPT=-O1 ARCH= \

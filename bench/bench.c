@@ -134,6 +134,9 @@ main(int argc, char **argv)
 	       "%.1f%%, losses (Gram matrices included) %.1f%%, the rest %.1f%%\n",
 	       ts_par_threads(), 100.0 * conv / total, 100.0 * layers / total,
 	       100.0 * loss / total, 100.0 * (1.0 - (conv + layers + loss) / total));
+	printf("mean of a pass: %.1f ms, convolution %.1f ms, other layers %.1f ms, losses "
+	       "%.1f ms\n", 1e3 * total / repeat, 1e3 * conv / repeat, 1e3 * layers / repeat,
+	       1e3 * loss / repeat);
 	qsort(times, (size_t)repeat, sizeof *times, cmp_double);
 	getrusage(RUSAGE_SELF, &ru);
 	printf("size %d, objective bytes %.1f MiB, peak RSS %.1f MiB\n", size,

@@ -13,6 +13,8 @@
  * Summation order: lanes of 16 columns, the tree, chunks in order; fixed by c, k0, k1. */
 #include "gram.h"
 
+#include <string.h>
+
 #include "tessera/error.h"
 
 #ifdef __AVX512F__
@@ -23,6 +25,11 @@
 #define KC 1024
 /* Up to this many channels the kernel beats syrk (measured, see above). */
 #define MAX_C 128
+/* Row stride of a packed block: KC columns and one cache line, so that rows of the
+ * block fall on different cache sets (see the note at the top). */
+#define PACK_LD (KC + 16)
+/* Columns of one packed block of the style gradient: 21 panels of 48. */
+#define GRAD_W 1008
 
 static int
 ntiles(int c)
@@ -35,6 +42,12 @@ tile_index(int nt, int bi, int bj)
 {
 	/* upper triangle of tiles, row by row */
 	return (size_t)bi * nt - (size_t)bi * (bi - 1) / 2 + (size_t)(bj - bi);
+}
+
+size_t
+ts_gram_pack_floats(int c)
+{
+	return (size_t)c * PACK_LD;
 }
 
 size_t
@@ -126,29 +139,38 @@ tile(const float *const a[4], const float *const b[4], size_t k, size_t ke)
 	return reduce16(s);
 }
 
+/* rows of f's chunk, copied to pack (ld PACK_LD) */
+static void
+pack_rows(const float *f, size_t ld, int c, size_t k0, size_t n, float *pack)
+{
+	for (int r = 0; r < c; r++)
+		memcpy(pack + (size_t)r * PACK_LD, f + (size_t)r * ld + k0, n * sizeof(float));
+}
+
 void
-ts_gram_tiles(const float *f, size_t ld, int c, size_t k0, size_t k1, float *part)
+ts_gram_tiles(const float *f, size_t ld, int c, size_t k0, size_t k1, float *part, float *pack)
 {
 	int nt = ntiles(c);
 
-	TS_ASSERT(f && part && c > 0 && k0 <= k1);
+	TS_ASSERT(f && part && pack && c > 0 && c <= MAX_C && k0 <= k1);
 	for (size_t kc = k0; kc < k1 || kc == k0; kc += KC) {
-		size_t ke = kc + KC < k1 ? kc + KC : k1;
+		size_t ke = kc + KC < k1 ? kc + KC : k1, n = ke - kc;
 
+		pack_rows(f, ld, c, kc, n, pack);
 		for (int bi = 0; bi < nt; bi++) {
 			const float *a[4];
 
 			/* rows past c repeat the last one; their sums are never read */
 			for (int r = 0; r < 4; r++)
-				a[r] = f + (size_t)(4 * bi + r < c ? 4 * bi + r : c - 1) * ld;
+				a[r] = pack + (size_t)(4 * bi + r < c ? 4 * bi + r : c - 1) * PACK_LD;
 			for (int bj = bi; bj < nt; bj++) {
 				const float *b[4];
 				float *out = part + 16 * tile_index(nt, bi, bj);
 				__m512 v;
 
 				for (int r = 0; r < 4; r++)
-					b[r] = f + (size_t)(4 * bj + r < c ? 4 * bj + r : c - 1) * ld;
-				v = tile(a, b, kc, ke);
+					b[r] = pack + (size_t)(4 * bj + r < c ? 4 * bj + r : c - 1) * PACK_LD;
+				v = tile(a, b, 0, n);
 				if (kc != k0)
 					v = _mm512_add_ps(v, _mm512_loadu_ps(out));
 				_mm512_storeu_ps(out, v);
@@ -165,11 +187,11 @@ ts_gram_grad_use(int c)
 	return c >= 16 && c <= MAX_C && c % 8 == 0;
 }
 
-/* dy[8 rows, 48 columns at p] += alpha * s[8 rows, c] f[c, 48 columns at p]; m[v]:
- * the lanes of column vector v that exist. */
+/* dy[8 rows, 48 columns at p] += alpha * s[8 rows, c] f[c, 48 columns at p], f packed
+ * (ld PACK_LD), dy with rows ldy apart; m[v]: the lanes of column vector v that exist. */
 static inline void
-grad_panel(const float *s, const float *f, int c, size_t ld, size_t p, const __mmask16 m[3],
-           __m512 alpha, float *dy, int fetch)
+grad_panel(const float *s, const float *f, int c, size_t p, const __mmask16 m[3],
+           __m512 alpha, float *dy, size_t ldy)
 {
 	__m512 acc[8][3];
 
@@ -179,15 +201,14 @@ grad_panel(const float *s, const float *f, int c, size_t ld, size_t p, const __m
 		for (int v = 0; v < 3; v++)
 			acc[r][v] = _mm512_setzero_ps();
 	for (int j = 0; j < c; j++) {
-		const float *fj = f + (size_t)j * ld + p;
+		const float *fj = f + (size_t)j * PACK_LD + p;
 		__m512 f0 = _mm512_maskz_loadu_ps(m[0], fj), f1 = _mm512_maskz_loadu_ps(m[1], fj + 16);
 		__m512 f2 = _mm512_maskz_loadu_ps(m[2], fj + 32);
 
-		if (fetch) { /* the rows are strided: bring the panel after next closer */
-			_mm_prefetch((const char *)(fj + 2 * 48), _MM_HINT_T0);
-			_mm_prefetch((const char *)(fj + 2 * 48 + 16), _MM_HINT_T0);
-			_mm_prefetch((const char *)(fj + 2 * 48 + 32), _MM_HINT_T0);
-		}
+		/* the next panel of the packed block, from L2 */
+		_mm_prefetch((const char *)(fj + 48), _MM_HINT_T0);
+		_mm_prefetch((const char *)(fj + 48 + 16), _MM_HINT_T0);
+		_mm_prefetch((const char *)(fj + 48 + 32), _MM_HINT_T0);
 #pragma GCC unroll 8
 		for (int r = 0; r < 8; r++) {
 			__m512 b = _mm512_set1_ps(s[(size_t)r * c + j]);
@@ -199,7 +220,7 @@ grad_panel(const float *s, const float *f, int c, size_t ld, size_t p, const __m
 	}
 #pragma GCC unroll 8
 	for (int r = 0; r < 8; r++) {
-		float *d = dy + (size_t)r * ld + p;
+		float *d = dy + (size_t)r * ldy + p;
 
 		_mm_prefetch((const char *)(d + 2 * 48), _MM_HINT_T0);
 		_mm_prefetch((const char *)(d + 2 * 48 + 16), _MM_HINT_T0);
@@ -215,21 +236,29 @@ grad_panel(const float *s, const float *f, int c, size_t ld, size_t p, const __m
 
 void
 ts_gram_grad(const float *s, const float *f, int c, size_t ld, size_t p0, size_t p1,
-             float alpha, float *dy)
+             float alpha, float *dy, float *pack)
 {
 	__m512 a = _mm512_set1_ps(alpha);
 
-	TS_ASSERT(s && f && dy && ts_gram_grad_use(c) && p0 <= p1);
-	for (size_t p = p0; p < p1; p += 48) {
-		__mmask16 m[3];
+	TS_ASSERT(s && f && dy && pack && ts_gram_grad_use(c) && p0 <= p1);
+	for (size_t q0 = p0; q0 < p1; q0 += GRAD_W) {
+		size_t n = p1 - q0 < GRAD_W ? p1 - q0 : GRAD_W;
 
-		for (int v = 0; v < 3; v++) {
-			size_t q = p + 16 * (size_t)v, left = q < p1 ? p1 - q : 0;
+		pack_rows(f, ld, c, q0, n, pack);
+		for (int i = 0; i < c; i += 8) {
+			for (size_t p = 0; p < n; p += 48) {
+				__mmask16 m[3];
 
-			m[v] = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+				for (int v = 0; v < 3; v++) {
+					size_t q = p + 16 * (size_t)v, left = q < n ? n - q : 0;
+
+					m[v] = left >= 16 ? (__mmask16)0xFFFF
+					                  : (__mmask16)((1u << left) - 1u);
+				}
+				grad_panel(s + (size_t)i * c, pack, c, p, m, a,
+				           dy + (size_t)i * ld + q0, ld);
+			}
 		}
-		for (int i = 0; i < c; i += 8)
-			grad_panel(s + (size_t)i * c, f, c, ld, p, m, a, dy + (size_t)i * ld, i == 0);
 	}
 }
 
@@ -242,7 +271,7 @@ ts_gram_tiles_use(int c)
 }
 
 void
-ts_gram_tiles(const float *f, size_t ld, int c, size_t k0, size_t k1, float *part)
+ts_gram_tiles(const float *f, size_t ld, int c, size_t k0, size_t k1, float *part, float *pack)
 {
 	TS_ASSERT(!"ts_gram_tiles without AVX-512");
 }
@@ -255,7 +284,7 @@ ts_gram_grad_use(int c)
 
 void
 ts_gram_grad(const float *s, const float *f, int c, size_t ld, size_t p0, size_t p1,
-             float alpha, float *dy)
+             float alpha, float *dy, float *pack)
 {
 	TS_ASSERT(!"ts_gram_grad without AVX-512");
 }

@@ -20,8 +20,13 @@ int ts_gram_tiles_use(int c);
 /* Floats of one partial Gram by tiles for c channels. */
 size_t ts_gram_tiles_floats(int c);
 
-/* part (ts_gram_tiles_floats(c) floats) = the partial Gram of f's columns [k0, k1). */
-void ts_gram_tiles(const float *f, size_t ld, int c, size_t k0, size_t k1, float *part);
+/* Floats of the packing buffer either kernel needs for c channels. */
+size_t ts_gram_pack_floats(int c);
+
+/* part (ts_gram_tiles_floats(c) floats) = the partial Gram of f's columns [k0, k1);
+ * pack: ts_gram_pack_floats(c) floats of scratch. */
+void ts_gram_tiles(const float *f, size_t ld, int c, size_t k0, size_t k1, float *part,
+                   float *pack);
 
 /* Index in a partial Gram by tiles of the entry (i, j), i <= j < c. */
 size_t ts_gram_tile_at(int c, int i, int j);
@@ -33,6 +38,6 @@ int ts_gram_grad_use(int c);
  * the style gradient of a Gram loss, without BLAS's packing of f.  Each entry of dy
  * gets its c products in order, so any split of the columns gives the same bits. */
 void ts_gram_grad(const float *s, const float *f, int c, size_t ld, size_t p0, size_t p1,
-                  float alpha, float *dy);
+                  float alpha, float *dy, float *pack);
 
 #endif

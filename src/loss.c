@@ -112,7 +112,8 @@ ts_loss_content(const float *f, const float *p, size_t n, float weight, float *g
  *     than panels wherever it gives two or more blocks (relu3_1 of a 512 tile:
  *     13.8 ms by panels, 10.0 ms by 8 blocks; relu4_1: 11.3 ms, 8.9 ms by 2 blocks).
  *     A block's partial Gram is a syrk, or for narrow maps (relu1_1, relu2_1) the
- *     kernel of gram.c, which needs no packing (ts_gram_tiles_use says when). */
+ *     kernel of gram.c (ts_gram_tiles_use says when), which copies its chunks of
+ *     columns to a buffer of the block's own in the workspace. */
 #define PANEL_MIN_C 192
 #define PANEL_MAX_HW 4096
 #define PANELS 8
@@ -149,12 +150,33 @@ part_floats(int c)
 	return ts_gram_tiles_use(c) ? ts_gram_tiles_floats(c) : (size_t)c * (size_t)c;
 }
 
+/* Items of the style gradient by gram.c's kernel: column blocks of about GRAD_COLS,
+ * at most GRAD_ITEMS (each has a packing buffer of its own in the workspace). */
+#define GRAD_COLS 4096
+#define GRAD_ITEMS 16
+
+static int
+grad_items(int hw)
+{
+	int nb = hw / GRAD_COLS;
+
+	return nb < 1 ? 1 : nb > GRAD_ITEMS ? GRAD_ITEMS : nb;
+}
+
 size_t
 ts_gram_ws_floats(int c, int hw)
 {
+	size_t gram, grad;
+
 	if (use_panels(c, hw))
 		return 1;
-	return (size_t)gram_blocks(c, hw) * part_floats(c);
+	if (!ts_gram_tiles_use(c))
+		return (size_t)gram_blocks(c, hw) * part_floats(c);
+	/* the partial Grams and a packing buffer per block; after the Gram the same
+	 * floats hold the style gradient's packing buffers */
+	gram = (size_t)gram_blocks(c, hw) * (part_floats(c) + ts_gram_pack_floats(c));
+	grad = ts_gram_grad_use(c) ? (size_t)grad_items(hw) * ts_gram_pack_floats(c) : 0;
+	return gram > grad ? gram : grad;
 }
 
 struct gram_job {
@@ -175,7 +197,9 @@ gram_item(void *ctx, int b, int thread)
 	(void)thread;
 	if (j->tiles)
 		ts_gram_tiles(j->f, (size_t)j->hw, j->c, (size_t)k0, (size_t)k1,
-		              j->part + (size_t)b * ts_gram_tiles_floats(j->c));
+		              j->part + (size_t)b * ts_gram_tiles_floats(j->c),
+		              j->part + (size_t)j->nb * ts_gram_tiles_floats(j->c) +
+		                      (size_t)b * ts_gram_pack_floats(j->c));
 	else
 		ts_ssyrk_upper(j->c, k1 - k0, 1.0f, j->f + k0, j->hw, 0.0f,
 		               j->part + (size_t)b * j->c * j->c, j->c);
@@ -239,14 +263,12 @@ ts_gram(const float *f, int c, int hw, float *g, float *ws)
 	}
 }
 
-/* The style gradient grad += alpha * s f by gram.c's kernel, in column blocks fixed by
- * the shape: whole panels of 48 columns, about GRAD_COLS columns a block, at most 64
- * blocks. */
-#define GRAD_COLS 4096
-
+/* The style gradient grad += alpha * s f by gram.c's kernel, in grad_items(hw) column
+ * blocks fixed by the shape, of whole panels of 48 columns; pack: the items' packing
+ * buffers. */
 struct grad_job {
 	const float *s, *f;
-	float *grad;
+	float *grad, *pack;
 	int c, hw, nb;
 	size_t panels; /* of 48 columns */
 	float alpha;
@@ -261,20 +283,20 @@ grad_item(void *ctx, int b, int thread)
 
 	(void)thread;
 	ts_gram_grad(j->s, j->f, j->c, (size_t)j->hw, p0, p1 < (size_t)j->hw ? p1 : (size_t)j->hw,
-	             j->alpha, j->grad);
+	             j->alpha, j->grad, j->pack + (size_t)b * ts_gram_pack_floats(j->c));
 }
 
 static void
-style_grad(const float *s, const float *f, int c, int hw, float alpha, float *grad)
+style_grad(const float *s, const float *f, int c, int hw, float alpha, float *grad,
+           float *pack)
 {
-	struct grad_job j = { s, f, grad, c, hw, 1, ((size_t)hw + 47) / 48, alpha };
+	struct grad_job j = { s, f, grad, pack, c, hw, grad_items(hw), ((size_t)hw + 47) / 48,
+		              alpha };
 
 	if (!ts_gram_grad_use(c)) {
 		ts_sgemm(0, 0, c, hw, c, alpha, s, c, f, hw, 1.0f, grad, hw);
 		return;
 	}
-	j.nb = hw / GRAD_COLS;
-	j.nb = j.nb < 1 ? 1 : j.nb > 64 ? 64 : j.nb;
 	ts_par_for(j.nb, grad_item, &j);
 }
 
@@ -325,7 +347,7 @@ ts_loss_style(const float *f, int c, int hw, const float *t, float weight, float
 			}
 		}
 		/* grad: [c, hw] += weight * 2 * sym(dL/dG) [c, c] * F [c, hw] / (c hw) */
-		style_grad(ws, f, c, hw, (float)(2.0 * weight / ((double)c * hw)), grad);
+		style_grad(ws, f, c, hw, (float)(2.0 * weight / ((double)c * hw)), grad, ws + cc);
 	}
 	loss_seconds += ts_now() - t0;
 	return sum / (double)cc;

@@ -378,6 +378,10 @@ test_style_grad_shapes(void **state)
 	(void)state;
 	style_grad_case(64, 5003);
 	style_grad_case(128, 1000);
+	/* many column blocks, each packed in pieces (the last one short); rows a power of
+	 * two apart, as in a 512 tile */
+	style_grad_case(16, 65573);
+	style_grad_case(32, 16384);
 	style_grad_case(24, 47);
 	style_grad_case(36, 300); /* not a multiple of 8: BLAS */
 }
