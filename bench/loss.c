@@ -8,7 +8,8 @@
  * after a sweep over a buffer larger than the last-level cache, as in a pass, where
  * a layer's features were written long before its loss reads them.  Prints the
  * median milliseconds and GFLOP/s of each (the Gram counted as c^2 hw, the gradient
- * as 2 c^2 hw).  COLD 0 leaves the caches as the previous call left them. */
+ * as 2 c^2 hw), and the fastest call of each (the machine's noise only slows calls
+ * down).  COLD 0 leaves the caches as the previous call left them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,10 +108,11 @@ main(int argc, char **argv)
 		tg_all += tg[repeat / 2];
 		ts_all += ts[repeat / 2];
 		printf("%-8s [%3d, %6d]: gram %7.2f ms (%5.1f GFLOP/s); style term %7.2f ms, "
-		       "gradient part %7.2f ms (%5.1f GFLOP/s)\n",
+		       "gradient part %7.2f ms (%5.1f GFLOP/s); fastest: gram %.2f, style term "
+		       "%.2f\n",
 		       names[l], c, hw, 1e3 * tg[repeat / 2], fl_g / tg[repeat / 2],
 		       1e3 * ts[repeat / 2], 1e3 * (ts[repeat / 2] - tg[repeat / 2]),
-		       2.0 * fl_g / (ts[repeat / 2] - tg[repeat / 2]));
+		       2.0 * fl_g / (ts[repeat / 2] - tg[repeat / 2]), 1e3 * tg[0], 1e3 * ts[0]);
 		free(f);
 		free(grad);
 		free(t);
