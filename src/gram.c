@@ -3,12 +3,18 @@
  * Why not syrk: for c = 64 or 128 channels and rows of thousands of pixels, OpenBLAS
  * packs both operands (the same matrix twice) and reaches about a third of its sgemm
  * peak.  Rows of f are already contiguous along k, which is the axis the sums run
- * over, so no packing is needed: a 4x4 tile of (i, j) keeps 16 vector accumulators
- * (16 lanes of k each), 8 loads feed 16 FMAs, and the columns are taken in chunks
- * small enough for all c rows to stay in L2 while every tile passes over them.  At the
- * end of a chunk each tile's 16 accumulators are reduced to one vector (a fixed
- * tree) and added to the tile's 16 sums.  Measured on one core at 64 x 16384:
- * 114 GFLOP/s against syrk's 62; at 128 x 4096: 120 against 100; at 256 syrk wins.
+ * over: a 4x4 tile of (i, j) keeps 16 vector accumulators (16 lanes of k each), 8
+ * loads feed 16 FMAs, and the columns are taken in chunks small enough for all c rows
+ * to stay in L2 while every tile passes over them.  At the end of a chunk each tile's
+ * 16 accumulators are reduced to one vector (a fixed tree) and added to the tile's 16
+ * sums.  Measured on one core at 64 x 16384: 114 GFLOP/s against syrk's 62; at
+ * 128 x 4096: 120 against 100; at 256 syrk wins.
+ *
+ * The one copy both kernels make: a chunk's rows go to a buffer PACK_LD floats apart
+ * first.  The maps of a tile of 2^k pixels have rows a power of two apart (relu1_1 of
+ * a 512 tile: 1 MiB), so every row of a chunk falls on the same L1 and L2 sets and the
+ * chunk cannot stay in cache; at 512 the copy made the relu1_1 Gram 20 -> 12 ms and
+ * its gradient 56 -> 22 ms (build/loss-bench).
  *
  * Summation order: lanes of 16 columns, the tree, chunks in order; fixed by c, k0, k1. */
 #include "gram.h"
@@ -26,7 +32,7 @@
 /* Up to this many channels the kernel beats syrk (measured, see above). */
 #define MAX_C 128
 /* Row stride of a packed block: KC columns and one cache line, so that rows of the
- * block fall on different cache sets (see the note at the top). */
+ * block fall on different cache sets (see the top of the file). */
 #define PACK_LD (KC + 16)
 /* Columns of one packed block of the style gradient: 21 panels of 48. */
 #define GRAD_W 1008

@@ -35,8 +35,9 @@ size_t ts_gram_tile_at(int c, int i, int j);
 int ts_gram_grad_use(int c);
 
 /* dy[:, p0:p1] += alpha * s f[:, p0:p1] for s [c, c], f and dy [c, ld] (row-major):
- * the style gradient of a Gram loss, without BLAS's packing of f.  Each entry of dy
- * gets its c products in order, so any split of the columns gives the same bits. */
+ * the style gradient of a Gram loss; f's columns are copied, block by block, to pack
+ * (ts_gram_pack_floats(c) floats of scratch).  Each entry of dy gets its c products
+ * in order, so any split of the columns gives the same bits. */
 void ts_gram_grad(const float *s, const float *f, int c, size_t ld, size_t p0, size_t p1,
                   float alpha, float *dy, float *pack);
 

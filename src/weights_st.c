@@ -445,9 +445,7 @@ ts_w_load_st(const unsigned char *buf, size_t size, const char *path)
 		convert(net->w[i], src[i].w, nw, src[i].wdtype);
 		convert(net->b[i], src[i].b, (size_t)net->out_ch[i], src[i].bdtype);
 	}
-	net->input = TS_INPUT_TORCH;
-	net->mean[0] = 0.485f, net->mean[1] = 0.456f, net->mean[2] = 0.406f;
-	net->std[0] = 0.229f, net->std[1] = 0.224f, net->std[2] = 0.225f;
+	/* input mode TORCH with ImageNet mean/std: ts_vgg_alloc's default */
 	ret = net;
 	net = NULL;
 cleanup:
