@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tessera/blas.h"
 #include "tessera/config.h"
 #include "tessera/error.h"
 #include "tessera/image.h"
@@ -62,6 +63,7 @@ main(int argc, char **argv)
 	int size = argc > 3 ? atoi(argv[3]) : 256;
 	double lo[2] = { 1e300, 1e300 }, hi[2] = { 0, 0 };
 
+	ts_blas_init(argv); /* may restart the program with better BLAS kernels */
 	if (argc < 3) {
 		fprintf(stderr, "usage: style-balance CONTENT STYLE [SIZE] [WEIGHTS]\n");
 		return 2;

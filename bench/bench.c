@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "tessera/blas.h"
 #include "tessera/config.h"
 #include "tessera/conv.h"
 #include "tessera/error.h"
@@ -74,6 +75,7 @@ main(int argc, char **argv)
 	struct rusage ru;
 	size_t n;
 
+	ts_blas_init(argv); /* may restart the program with better BLAS kernels */
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
 		case 's': size = parse_int(optarg, "--size", 16, 16384); break;
@@ -130,6 +132,8 @@ main(int argc, char **argv)
 		layers += ts_vgg_layers_seconds() - n0;
 		printf("pass %d: %.4f s (loss %.6g)\n", r + 1, times[r], f);
 	}
+	printf("OpenBLAS kernels: %s%s%s%s\n", ts_blas_core(), ts_blas_note() ? " (" : "",
+	       ts_blas_note() ? ts_blas_note() : "", ts_blas_note() ? ")" : "");
 	printf("threads %d, of the pass: convolution %.1f%%, other layers (pooling, ReLU) "
 	       "%.1f%%, losses (Gram matrices included) %.1f%%, the rest %.1f%%\n",
 	       ts_par_threads(), 100.0 * conv / total, 100.0 * layers / total,

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "tessera/blas.h"
 #include "tessera/optim.h"
 #include "tessera/par.h"
 
@@ -48,6 +49,7 @@ main(int argc, char **argv)
 	float *x;
 	double f = 0.0, s0;
 
+	ts_blas_init(argv); /* may restart the program with better BLAS kernels */
 	if (history < 1 || steps < 1 || q.n < 1) {
 		fprintf(stderr, "usage: lbfgs-bench [HISTORY [STEPS [N]]]\n");
 		return 2;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tessera/blas.h"
 #include "tessera/loss.h"
 #include "tessera/par.h"
 
@@ -64,6 +65,7 @@ main(int argc, char **argv)
 	float *fl = alloc_floats(FLUSH_BYTES / sizeof(float));
 	double tg_all = 0.0, ts_all = 0.0;
 
+	ts_blas_init(argv); /* may restart the program with better BLAS kernels */
 	if (size < 16 || repeat < 1 || repeat > 100) {
 		fprintf(stderr, "usage: loss-bench [SIZE >= 16 [REPEAT 1..100 [COLD 0|1]]]\n");
 		return 2;

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "tessera/blas.h"
 #include "tessera/ckpt.h"
 #include "tessera/error.h"
 #include "tessera/image.h"
@@ -127,6 +128,7 @@ main(int argc, char **argv)
 	double edge = 0, away = 0, mid = 0;
 	int ne = 0, na = 0, nm = 0;
 
+	ts_blas_init(argv); /* may restart the program with better BLAS kernels */
 	if (argc < 4) {
 		fprintf(stderr, "usage: seams IMAGE TILE OVERLAP [FACTOR [JOB]]\n");
 		return 2;

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "tessera/blas.h"
 #include "tessera/config.h"
 #include "tessera/conv.h"
 #include "tessera/error.h"
@@ -65,6 +67,7 @@ main(int argc, char **argv)
 	struct sigaction sa;
 	int rank, nranks, r, single;
 
+	ts_blas_init(argv); /* may restart the program: before MPI and threads */
 	ts_sched_init(&argc, &argv, &rank, &nranks);
 	ts_config_defaults(&c);
 	if (ts_config_parse(&c, argc, argv) || (!c.show_help && !c.show_version &&
@@ -80,14 +83,20 @@ main(int argc, char **argv)
 	if (c.show_help || c.show_version) {
 		if (rank == 0 && c.show_help)
 			ts_config_usage(stdout);
-		else if (rank == 0)
-			printf("tessera %s\n", TS_VERSION);
+		else if (rank == 0) {
+			printf("tessera %s\nOpenBLAS kernels: %s\n", TS_VERSION, ts_blas_core());
+			if (ts_blas_note())
+				printf("%s\n", ts_blas_note());
+		}
 		ts_config_fini(&c);
 		ts_sched_finalize();
 		return 0;
 	}
 	if (c.threads > 0)
 		ts_conv_set_threads(c.threads);
+	if (rank == 0 && ts_blas_note() && (c.progress == TS_PROGRESS_ON ||
+	                                    (c.progress == TS_PROGRESS_AUTO && isatty(2))))
+		fprintf(stderr, "tessera: %s\n", ts_blas_note());
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;

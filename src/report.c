@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tessera/blas.h"
 #include "tessera/error.h"
 
 struct ts_report {
@@ -202,6 +203,8 @@ ts_report_create(const ts_config *c)
 	if (!(r->root = cJSON_CreateObject()))
 		goto fail;
 	if (!cJSON_AddStringToObject(r->root, "version", TS_VERSION))
+		goto fail;
+	if (!cJSON_AddStringToObject(r->root, "blas_kernels", ts_blas_core()))
 		goto fail;
 	if (!(settings = cJSON_AddObjectToObject(r->root, "settings")))
 		goto fail;
