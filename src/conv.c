@@ -20,6 +20,7 @@
 
 #include "tessera/error.h"
 #include "tessera/par.h"
+#include "direct.h"
 #include "winograd.h"
 
 /* Chunk size: about CHUNK_FLOATS floats of im2col (2 MiB, so a chunk stays in L2
@@ -465,7 +466,9 @@ ts_pool_backward(const float *x, const float *dy, int c, int h, int w, float *dx
 ts_conv_algo
 ts_conv_pick(int ic, int oc)
 {
-	return ic >= 16 && oc >= 16 ? TS_CONV_WINO4 : TS_CONV_IM2COL;
+	if (ic >= 16 && oc >= 16)
+		return TS_CONV_WINO4;
+	return ts_direct_fast() ? TS_CONV_DIRECT : TS_CONV_IM2COL;
 }
 
 size_t
@@ -475,7 +478,7 @@ ts_conv_op_weight_floats(int ic, int oc, ts_conv_algo algo)
 
 	if (algo == TS_CONV_AUTO)
 		algo = ts_conv_pick(ic, oc);
-	if (algo == TS_CONV_IM2COL)
+	if (algo == TS_CONV_IM2COL || algo == TS_CONV_DIRECT)
 		return (size_t)oc * ic * 9;
 	a = (size_t)ts_wino_m(algo) + 2;
 	return a * a * oc * ic;
@@ -507,7 +510,7 @@ prep_item(void *ctx, int o, int thread)
 			for (int k = 0; k < 9; k++)
 				g[k][c] = j->adjoint ? j->wt[((size_t)(c0 + c) * j->ic + o) * 9 + (8 - k)]
 				                     : j->wt[((size_t)o * j->ic + c0 + c) * 9 + k];
-		if (op->algo == TS_CONV_IM2COL) {
+		if (op->algo == TS_CONV_IM2COL || op->algo == TS_CONV_DIRECT) {
 			for (int c = 0; c < nc; c++)
 				for (int k = 0; k < 9; k++)
 					op->w[((size_t)o * oic + c0 + c) * 9 + k] = (float)g[k][c];
@@ -541,6 +544,8 @@ ts_conv_op_ws_floats(const ts_conv_op *op, int h, int w)
 	if (op->algo == TS_CONV_IM2COL) {
 		return (size_t)ts_par_threads() * (ts_conv_ws_floats(op->ic, op->oc, h, w) + w);
 	}
+	if (op->algo == TS_CONV_DIRECT)
+		return ts_direct_ws_floats(op, h, w);
 	return ts_wino_ws_floats(op, h, w);
 }
 
@@ -623,6 +628,8 @@ run_op(const ts_conv_op *op, const float *x, const float *mask, int h, int w, fl
 			return;
 		}
 		ts_par_for(items, i2c_item, &j);
+	} else if (op->algo == TS_CONV_DIRECT) {
+		ts_direct_run(op, x, mask, h, w, y, relu, ws, ws_floats);
 	} else {
 		ts_wino_run(op, x, mask, h, w, y, relu, ws, ws_floats);
 	}

@@ -412,9 +412,12 @@ test_ops(void **state)
 	static const int shapes[][4] = {
 		{ 5, 7, 9, 11 }, { 16, 8, 8, 8 }, { 3, 4, 13, 6 }, { 8, 3, 1, 1 },
 		{ 6, 5, 2, 3 },  { 4, 9, 17, 5 }, { 32, 16, 7, 70 }, { 2, 2, 1, 9 },
+		/* the direct kernel's blocks: outputs 8 + 8 + 5, rows of one strip exactly,
+		 * of one pixel past a strip, of several groups of strips */
+		{ 3, 21, 5, 33 }, { 3, 13, 4, 16 }, { 3, 5, 3, 17 }, { 3, 64, 6, 100 },
 	};
 	static const ts_conv_algo algos[] = { TS_CONV_IM2COL, TS_CONV_WINO2, TS_CONV_WINO4,
-		                              TS_CONV_AUTO };
+		                              TS_CONV_DIRECT, TS_CONV_AUTO };
 
 	(void)state;
 	for (size_t a = 0; a < sizeof algos / sizeof *algos; a++)
@@ -482,6 +485,20 @@ test_threads_same_bits(void **state)
 		free(c);
 		free(g1);
 		free(g);
+	}
+	/* the direct kernel: VGG's first convolution (ReLU fused) and its adjoint (mask
+	 * fused), on 1, 2 and 3 threads */
+	for (int adj = 0; adj < 2; adj++) {
+		size_t nd = (size_t)(adj ? 3 : oc) * h * w;
+
+		for (int t = 1; t <= 3; t++) {
+			ts_par_set_threads(t);
+			rng_state = 778;
+			assert_true(check_op(TS_CONV_DIRECT, adj, 3, oc, h, w, !adj, adj,
+			                     t == 1 ? y1 : y) < 1e-5);
+			if (t > 1)
+				assert_memory_equal(y, y1, nd * sizeof *y);
+		}
 	}
 	ts_par_set_threads(0);
 	free(y1);

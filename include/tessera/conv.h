@@ -63,7 +63,10 @@ void ts_sgemm_serial(int trans_a, int trans_b, int m, int n, int k, float alpha,
  *
  * A ts_conv_op is one 3x3 convolution (pad 1) with its weights laid out for the
  * algorithm that suits its channel counts:
- *  - TS_CONV_IM2COL: im2col + sgemm on row chunks (for 3-channel input or output);
+ *  - TS_CONV_IM2COL: im2col + sgemm on row chunks (for 3-channel input or output
+ *    where TS_CONV_DIRECT is not built in);
+ *  - TS_CONV_DIRECT: a direct AVX-512 kernel, row by row, for few channels on one
+ *    side (VGG's first convolution and its adjoint; direct.c says why);
  *  - TS_CONV_WINO2 / TS_CONV_WINO4: Winograd F(2x2,3x3) / F(4x4,3x3) (Lavin & Gray
  *    2016): the weights are transformed once (in double, rounded to float), input
  *    tiles are transformed to [alpha^2, ic, T] and output tiles come from alpha^2
@@ -78,6 +81,7 @@ typedef enum ts_conv_algo {
 	TS_CONV_IM2COL,
 	TS_CONV_WINO2,
 	TS_CONV_WINO4,
+	TS_CONV_DIRECT,
 } ts_conv_algo;
 
 typedef struct ts_conv_op {
