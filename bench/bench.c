@@ -74,6 +74,7 @@ main(int argc, char **argv)
 	double *times = NULL, total = 0.0, conv = 0.0, loss = 0.0, layers = 0.0;
 	struct rusage ru;
 	size_t n;
+	double prof0[TS_VGG_NLAYERS][3];
 
 	ts_blas_init(argv); /* may restart the program with better BLAS kernels */
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -120,6 +121,8 @@ main(int argc, char **argv)
 		return 1;
 	}
 	ts_objective_eval(obj, x, g, NULL); /* warm-up */
+	for (int i = 0; i < TS_VGG_NLAYERS; i++)
+		ts_vgg_layer_seconds(i, &prof0[i][0], &prof0[i][1], &prof0[i][2]);
 	for (int r = 0; r < repeat; r++) {
 		double t0 = now(), c0 = ts_conv_seconds(), l0 = ts_loss_seconds(), f;
 		double n0 = ts_vgg_layers_seconds();
@@ -131,6 +134,17 @@ main(int argc, char **argv)
 		loss += ts_loss_seconds() - l0;
 		layers += ts_vgg_layers_seconds() - n0;
 		printf("pass %d: %.4f s (loss %.6g)\n", r + 1, times[r], f);
+	}
+	/* where a pass goes, layer by layer (the mean over the passes) */
+	printf("%-8s %9s %9s %9s   (ms per pass)\n", "layer", "forward", "backward", "losses");
+	for (int i = 0; i < TS_VGG_NLAYERS; i++) {
+		double v[3];
+
+		ts_vgg_layer_seconds(i, &v[0], &v[1], &v[2]);
+		for (int k = 0; k < 3; k++)
+			v[k] = 1e3 * (v[k] - prof0[i][k]) / repeat;
+		if (v[0] + v[1] + v[2] >= 0.05)
+			printf("%-8s %9.1f %9.1f %9.1f\n", ts_vgg_layer_name(i), v[0], v[1], v[2]);
 	}
 	printf("OpenBLAS kernels: %s%s%s%s\n", ts_blas_core(), ts_blas_note() ? " (" : "",
 	       ts_blas_note() ? ts_blas_note() : "", ts_blas_note() ? ")" : "");

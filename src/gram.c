@@ -197,7 +197,7 @@ ts_gram_grad_use(int c)
  * (ld PACK_LD), dy with rows ldy apart; m[v]: the lanes of column vector v that exist. */
 static inline void
 grad_panel(const float *s, const float *f, int c, size_t p, const __mmask16 m[3],
-           __m512 alpha, float *dy, size_t ldy)
+           __m512 alpha, float *dy, size_t ldy, const float *frows, int relu)
 {
 	__m512 acc[8][3];
 
@@ -234,15 +234,23 @@ grad_panel(const float *s, const float *f, int c, size_t p, const __mmask16 m[3]
 #pragma GCC unroll 3
 		for (int v = 0; v < 3; v++) {
 			__m512 old = _mm512_maskz_loadu_ps(m[v], d + 16 * v);
+			__m512 sum = _mm512_fmadd_ps(alpha, acc[r][v], old);
 
-			_mm512_mask_storeu_ps(d + 16 * v, m[v], _mm512_fmadd_ps(alpha, acc[r][v], old));
+			if (relu) { /* the ReLU's mask: f itself, row r of the block */
+				const float *fr = frows + (size_t)r * PACK_LD + p + 16 * v;
+				__mmask16 pos = _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m[v], fr),
+				                                   _mm512_setzero_ps(), _CMP_GT_OQ);
+
+				sum = _mm512_maskz_mov_ps(pos, sum);
+			}
+			_mm512_mask_storeu_ps(d + 16 * v, m[v], sum);
 		}
 	}
 }
 
 void
 ts_gram_grad(const float *s, const float *f, int c, size_t ld, size_t p0, size_t p1,
-             float alpha, float *dy, float *pack)
+             float alpha, float *dy, float *pack, int relu)
 {
 	__m512 a = _mm512_set1_ps(alpha);
 
@@ -261,8 +269,13 @@ ts_gram_grad(const float *s, const float *f, int c, size_t ld, size_t p0, size_t
 					m[v] = left >= 16 ? (__mmask16)0xFFFF
 					                  : (__mmask16)((1u << left) - 1u);
 				}
-				grad_panel(s + (size_t)i * c, pack, c, p, m, a,
-				           dy + (size_t)i * ld + q0, ld);
+				if (relu)
+					grad_panel(s + (size_t)i * c, pack, c, p, m, a,
+					           dy + (size_t)i * ld + q0, ld,
+					           pack + (size_t)i * PACK_LD, 1);
+				else
+					grad_panel(s + (size_t)i * c, pack, c, p, m, a,
+					           dy + (size_t)i * ld + q0, ld, NULL, 0);
 			}
 		}
 	}
@@ -290,7 +303,7 @@ ts_gram_grad_use(int c)
 
 void
 ts_gram_grad(const float *s, const float *f, int c, size_t ld, size_t p0, size_t p1,
-             float alpha, float *dy, float *pack)
+             float alpha, float *dy, float *pack, int relu)
 {
 	TS_ASSERT(!"ts_gram_grad without AVX-512");
 }

@@ -37,8 +37,9 @@ int ts_gram_grad_use(int c);
 /* dy[:, p0:p1] += alpha * s f[:, p0:p1] for s [c, c], f and dy [c, ld] (row-major):
  * the style gradient of a Gram loss; f's columns are copied, block by block, to pack
  * (ts_gram_pack_floats(c) floats of scratch).  Each entry of dy gets its c products
- * in order, so any split of the columns gives the same bits. */
+ * in order, so any split of the columns gives the same bits.  With relu, f being a
+ * ReLU's output, the ReLU's backward pass follows on the way: dy = 0 where f <= 0. */
 void ts_gram_grad(const float *s, const float *f, int c, size_t ld, size_t p0, size_t p1,
-                  float alpha, float *dy, float *pack);
+                  float alpha, float *dy, float *pack, int relu);
 
 #endif

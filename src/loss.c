@@ -269,7 +269,7 @@ ts_gram(const float *f, int c, int hw, float *g, float *ws)
 struct grad_job {
 	const float *s, *f;
 	float *grad, *pack;
-	int c, hw, nb;
+	int c, hw, nb, relu;
 	size_t panels; /* of 48 columns */
 	float alpha;
 };
@@ -283,21 +283,23 @@ grad_item(void *ctx, int b, int thread)
 
 	(void)thread;
 	ts_gram_grad(j->s, j->f, j->c, (size_t)j->hw, p0, p1 < (size_t)j->hw ? p1 : (size_t)j->hw,
-	             j->alpha, j->grad, j->pack + (size_t)b * ts_gram_pack_floats(j->c));
+	             j->alpha, j->grad, j->pack + (size_t)b * ts_gram_pack_floats(j->c), j->relu);
 }
 
-static void
+/* Returns whether the ReLU mask (relu: asked for) was applied too. */
+static int
 style_grad(const float *s, const float *f, int c, int hw, float alpha, float *grad,
-           float *pack)
+           float *pack, int relu)
 {
-	struct grad_job j = { s, f, grad, pack, c, hw, grad_items(hw), ((size_t)hw + 47) / 48,
-		              alpha };
+	struct grad_job j = { s, f, grad, pack, c, hw, grad_items(hw), relu,
+		              ((size_t)hw + 47) / 48, alpha };
 
 	if (!ts_gram_grad_use(c)) {
 		ts_sgemm(0, 0, c, hw, c, alpha, s, c, f, hw, 1.0f, grad, hw);
-		return;
+		return 0;
 	}
 	ts_par_for(j.nb, grad_item, &j);
+	return relu;
 }
 
 size_t
@@ -310,9 +312,17 @@ double
 ts_loss_style(const float *f, int c, int hw, const float *t, float weight, float *ws,
               float *grad)
 {
+	return ts_loss_style_masked(f, c, hw, t, weight, ws, grad, NULL);
+}
+
+double
+ts_loss_style_masked(const float *f, int c, int hw, const float *t, float weight, float *ws,
+                     float *grad, int *relu)
+{
 	size_t cc = (size_t)c * (size_t)c;
 	double sum = 0.0, t0 = ts_now();
 	double dscale = 2.0 / (double)cc;
+	int done = 0;
 
 	TS_ASSERT(f && t && ws && c > 0 && hw > 0);
 	ts_gram(f, c, hw, ws, ws + cc); /* ws: [c, c] = G */
@@ -347,8 +357,11 @@ ts_loss_style(const float *f, int c, int hw, const float *t, float weight, float
 			}
 		}
 		/* grad: [c, hw] += weight * 2 * sym(dL/dG) [c, c] * F [c, hw] / (c hw) */
-		style_grad(ws, f, c, hw, (float)(2.0 * weight / ((double)c * hw)), grad, ws + cc);
+		done = style_grad(ws, f, c, hw, (float)(2.0 * weight / ((double)c * hw)), grad,
+		                  ws + cc, relu && *relu);
 	}
+	if (relu)
+		*relu = done;
 	loss_seconds += ts_now() - t0;
 	return sum / (double)cc;
 }

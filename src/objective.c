@@ -335,12 +335,20 @@ struct eval_ctx {
 
 /* The content and style losses of one layer; grad (NULL: values only) receives
  * their weighted gradients on top of what it holds. */
-static void
-layer_losses(void *ctx, int layer, const float *f, int c, int fh, int fw, float *grad)
+static int
+layer_losses(void *ctx, int layer, const float *f, int c, int fh, int fw, float *grad,
+             int relu)
 {
 	struct eval_ctx *e = ctx;
 	ts_objective *o = e->o;
 	const ts_objective_params *p = &o->p;
+	int last = -1, masked = 0;
+
+	/* the layer's last loss (a style term, after the content terms) may do the ReLU's
+	 * backward pass on its way */
+	for (int i = 0; i < p->style_layers.n; i++)
+		if (p->style_layers.layer[i] == layer)
+			last = i;
 
 	for (int i = 0; i < p->content_layers.n; i++) {
 		double wt = p->content_weight * p->content_layers.w[i];
@@ -356,9 +364,11 @@ layer_losses(void *ctx, int layer, const float *f, int c, int fh, int fw, float 
 			continue;
 		if (p->normalize_style)
 			wt /= o->targets->meansq[i] > 0 ? o->targets->meansq[i] : 1.0;
-		e->style[i] = ts_loss_style(f, c, fh * fw, o->targets->gram[i], (float)wt,
-		                            o->gram_ws, grad);
+		masked = relu && grad && i == last;
+		e->style[i] = ts_loss_style_masked(f, c, fh * fw, o->targets->gram[i], (float)wt,
+		                                   o->gram_ws, grad, &masked);
 	}
+	return masked;
 }
 
 double
@@ -387,7 +397,7 @@ ts_objective_eval(ts_objective *o, const float *x, float *grad, ts_loss_parts *p
 				if (seen[l]++)
 					continue;
 				f = ts_vgg_feature(o->run, l, &c, &fh, &fw);
-				layer_losses(&e, l, f, c, fh, fw, NULL);
+				layer_losses(&e, l, f, c, fh, fw, NULL, 0);
 			}
 		}
 	}

@@ -435,11 +435,25 @@ ts_vgg_run_destroy(ts_vgg_run *r)
 
 /* Seconds in forward/backward, and in the convolutions and losses they ran. */
 static double net_seconds, net_inner_seconds;
+/* per layer: forward, backward (the layer's own gradient), the taps' losses */
+static double layer_fwd[TS_VGG_NLAYERS], layer_bwd[TS_VGG_NLAYERS], layer_tap[TS_VGG_NLAYERS];
 
 double
 ts_vgg_layers_seconds(void)
 {
 	return net_seconds - net_inner_seconds;
+}
+
+void
+ts_vgg_layer_seconds(int layer, double *fwd, double *bwd, double *tap)
+{
+	TS_ASSERT(layer >= 0 && layer < TS_VGG_NLAYERS);
+	if (fwd)
+		*fwd = layer_fwd[layer];
+	if (bwd)
+		*bwd = layer_bwd[layer];
+	if (tap)
+		*tap = layer_tap[layer];
 }
 
 void
@@ -471,6 +485,7 @@ ts_vgg_forward(ts_vgg_run *r, const float *img)
 	}
 	for (int i = 0; i <= r->last; i++) {
 		ts_layer_kind k = ts_vgg_layer_kind(i);
+		double tl = ts_now();
 
 		if (k == TS_LAYER_CONV) {
 			int ci = ts_vgg_layer_conv(i);
@@ -497,6 +512,7 @@ ts_vgg_forward(ts_vgg_run *r, const float *img)
 			w /= 2;
 		}
 		x = r->out[i];
+		layer_fwd[i] += ts_now() - tl;
 	}
 	net_seconds += ts_now() - t0;
 	net_inner_seconds += ts_conv_seconds() - c0;
@@ -532,20 +548,27 @@ ts_vgg_backward(ts_vgg_run *r, ts_vgg_tap_fn tap, void *ctx, float *dimg)
 		int ic = i > 0 ? r->c[i - 1] : 3;
 		int ih = i > 0 ? r->lh[i - 1] : r->h, iw = i > 0 ? r->lw[i - 1] : r->w;
 		size_t n = layer_size(r, i);
+		double tl = ts_now(), tt;
 
 		if (k == TS_LAYER_RELU) {
 			const float *y = r->out[i];
+			int done = r->tapped[i] && tap(ctx, i, y, r->c[i], r->lh[i], r->lw[i], cur, 1);
 
-			if (r->tapped[i])
-				tap(ctx, i, r->out[i], r->c[i], r->lh[i], r->lw[i], cur);
-			if (r->tapped[i - 1])
+			tt = ts_now();
+			layer_tap[i] += tt - tl;
+			if (done) /* the tap did the ReLU's backward pass */
+				;
+			else if (r->tapped[i - 1])
 				ts_relu_backward(y, cur, n); /* the conv's own gradient adds after */
 			else
 				mask = y; /* fused into the conv's backward */
+			layer_bwd[i] += ts_now() - tt;
 			continue;
 		}
 		if (r->tapped[i])
-			tap(ctx, i, r->out[i], r->c[i], r->lh[i], r->lw[i], cur);
+			tap(ctx, i, r->out[i], r->c[i], r->lh[i], r->lw[i], cur, 0);
+		tt = ts_now();
+		layer_tap[i] += tt - tl;
 		if (k == TS_LAYER_CONV) {
 			int ci = ts_vgg_layer_conv(i);
 
@@ -558,6 +581,7 @@ ts_vgg_backward(ts_vgg_run *r, ts_vgg_tap_fn tap, void *ctx, float *dimg)
 		t = cur;
 		cur = other;
 		other = t;
+		layer_bwd[i] += ts_now() - tt;
 	}
 	/* cur: d loss / d in [3, h, w] -> d loss / d img through the input mapping */
 	for (int k = 0; k < 3; k++) {

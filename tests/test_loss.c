@@ -426,6 +426,61 @@ tv_case(int h, int w)
 	free(base);
 }
 
+/* ts_loss_style_masked: with the ReLU asked for, the gradient is ts_loss_style's with
+ * the mask of f applied, to the bit, whether the kernel did it (few channels, AVX-512)
+ * or left it to the caller (it says which); without the ask, nothing is masked. */
+static void
+masked_case(int c, int hw)
+{
+	size_t nf = (size_t)c * hw, cc = (size_t)c * c;
+	float *f = malloc(nf * sizeof *f), *g1 = malloc(nf * sizeof *g1);
+	float *g2 = malloc(nf * sizeof *g2), *t = malloc(cc * sizeof *t);
+	float *ws = malloc(ts_loss_style_ws_floats(c, hw) * sizeof *ws);
+	double v1, v2;
+	int relu = 1, zeros = 0;
+
+	assert_true(f && g1 && g2 && t && ws);
+	fill(f, nf, -1.0f, 2.0f);
+	for (size_t i = 0; i < nf; i++) /* a ReLU's output: a third of it zero */
+		f[i] = f[i] > 0.0f ? f[i] : 0.0f;
+	fill(t, cc, 0.0f, 2.0f);
+	fill(g1, nf, -1.0f, 1.0f);
+	memcpy(g2, g1, nf * sizeof *g1);
+	v1 = ts_loss_style(f, c, hw, t, 1.5f, ws, g1);
+	v2 = ts_loss_style_masked(f, c, hw, t, 1.5f, ws, g2, &relu);
+	assert_true(v1 == v2);
+	for (size_t i = 0; i < nf; i++) {
+		zeros += f[i] <= 0.0f;
+		if (!relu || f[i] > 0.0f)
+			assert_true(g2[i] == g1[i]);
+		else
+			assert_true(g2[i] == 0.0f);
+	}
+	assert_true(zeros > (int)(nf / 5));
+#ifdef __AVX512F__
+	if (c <= 128 && c % 8 == 0) /* the kernel's range (gram.c) */
+		assert_int_equal(relu, 1);
+#endif
+	relu = 0;
+	memcpy(g2, g1, nf * sizeof *g1);
+	ts_loss_style_masked(f, c, hw, t, 1.5f, ws, g2, &relu);
+	assert_int_equal(relu, 0);
+	free(f);
+	free(g1);
+	free(g2);
+	free(t);
+	free(ws);
+}
+
+static void
+test_style_masked(void **state)
+{
+	(void)state;
+	masked_case(64, 5000); /* gram.c's kernel where built in */
+	masked_case(24, 777);
+	masked_case(256, 300); /* sgemm: the caller masks */
+}
+
 static void
 test_tv(void **state)
 {
@@ -566,6 +621,7 @@ main(void)
 		cmocka_unit_test(test_style_random_target),
 		cmocka_unit_test(test_style_gram_target),
 		cmocka_unit_test(test_style_grad_shapes),
+		cmocka_unit_test(test_style_masked),
 		cmocka_unit_test(test_tv),
 		cmocka_unit_test(test_tv_known_values),
 		cmocka_unit_test(test_blocks_thread_invariant),

@@ -473,25 +473,34 @@ run_loss(ts_vgg_run *r, const float *img, const int *taps, int ntap, float *cons
 	return s;
 }
 
-/* The backward callback of check_gradient: layer taps[t] adds rl[t]. */
+/* The backward callback of check_gradient: layer taps[t] adds rl[t]; with
+ * apply_relu, at a ReLU it also does the ReLU's backward pass itself, as the style
+ * loss's kernel may. */
 struct add_ctx {
 	const int *taps;
 	int ntap;
 	float **rl;
 	int calls;
+	int apply_relu;
 };
 
-static void
-add_tapped(void *ctx, int layer, const float *feat, int c, int fh, int fw, float *grad)
+static int
+add_tapped(void *ctx, int layer, const float *feat, int c, int fh, int fw, float *grad,
+           int relu)
 {
 	struct add_ctx *a = ctx;
+	size_t n = (size_t)c * fh * fw;
 
-	(void)feat;
 	a->calls++;
 	for (int t = 0; t < a->ntap; t++)
 		if (a->taps[t] == layer)
-			for (size_t j = 0; j < (size_t)c * fh * fw; j++)
+			for (size_t j = 0; j < n; j++)
 				grad[j] += a->rl[t][j];
+	if (!relu || !a->apply_relu)
+		return 0;
+	for (size_t j = 0; j < n; j++)
+		grad[j] = feat[j] > 0.0f ? grad[j] : 0.0f;
+	return 1;
 }
 
 static void
@@ -528,10 +537,17 @@ check_gradient(ts_input_mode input, ts_pool_mode pool, const char *const *names,
 			rl[t][j] = (float)urand(-1, 1);
 	}
 	{
-		struct add_ctx a = { taps, ntap, rl, 0 };
+		struct add_ctx a = { taps, ntap, rl, 0, 0 };
+		float *d2 = malloc((size_t)3 * h * w * sizeof *d2);
 
 		ts_vgg_backward(r, add_tapped, &a, dimg);
 		assert_int_equal(a.calls, ntap); /* each tapped layer once */
+		/* a tap that does its ReLU's backward pass changes nothing, to the bit */
+		assert_non_null(d2);
+		a.apply_relu = 1;
+		ts_vgg_backward(r, add_tapped, &a, d2);
+		assert_memory_equal(d2, dimg, (size_t)3 * h * w * sizeof *d2);
+		free(d2);
 	}
 	for (size_t j = 0; j < (size_t)3 * h * w; j++)
 		g_rms += (double)dimg[j] * dimg[j];
@@ -643,7 +659,7 @@ test_layers_seconds(void **state)
 	assert_non_null(rl[0] = calloc((size_t)c * fh * fw, sizeof(float)));
 	{
 		int taps[1] = { tl };
-		struct add_ctx a = { taps, 1, rl, 0 };
+		struct add_ctx a = { taps, 1, rl, 0, 0 };
 
 		ts_vgg_backward(r, add_tapped, &a, dimg);
 	}

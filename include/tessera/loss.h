@@ -31,6 +31,12 @@ size_t ts_loss_style_ws_floats(int c, int hw);
  * grad (may be NULL): [c, hw], grad += weight * d/df. */
 double ts_loss_style(const float *f, int c, int hw, const float *t, float weight,
                      float *ws, float *grad);
+/* ts_loss_style, and where its gradient kernel can do it on the way (few channels,
+ * AVX-512), the backward pass of the ReLU whose output f is: grad = 0 where f <= 0.
+ * relu: 1 on entry asks for it; on return 1 if it was done, 0 if the caller still has
+ * to apply the mask. */
+double ts_loss_style_masked(const float *f, int c, int hw, const float *t, float weight,
+                            float *ws, float *grad, int *relu);
 
 /* Total variation of x [3, h, w].  grad (may be NULL): grad += weight * d/dx. */
 double ts_loss_tv(const float *x, int h, int w, float weight, float *grad);

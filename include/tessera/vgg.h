@@ -85,6 +85,11 @@ void ts_vgg_forward(ts_vgg_run *r, const float *img);
  * convolutions and the losses run from the taps: the network's other layers (pooling,
  * ReLU copies and masks, the input mapping).  Main thread only. */
 double ts_vgg_layers_seconds(void);
+/* Wall seconds this process has spent on one layer: its forward pass, its backward
+ * pass (the layer's own gradient: a conv's adjoint, a pool's or ReLU's backward), and
+ * the losses tapped at it (run from the backward sweep).  Main thread only; for the
+ * benchmark's profile. */
+void ts_vgg_layer_seconds(int layer, double *fwd, double *bwd, double *tap);
 
 /* Features of a tapped layer after ts_vgg_forward: [c, fh, fw]. */
 const float *ts_vgg_feature(const ts_vgg_run *r, int layer, int *c, int *fh, int *fw);
@@ -92,9 +97,12 @@ const float *ts_vgg_feature(const ts_vgg_run *r, int layer, int *c, int *fh, int
 /* What the backward sweep calls at each tapped layer, deepest first: feat [c, fh, fw]
  * are the layer's features from the forward pass, grad [c, fh, fw] holds d loss /
  * d feat of everything above the layer (zeros at the deepest one), and the callback
- * adds the gradient of its own losses of that layer into grad. */
-typedef void (*ts_vgg_tap_fn)(void *ctx, int layer, const float *feat, int c, int fh,
-                              int fw, float *grad);
+ * adds the gradient of its own losses of that layer into grad.  relu: the layer is a
+ * ReLU (feat its output), whose backward pass comes next; the callback may do it
+ * itself on the way (grad = 0 where feat <= 0, after adding its own) and return 1, so
+ * that the sweep skips it.  Otherwise it returns 0. */
+typedef int (*ts_vgg_tap_fn)(void *ctx, int layer, const float *feat, int c, int fh,
+                             int fw, float *grad, int relu);
 
 /* Back-propagate to the image, collecting the tapped layers' gradients from tap on
  * the way (so they cost no buffers of their own and no extra pass): dimg [3, h, w] is
