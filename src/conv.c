@@ -461,6 +461,119 @@ ts_pool_backward(const float *x, const float *dy, int c, int h, int w, float *dx
 	ts_par_for(c, pool_bwd_item, &j);
 }
 
+/* Pooling that keeps one byte per output: bit k (k = 0..3, the 2x2 window in row-major
+ * order) says input k is > 0, and for max pooling bits 4-5 give the position of the
+ * window's first maximum (the one ts_pool_backward gives the gradient to).  The
+ * backward pass then reads that byte instead of the four inputs, and can do the
+ * backward pass of the ReLU before the pool on the way, so that the convolution
+ * below reads no mask. */
+struct pool_idx_job {
+	const float *x, *dy;
+	float *out;
+	unsigned char *idx;
+	const unsigned char *cidx;
+	int h, w, relu;
+	ts_pool_mode mode;
+};
+
+static void
+pool_idx_fwd_item(void *ctx, int k, int thread)
+{
+	const struct pool_idx_job *j = ctx;
+	int h = j->h, w = j->w, oh = h / 2, ow = w / 2;
+	const float *xc = j->x + (size_t)k * h * w;
+	float *yc = j->out + (size_t)k * oh * ow;
+	unsigned char *ic = j->idx + (size_t)k * oh * ow;
+
+	(void)thread;
+	for (int i = 0; i < oh; i++) {
+		const float *a = xc + (size_t)2 * i * w, *b = a + w;
+		float *yr = yc + (size_t)i * ow;
+		unsigned char *ir = ic + (size_t)i * ow;
+
+		for (int q = 0; q < ow; q++) {
+			float p = a[2 * q], u = a[2 * q + 1], r = b[2 * q], t = b[2 * q + 1];
+			int pos = (p > 0.0f) | (u > 0.0f) << 1 | (r > 0.0f) << 2 | (t > 0.0f) << 3;
+
+			if (j->mode == TS_POOL_AVG) {
+				yr[q] = 0.25f * ((p + u) + (r + t));
+				ir[q] = (unsigned char)pos;
+			} else {
+				float m = p;
+				int at = 0;
+
+				/* the comparisons of ts_pool_forward and ts_pool_backward */
+				if (u > m)
+					m = u, at = 1;
+				if (r > m)
+					m = r, at = 2;
+				if (t > m)
+					m = t, at = 3;
+				yr[q] = m;
+				ir[q] = (unsigned char)(pos | at << 4);
+			}
+		}
+	}
+}
+
+void
+ts_pool_forward_idx(const float *x, int c, int h, int w, float *y, unsigned char *idx,
+                    ts_pool_mode mode)
+{
+	struct pool_idx_job j = { x, NULL, y, idx, NULL, h, w, 0, mode };
+
+	ts_par_for(c, pool_idx_fwd_item, &j);
+}
+
+static void
+pool_idx_bwd_item(void *ctx, int k, int thread)
+{
+	const struct pool_idx_job *j = ctx;
+	int h = j->h, w = j->w, oh = h / 2, ow = w / 2;
+	const unsigned char *ic = j->cidx + (size_t)k * oh * ow;
+	const float *dyc = j->dy + (size_t)k * oh * ow;
+	float *dxc = j->out + (size_t)k * h * w;
+	int all = j->relu ? 0 : 15; /* inputs that pass the gradient, besides the > 0 */
+
+	(void)thread;
+	for (int i = 0; i < oh; i++) {
+		float *da = dxc + (size_t)2 * i * w, *db = da + w;
+		const float *g = dyc + (size_t)i * ow;
+		const unsigned char *ir = ic + (size_t)i * ow;
+
+		for (int q = 0; q < ow; q++) {
+			int on = (ir[q] | all) & 15;
+			float v;
+
+			if (j->mode == TS_POOL_AVG) {
+				v = 0.25f * g[q];
+			} else {
+				on &= 1 << (ir[q] >> 4); /* the maximum only */
+				v = g[q];
+			}
+			da[2 * q] = on & 1 ? v : 0.0f;
+			da[2 * q + 1] = on & 2 ? v : 0.0f;
+			db[2 * q] = on & 4 ? v : 0.0f;
+			db[2 * q + 1] = on & 8 ? v : 0.0f;
+		}
+		if (w & 1) {
+			da[w - 1] = 0.0f;
+			db[w - 1] = 0.0f;
+		}
+	}
+	if (h & 1)
+		memset(dxc + (size_t)(h - 1) * w, 0, (size_t)w * sizeof *dxc);
+}
+
+void
+ts_pool_backward_idx(const unsigned char *idx, const float *dy, int c, int h, int w,
+                     float *dx, ts_pool_mode mode, int relu)
+{
+	struct pool_idx_job j = { NULL, dy, dx, NULL, idx, h, w, relu, mode };
+
+	ts_par_for(c, pool_idx_bwd_item, &j);
+}
+
 /* ---- Prepared convolutions (ts_conv_op) ------------------------------------------ */
 
 ts_conv_algo

@@ -245,6 +245,8 @@ struct ts_vgg_run {
 	float *in;                      /* [3, h, w] network input (after the mapping) */
 	float *out[TS_VGG_NLAYERS];     /* [c, lh, lw] output of each layer (an untapped
 	                                 * conv shares its ReLU's buffer) */
+	unsigned char *pidx[TS_VGG_NLAYERS]; /* a pool's [c, lh, lw] bytes of what its inputs
+	                                      * were (ts_pool_forward_idx) */
 	float *g0, *g1;                 /* ping-pong [largest layer] for the sweep */
 	ts_conv_op fwd[TS_VGG_NCONV];   /* each convolution, prepared for its algorithm */
 	ts_conv_op adj[TS_VGG_NCONV];   /* and its input gradient */
@@ -309,6 +311,12 @@ layout(ts_vgg_run *r, float *mem)
 			TAKE(r->out[i], n);
 		if (k == TS_LAYER_RELU && !r->tapped[i - 1])
 			r->out[i - 1] = r->out[i];
+		if (k == TS_LAYER_POOL) { /* bytes */
+			float *p;
+
+			TAKE(p, (n + 3) / 4);
+			r->pidx[i] = (unsigned char *)p;
+		}
 	}
 	TAKE(r->g0, maxn);
 	TAKE(r->g1, maxn);
@@ -507,7 +515,7 @@ ts_vgg_forward(ts_vgg_run *r, const float *img)
 					dst[j] = src[j] > 0.0f ? src[j] : 0.0f;
 			}
 		} else {
-			ts_pool_forward(x, c, h, w, r->out[i], r->pool);
+			ts_pool_forward_idx(x, c, h, w, r->out[i], r->pidx[i], r->pool);
 			h /= 2;
 			w /= 2;
 		}
@@ -538,6 +546,7 @@ ts_vgg_backward(ts_vgg_run *r, ts_vgg_tap_fn tap, void *ctx, float *dimg)
 	const ts_vgg *net = r->net;
 	float *cur = r->g0, *other = r->g1, *t;
 	const float *mask = NULL; /* a ReLU output whose mask the next conv applies */
+	int premasked = 0;        /* the gradient is masked by the ReLU below already */
 	size_t hw = (size_t)r->h * r->w;
 
 	/* cur: d loss / d out[i] for the layer i being passed; the losses of a tapped
@@ -552,11 +561,15 @@ ts_vgg_backward(ts_vgg_run *r, ts_vgg_tap_fn tap, void *ctx, float *dimg)
 
 		if (k == TS_LAYER_RELU) {
 			const float *y = r->out[i];
-			int done = r->tapped[i] && tap(ctx, i, y, r->c[i], r->lh[i], r->lw[i], cur, 1);
+			/* premasked: the pool above did the backward pass (the ReLU is not
+			 * tapped); else the tap may do it */
+			int done = premasked ||
+			           (r->tapped[i] && tap(ctx, i, y, r->c[i], r->lh[i], r->lw[i], cur, 1));
 
 			tt = ts_now();
 			layer_tap[i] += tt - tl;
-			if (done) /* the tap did the ReLU's backward pass */
+			premasked = 0;
+			if (done) /* the pool or the tap did the ReLU's backward pass */
 				;
 			else if (r->tapped[i - 1])
 				ts_relu_backward(y, cur, n); /* the conv's own gradient adds after */
@@ -575,8 +588,10 @@ ts_vgg_backward(ts_vgg_run *r, ts_vgg_tap_fn tap, void *ctx, float *dimg)
 			ts_conv_op_run(&r->adj[ci], cur, mask, ih, iw, other, 0, r->ws, r->ws_floats);
 			mask = NULL;
 		} else {
-			/* a pool always follows a ReLU, whose output is kept */
-			ts_pool_backward(r->out[i - 1], cur, ic, ih, iw, other, r->pool);
+			/* a pool always follows a ReLU; the pool does that ReLU's backward pass
+			 * too unless the ReLU is tapped (its losses add their gradient first) */
+			premasked = !r->tapped[i - 1];
+			ts_pool_backward_idx(r->pidx[i], cur, ic, ih, iw, other, r->pool, premasked);
 		}
 		t = cur;
 		cur = other;

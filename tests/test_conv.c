@@ -354,6 +354,56 @@ test_pool_values(void **state)
 	assert_true(dx[10] == 0.0f && dx[29] == 0.0f && dx[22] == 1.0f);
 }
 
+/* Pooling by index: the same bits as ts_pool_forward and ts_pool_backward (then the
+ * ReLU mask, with relu), both modes, on values with many ties, zeros and negatives,
+ * odd sizes included. */
+static void
+test_pool_index(void **state)
+{
+	static const int sizes[][3] = { { 3, 8, 10 }, { 2, 7, 9 }, { 5, 1, 6 }, { 4, 33, 17 } };
+
+	(void)state;
+	for (int mode = TS_POOL_AVG; mode <= TS_POOL_MAX; mode++) {
+		for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+			int c = sizes[k][0], h = sizes[k][1], w = sizes[k][2];
+			size_t nx = (size_t)c * h * w, ny = (size_t)c * (h / 2) * (w / 2);
+			float *x = malloc(nx * sizeof *x), *y1 = malloc((ny + 1) * sizeof *y1);
+			float *y2 = malloc((ny + 1) * sizeof *y2), *dy = rand_buf(ny + 1, -1, 1);
+			float *dx1 = malloc(nx * sizeof *dx1), *dx2 = malloc(nx * sizeof *dx2);
+			unsigned char *idx = malloc(ny + 1);
+			int seen[4] = { 0 };
+
+			assert_true(x && y1 && y2 && dx1 && dx2 && idx);
+			for (size_t i = 0; i < nx; i++) /* -1, -0.5, 0, 0.5, 1: ties everywhere */
+				x[i] = 0.5f * (float)((int)urand(0, 5) - 2);
+			ts_pool_forward(x, c, h, w, y1, (ts_pool_mode)mode);
+			ts_pool_forward_idx(x, c, h, w, y2, idx, (ts_pool_mode)mode);
+			assert_memory_equal(y1, y2, ny * sizeof *y1);
+			for (size_t i = 0; i < ny; i++)
+				seen[idx[i] >> 4]++;
+			for (int relu = 0; relu < 2; relu++) {
+				ts_pool_backward(x, dy, c, h, w, dx1, (ts_pool_mode)mode);
+				if (relu)
+					ts_relu_backward(x, dx1, nx);
+				for (size_t i = 0; i < nx; i++)
+					dx2[i] = 123.0f;
+				ts_pool_backward_idx(idx, dy, c, h, w, dx2, (ts_pool_mode)mode, relu);
+				assert_memory_equal(dx1, dx2, nx * sizeof *dx1);
+			}
+			if (mode == TS_POOL_MAX && ny >= 64) /* maxima in every position */
+				for (int v = 0; v < 4; v++)
+					assert_true(seen[v] > 0);
+			free(x);
+			free(y1);
+			free(y2);
+			free(dy);
+			free(dx1);
+			free(dx2);
+			free(idx);
+		}
+	}
+}
+
 /* One prepared op, run on x (masked when mask is given), checked against the naive
  * references: forward (with bias, ReLU) or adjoint (the input gradient).  Returns the
  * relative error; y receives the op's output. */
@@ -512,6 +562,7 @@ main(void)
 		cmocka_unit_test(test_forward_small), cmocka_unit_test(test_chunks),
 		cmocka_unit_test(test_conv_backward), cmocka_unit_test(test_relu),
 		cmocka_unit_test(test_pool),          cmocka_unit_test(test_pool_values),
+		cmocka_unit_test(test_pool_index),
 		cmocka_unit_test(test_ops),           cmocka_unit_test(test_threads_same_bits),
 	};
 

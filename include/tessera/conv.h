@@ -39,6 +39,16 @@ void ts_pool_forward(const float *x, int c, int h, int w, float *y, ts_pool_mode
  * (read only for max pooling: the gradient goes to the first maximum). */
 void ts_pool_backward(const float *x, const float *dy, int c, int h, int w, float *dx,
                       ts_pool_mode mode);
+/* ts_pool_forward, also writing idx [c, h/2, w/2]: per output, bit k (the 2x2 window
+ * in row-major order) set when input k is > 0, and for max pooling the position of the
+ * window's maximum (0..3, the one ts_pool_backward gives the gradient to) in bits 4-5. */
+void ts_pool_forward_idx(const float *x, int c, int h, int w, float *y, unsigned char *idx,
+                         ts_pool_mode mode);
+/* ts_pool_backward from idx instead of x; with relu, also the backward pass of a ReLU
+ * before the pool (x its output): only inputs > 0 get a gradient.  The same bits as
+ * ts_pool_backward followed by the mask. */
+void ts_pool_backward_idx(const unsigned char *idx, const float *dy, int c, int h, int w,
+                          float *dx, ts_pool_mode mode, int relu);
 
 /* Threads the kernels use from now on (see par.h; n < 1: the default). */
 void ts_conv_set_threads(int n);
