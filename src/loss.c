@@ -168,13 +168,14 @@ ts_gram_ws_floats(int c, int hw)
 {
 	size_t gram, grad;
 
+	/* the Gram's partial sums (and with gram.c's kernel a packing buffer per block);
+	 * after the Gram the same floats hold the style gradient's packing buffers */
 	if (use_panels(c, hw))
-		return 1;
-	if (!ts_gram_tiles_use(c))
-		return (size_t)gram_blocks(c, hw) * part_floats(c);
-	/* the partial Grams and a packing buffer per block; after the Gram the same
-	 * floats hold the style gradient's packing buffers */
-	gram = (size_t)gram_blocks(c, hw) * (part_floats(c) + ts_gram_pack_floats(c));
+		gram = 1;
+	else if (!ts_gram_tiles_use(c))
+		gram = (size_t)gram_blocks(c, hw) * part_floats(c);
+	else
+		gram = (size_t)gram_blocks(c, hw) * (part_floats(c) + ts_gram_pack_floats(c));
 	grad = ts_gram_grad_use(c) ? (size_t)grad_items(hw) * ts_gram_pack_floats(c) : 0;
 	return gram > grad ? gram : grad;
 }
