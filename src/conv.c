@@ -10,9 +10,9 @@
  * Invariants: nothing here allocates; im2col and col2im treat the one-pixel zero
  * border apart from the interior so the inner loops are plain copies and sums; the
  * chunking depends only on the shapes, so results are the same bits for every call
- * and every thread count.  With par.c (which only keeps OpenBLAS single-threaded),
- * the only file that includes cblas.h: the rest reaches BLAS through ts_sgemm,
- * ts_sgemm_serial and ts_ssyrk_upper. */
+ * and every thread count.  With par.c and blas.c (which only set OpenBLAS up: one
+ * thread, the right kernels), the only file that includes cblas.h: the rest reaches
+ * BLAS through ts_sgemm, ts_sgemm_serial and ts_ssyrk_upper. */
 #include "tessera/conv.h"
 
 #include <cblas.h>
