@@ -67,6 +67,14 @@ bt4(const float *restrict d0, const float *restrict d1, const float *restrict d2
 	}
 }
 
+/* dst = src where msk > 0, else 0 (a ReLU's backward pass on the way in). */
+static void __attribute__((noinline))
+mask_copy(const float *restrict src, const float *restrict msk, float *restrict dst, int n)
+{
+	for (int q = 0; q < n; q++)
+		dst[q] = msk[q] > 0.0f ? src[q] : 0.0f;
+}
+
 /* A^T for m = 4: four outputs from six inputs. */
 static void __attribute__((noinline))
 at4(const float *restrict p0, const float *restrict p1, const float *restrict p2,
@@ -253,8 +261,7 @@ wino_in_item(void *ctx, int c, int thread)
 				src = xc + (size_t)iy * j->w + x0;
 				if (mc) {
 					msk = mc + (size_t)iy * j->w + x0;
-					for (int q = qa; q < qb; q++)
-						dst[q] = msk[q] > 0.0f ? src[q] : 0.0f;
+					mask_copy(src + qa, msk + qa, dst + qa, qb - qa);
 				} else {
 					memcpy(dst + qa, src + qa, (size_t)(qb - qa) * sizeof *dst);
 				}
