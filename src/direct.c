@@ -212,7 +212,7 @@ size_t
 ts_direct_ws_floats(const ts_conv_op *op, int h, int w)
 {
 	(void)h;
-	return (size_t)ts_par_threads() * op->ic * (BAND + 2) * w;
+	return (size_t)ts_par_threads() * (size_t)op->ic * (BAND + 2) * (size_t)w;
 }
 
 static void
@@ -248,8 +248,16 @@ ts_direct_run(const ts_conv_op *op, const float *x, const float *mask, int h, in
               float *y, int relu, float *ws, size_t ws_floats)
 {
 	struct direct_job j = { op, x, mask, y, ws, h, w, relu };
+	size_t slice = (size_t)op->ic * (BAND + 2) * w; /* one thread's masked rows */
+	int items = (h + BAND - 1) / BAND;
 
 	TS_ASSERT(op && op->algo == TS_CONV_DIRECT && x && y && h >= 1 && w >= 1);
-	TS_ASSERT(!mask || !ts_direct_fast() || (ws && ws_floats >= ts_direct_ws_floats(op, h, w)));
-	ts_par_for((h + BAND - 1) / BAND, band_item, &j);
+	if (mask && ts_direct_fast() && ws_floats < (size_t)ts_par_threads() * slice) {
+		/* a workspace sized for fewer threads: the items one by one */
+		TS_ASSERT(ws && ws_floats >= slice);
+		for (int i = 0; i < items; i++)
+			band_item(&j, i, 0);
+		return;
+	}
+	ts_par_for(items, band_item, &j);
 }

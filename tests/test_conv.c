@@ -354,6 +354,44 @@ test_pool_values(void **state)
 	assert_true(dx[10] == 0.0f && dx[29] == 0.0f && dx[22] == 1.0f);
 }
 
+/* An op whose workspace was sized with 1 thread, run with 3: the im2col and direct
+ * ops then take their items one by one, with the same bits. */
+static void
+test_ws_fewer_threads(void **state)
+{
+	static const ts_conv_algo algos[] = { TS_CONV_IM2COL, TS_CONV_DIRECT };
+	int ic = 3, oc = 20, h = 21, w = 37;
+	size_t nin = (size_t)oc * h * w, nout = (size_t)ic * h * w;
+
+	(void)state;
+	for (size_t a = 0; a < 2; a++) {
+		float *x = rand_buf(nin, -1, 1), *mask = rand_buf(nin, -1, 1);
+		float *wt = rand_buf((size_t)oc * ic * 9, -0.5, 0.5);
+		float *wm = malloc(ts_conv_op_weight_floats(oc, ic, algos[a]) * sizeof *wm);
+		float *y1 = malloc(nout * sizeof *y1), *y3 = malloc(nout * sizeof *y3), *ws;
+		ts_conv_op op;
+		size_t nws;
+
+		assert_true(wm && y1 && y3);
+		ts_par_set_threads(1);
+		ts_conv_op_prepare(&op, wt, NULL, ic, oc, 1, algos[a], wm); /* adjoint: 20 -> 3 */
+		nws = ts_conv_op_ws_floats(&op, h, w);
+		assert_non_null(ws = malloc((nws + 1) * sizeof *ws));
+		ts_conv_op_run(&op, x, mask, h, w, y1, 0, ws, nws);
+		ts_par_set_threads(3);
+		ts_conv_op_run(&op, x, mask, h, w, y3, 0, ws, nws);
+		assert_memory_equal(y1, y3, nout * sizeof *y1);
+		free(x);
+		free(mask);
+		free(wt);
+		free(wm);
+		free(y1);
+		free(y3);
+		free(ws);
+	}
+	ts_par_set_threads(0);
+}
+
 /* Pooling by index: the same bits as ts_pool_forward and ts_pool_backward (then the
  * ReLU mask, with relu), both modes, on values with many ties, zeros and negatives,
  * odd sizes included. */
@@ -562,7 +600,7 @@ main(void)
 		cmocka_unit_test(test_forward_small), cmocka_unit_test(test_chunks),
 		cmocka_unit_test(test_conv_backward), cmocka_unit_test(test_relu),
 		cmocka_unit_test(test_pool),          cmocka_unit_test(test_pool_values),
-		cmocka_unit_test(test_pool_index),
+		cmocka_unit_test(test_pool_index),    cmocka_unit_test(test_ws_fewer_threads),
 		cmocka_unit_test(test_ops),           cmocka_unit_test(test_threads_same_bits),
 	};
 
