@@ -722,6 +722,21 @@ ts_conv_op_run(const ts_conv_op *op, const float *x, const float *mask, int h, i
 	conv_seconds += ts_now() - t0;
 }
 
+int
+ts_conv_op_run_pooled(const ts_conv_op *op, const ts_pooled_grad *pg, int h, int w,
+                      float *y, int relu, float *ws, size_t ws_floats)
+{
+	double t0;
+
+	TS_ASSERT(op && pg && pg->dy && pg->idx && y && ws && h >= 1 && w >= 1);
+	if (op->algo != TS_CONV_WINO4 && op->algo != TS_CONV_WINO2)
+		return 0;
+	t0 = ts_now();
+	ts_wino_run_pooled(op, pg, h, w, y, relu, ws, ws_floats);
+	conv_seconds += ts_now() - t0;
+	return 1;
+}
+
 static void
 run_op(const ts_conv_op *op, const float *x, const float *mask, int h, int w, float *y,
        int relu, float *ws, size_t ws_floats)

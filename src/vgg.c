@@ -547,6 +547,8 @@ ts_vgg_backward(ts_vgg_run *r, ts_vgg_tap_fn tap, void *ctx, float *dimg)
 	float *cur = r->g0, *other = r->g1, *t;
 	const float *mask = NULL; /* a ReLU output whose mask the next conv applies */
 	int premasked = 0;        /* the gradient is masked by the ReLU below already */
+	ts_pooled_grad pend;      /* a pool's gradient the conv below forms itself */
+	int pending = 0;
 	size_t hw = (size_t)r->h * r->w;
 
 	/* cur: d loss / d out[i] for the layer i being passed; the losses of a tapped
@@ -585,12 +587,40 @@ ts_vgg_backward(ts_vgg_run *r, ts_vgg_tap_fn tap, void *ctx, float *dimg)
 		if (k == TS_LAYER_CONV) {
 			int ci = ts_vgg_layer_conv(i);
 
-			ts_conv_op_run(&r->adj[ci], cur, mask, ih, iw, other, 0, r->ws, r->ws_floats);
+			if (pending) {
+				/* cur: the pool's dy; the conv forms the pool's gradient on its
+				 * way in, or else it is formed here first */
+				pending = 0;
+				if (!ts_conv_op_run_pooled(&r->adj[ci], &pend, ih, iw, other, 0, r->ws,
+				                           r->ws_floats)) {
+					ts_pool_backward_idx(pend.idx, pend.dy, r->c[i], ih, iw, other,
+					                     pend.mode, pend.relu);
+					t = cur;
+					cur = other;
+					other = t;
+					ts_conv_op_run(&r->adj[ci], cur, NULL, ih, iw, other, 0, r->ws,
+					               r->ws_floats);
+				}
+			} else {
+				ts_conv_op_run(&r->adj[ci], cur, mask, ih, iw, other, 0, r->ws,
+				               r->ws_floats);
+			}
 			mask = NULL;
 		} else {
 			/* a pool always follows a ReLU; the pool does that ReLU's backward pass
-			 * too unless the ReLU is tapped (its losses add their gradient first) */
+			 * too unless the ReLU is tapped (its losses add their gradient first).
+			 * When the conv before that ReLU is not tapped either, nothing needs
+			 * the pool's gradient itself: the conv's adjoint forms it */
 			premasked = !r->tapped[i - 1];
+			if (premasked && ts_vgg_layer_kind(i - 2) == TS_LAYER_CONV && !r->tapped[i - 2]) {
+				pend.dy = cur;
+				pend.idx = r->pidx[i];
+				pend.mode = r->pool;
+				pend.relu = 1;
+				pending = 1;
+				layer_bwd[i] += ts_now() - tt;
+				continue; /* cur keeps dy */
+			}
 			ts_pool_backward_idx(r->pidx[i], cur, ic, ih, iw, other, r->pool, premasked);
 		}
 		t = cur;

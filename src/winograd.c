@@ -199,6 +199,7 @@ ts_wino_ws_floats(const ts_conv_op *op, int h, int w)
 struct wino_job {
 	const ts_conv_op *op;
 	const float *x, *mask;
+	const ts_pooled_grad *pg; /* or the input is the pooling's gradient, formed here */
 	int h, w, m, a, tw, relu;
 	size_t t0, t1;        /* tiles [t0, t1) of this super-chunk (row-major) */
 	float *v, *p;         /* v: [a*a, ic, T]; p: [a*a, oc, T]; T = t1 - t0 */
@@ -218,13 +219,53 @@ segment(const struct wino_job *j, size_t t, int *ty, int *tx0, int *n)
 	*n = (int)((e < j->t1 ? e : j->t1) - t);
 }
 
+/* dst[q] for q in [qa, qb) = column x0 + q of row iy of channel c of the gradient a
+ * 2x2 pooling passes back (ts_pool_backward_idx, formed on the fly from dy and the
+ * bytes of the pool, in the same arithmetic): windows of 16 at a time, the even and
+ * odd columns of each computed apart and interleaved. */
+static void
+pooled_row(const ts_pooled_grad *pg, int c, int h, int w, int iy, int x0, int qa, int qb,
+           float *dst)
+{
+	int oh = h / 2, ow = w / 2, xa = x0 + qa, xb = x0 + qb;
+	int k0 = xa / 2, k1 = (xb + 1) / 2 < ow ? (xb + 1) / 2 : ow;
+	int all = pg->relu ? 0 : 15, pe = (iy & 1) * 2; /* window positions of the row */
+	const float *g;
+	const unsigned char *id;
+	float tmp[SEG * 4 + 48];
+
+	if (iy >= 2 * oh) { /* the odd last row: no window */
+		memset(dst + qa, 0, (size_t)(qb - qa) * sizeof *dst);
+		return;
+	}
+	g = pg->dy + ((size_t)c * oh + iy / 2) * ow;
+	id = pg->idx + ((size_t)c * oh + iy / 2) * ow;
+	/* tmp[2 (k - k0) + e] = column 2 k + e */
+	for (int k = k0; k < k1; k++) {
+		int on = (id[k] | all) & 15;
+		float v;
+
+		if (pg->mode == TS_POOL_AVG) {
+			v = 0.25f * g[k];
+		} else {
+			on &= 1 << (id[k] >> 4);
+			v = g[k];
+		}
+		tmp[2 * (k - k0)] = on >> pe & 1 ? v : 0.0f;
+		tmp[2 * (k - k0) + 1] = on >> (pe + 1) & 1 ? v : 0.0f;
+	}
+	for (int x = 2 * k1; x < xb; x++) /* the odd last column */
+		tmp[x - 2 * k0] = 0.0f;
+	memcpy(dst + qa, tmp + (xa - 2 * k0), (size_t)(qb - qa) * sizeof *dst);
+}
+
 static void
 wino_in_item(void *ctx, int c, int thread)
 {
 	const struct wino_job *j = ctx;
 	int m = j->m, a = j->a, ic = j->op->ic;
 	size_t hw = (size_t)j->h * j->w, T = j->t1 - j->t0;
-	const float *xc = j->x + c * hw, *mc = j->mask ? j->mask + c * hw : NULL;
+	const float *xc = j->x ? j->x + c * hw : NULL, *mc = j->mask ? j->mask + c * hw : NULL;
 	float rb[6][SEG * 4 + 8], vb[6][SEG * 4 + 8], ph[6][4][SEG + 1];
 	int n;
 
@@ -258,6 +299,10 @@ wino_in_item(void *ctx, int c, int thread)
 					dst[q] = 0.0f;
 				for (int q = qb; q < full; q++)
 					dst[q] = 0.0f;
+				if (j->pg) {
+					pooled_row(j->pg, c, j->h, j->w, iy, x0, qa, qb, dst);
+					continue;
+				}
 				src = xc + (size_t)iy * j->w + x0;
 				if (mc) {
 					msk = mc + (size_t)iy * j->w + x0;
@@ -366,9 +411,27 @@ wino_out_item(void *ctx, int o, int thread)
 	}
 }
 
+static void run(const ts_conv_op *op, const float *x, const float *mask,
+                const ts_pooled_grad *pg, int h, int w, float *y, int relu, float *ws,
+                size_t ws_floats);
+
 void
 ts_wino_run(const ts_conv_op *op, const float *x, const float *mask, int h, int w, float *y,
             int relu, float *ws, size_t ws_floats)
+{
+	run(op, x, mask, NULL, h, w, y, relu, ws, ws_floats);
+}
+
+void
+ts_wino_run_pooled(const ts_conv_op *op, const ts_pooled_grad *pg, int h, int w, float *y,
+                   int relu, float *ws, size_t ws_floats)
+{
+	run(op, NULL, NULL, pg, h, w, y, relu, ws, ws_floats);
+}
+
+static void
+run(const ts_conv_op *op, const float *x, const float *mask, const ts_pooled_grad *pg, int h,
+    int w, float *y, int relu, float *ws, size_t ws_floats)
 {
 	struct wino_job j;
 	size_t nch, s = wino_chunk(op, h, w, &nch);
@@ -380,6 +443,7 @@ ts_wino_run(const ts_conv_op *op, const float *x, const float *mask, int h, int 
 	j.op = op;
 	j.x = x;
 	j.mask = mask;
+	j.pg = pg;
 	j.h = h;
 	j.w = w;
 	j.m = ts_wino_m(op->algo);

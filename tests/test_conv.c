@@ -354,6 +354,63 @@ test_pool_values(void **state)
 	assert_true(dx[10] == 0.0f && dx[29] == 0.0f && dx[22] == 1.0f);
 }
 
+/* A Winograd op run on a pool's gradient it forms itself gives the same bits as the
+ * gradient formed by ts_pool_backward_idx and then run; ops of other algorithms say
+ * they cannot.  Both pooling modes, with and without the ReLU, odd sizes. */
+static void
+test_run_pooled(void **state)
+{
+	static const int shapes[][4] = { { 24, 16, 12, 14 }, { 16, 20, 9, 11 }, { 32, 16, 33, 7 } };
+	static const ts_conv_algo algos[] = { TS_CONV_WINO4, TS_CONV_WINO2, TS_CONV_IM2COL };
+
+	(void)state;
+	for (size_t a = 0; a < 3; a++) {
+		for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+			int ic = shapes[k][0], oc = shapes[k][1], h = shapes[k][2], w = shapes[k][3];
+			size_t nin = (size_t)oc * h * w, nout = (size_t)ic * h * w;
+			size_t ny = (size_t)oc * (h / 2) * (w / 2);
+			float *x = rand_buf(nin, -1, 1), *pooled = malloc((ny + 1) * sizeof(float));
+			float *dy = rand_buf(ny + 1, -1, 1), *dx = malloc(nin * sizeof(float));
+			float *wt = rand_buf((size_t)oc * ic * 9, -0.5, 0.5);
+			float *wm = malloc(ts_conv_op_weight_floats(oc, ic, algos[a]) * sizeof(float));
+			float *y1 = malloc(nout * sizeof(float)), *y2 = malloc(nout * sizeof(float));
+			unsigned char *idx = malloc(ny + 1);
+			ts_conv_op op;
+			size_t nws;
+			float *ws;
+
+			assert_true(pooled && dx && wm && y1 && y2 && idx);
+			ts_conv_op_prepare(&op, wt, NULL, ic, oc, 1, algos[a], wm); /* oc -> ic */
+			nws = ts_conv_op_ws_floats(&op, h, w);
+			assert_non_null(ws = malloc((nws + 1) * sizeof *ws));
+			for (int mode = TS_POOL_AVG; mode <= TS_POOL_MAX; mode++) {
+				ts_pool_forward_idx(x, oc, h, w, pooled, idx, (ts_pool_mode)mode);
+				for (int relu = 0; relu < 2; relu++) {
+					ts_pooled_grad pg = { dy, idx, (ts_pool_mode)mode, relu };
+					int done;
+
+					ts_pool_backward_idx(idx, dy, oc, h, w, dx, (ts_pool_mode)mode, relu);
+					ts_conv_op_run(&op, dx, NULL, h, w, y1, 0, ws, nws);
+					done = ts_conv_op_run_pooled(&op, &pg, h, w, y2, 0, ws, nws);
+					assert_int_equal(done, algos[a] != TS_CONV_IM2COL);
+					if (done)
+						assert_memory_equal(y1, y2, nout * sizeof *y1);
+				}
+			}
+			free(x);
+			free(pooled);
+			free(dy);
+			free(dx);
+			free(wt);
+			free(wm);
+			free(y1);
+			free(y2);
+			free(idx);
+			free(ws);
+		}
+	}
+}
+
 /* An op whose workspace was sized with 1 thread, run with 3: the im2col and direct
  * ops then take their items one by one, with the same bits. */
 static void
@@ -601,6 +658,7 @@ main(void)
 		cmocka_unit_test(test_conv_backward), cmocka_unit_test(test_relu),
 		cmocka_unit_test(test_pool),          cmocka_unit_test(test_pool_values),
 		cmocka_unit_test(test_pool_index),    cmocka_unit_test(test_ws_fewer_threads),
+		cmocka_unit_test(test_run_pooled),
 		cmocka_unit_test(test_ops),           cmocka_unit_test(test_threads_same_bits),
 	};
 

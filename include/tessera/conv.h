@@ -118,6 +118,20 @@ size_t ts_conv_op_ws_floats(const ts_conv_op *op, int h, int w);
  * backward pass is thereby fused in).  y must not alias x or mask. */
 void ts_conv_op_run(const ts_conv_op *op, const float *x, const float *mask, int h, int w,
                     float *y, int relu, float *ws, size_t ws_floats);
+/* The gradient a 2x2 pooling passes back, described instead of formed:
+ * ts_pool_backward_idx(idx, dy, c, h, w, dx, mode, relu) would give dx [c, h, w]. */
+typedef struct ts_pooled_grad {
+	const float *dy;          /* [c, h/2, w/2] */
+	const unsigned char *idx; /* the pool's bytes (ts_pool_forward_idx) */
+	ts_pool_mode mode;
+	int relu;
+} ts_pooled_grad;
+/* y = op(dx) for that dx, which is never written: the op forms it on its way in
+ * (Winograd ops: in the input transform), saving the pass that writes dx and the one
+ * that reads it back.  Returns 0 when op's algorithm cannot (the caller then forms
+ * dx and calls ts_conv_op_run), 1 when done.  The same bits as that. */
+int ts_conv_op_run_pooled(const ts_conv_op *op, const ts_pooled_grad *pg, int h, int w,
+                          float *y, int relu, float *ws, size_t ws_floats);
 /* Wall seconds this process has spent inside ts_conv_op_run (for the share of time
  * outside convolution that the benchmark and the renderer's log report). */
 double ts_conv_seconds(void);
