@@ -476,6 +476,34 @@ struct pool_idx_job {
 	ts_pool_mode mode;
 };
 
+void
+ts_pool_rows_idx(const float *a, const float *b, int ow, ts_pool_mode mode, float *y,
+                 unsigned char *idx)
+{
+	for (int q = 0; q < ow; q++) {
+		float p = a[2 * q], u = a[2 * q + 1], r = b[2 * q], t = b[2 * q + 1];
+		int pos = (p > 0.0f) | (u > 0.0f) << 1 | (r > 0.0f) << 2 | (t > 0.0f) << 3;
+
+		if (mode == TS_POOL_AVG) {
+			y[q] = 0.25f * ((p + u) + (r + t));
+			idx[q] = (unsigned char)pos;
+		} else {
+			float m = p;
+			int at = 0;
+
+			/* the comparisons of ts_pool_forward and ts_pool_backward */
+			if (u > m)
+				m = u, at = 1;
+			if (r > m)
+				m = r, at = 2;
+			if (t > m)
+				m = t, at = 3;
+			y[q] = m;
+			idx[q] = (unsigned char)(pos | at << 4);
+		}
+	}
+}
+
 static void
 pool_idx_fwd_item(void *ctx, int k, int thread)
 {
@@ -486,34 +514,9 @@ pool_idx_fwd_item(void *ctx, int k, int thread)
 	unsigned char *ic = j->idx + (size_t)k * oh * ow;
 
 	(void)thread;
-	for (int i = 0; i < oh; i++) {
-		const float *a = xc + (size_t)2 * i * w, *b = a + w;
-		float *yr = yc + (size_t)i * ow;
-		unsigned char *ir = ic + (size_t)i * ow;
-
-		for (int q = 0; q < ow; q++) {
-			float p = a[2 * q], u = a[2 * q + 1], r = b[2 * q], t = b[2 * q + 1];
-			int pos = (p > 0.0f) | (u > 0.0f) << 1 | (r > 0.0f) << 2 | (t > 0.0f) << 3;
-
-			if (j->mode == TS_POOL_AVG) {
-				yr[q] = 0.25f * ((p + u) + (r + t));
-				ir[q] = (unsigned char)pos;
-			} else {
-				float m = p;
-				int at = 0;
-
-				/* the comparisons of ts_pool_forward and ts_pool_backward */
-				if (u > m)
-					m = u, at = 1;
-				if (r > m)
-					m = r, at = 2;
-				if (t > m)
-					m = t, at = 3;
-				yr[q] = m;
-				ir[q] = (unsigned char)(pos | at << 4);
-			}
-		}
-	}
+	for (int i = 0; i < oh; i++)
+		ts_pool_rows_idx(xc + (size_t)2 * i * w, xc + (size_t)(2 * i + 1) * w, ow, j->mode,
+		                 yc + (size_t)i * ow, ic + (size_t)i * ow);
 }
 
 void
@@ -720,6 +723,21 @@ ts_conv_op_run(const ts_conv_op *op, const float *x, const float *mask, int h, i
 
 	run_op(op, x, mask, h, w, y, relu, ws, ws_floats);
 	conv_seconds += ts_now() - t0;
+}
+
+int
+ts_conv_op_run_pool(const ts_conv_op *op, const float *x, int h, int w, float *py,
+                    unsigned char *pidx, ts_pool_mode mode, float *ws, size_t ws_floats)
+{
+	double t0;
+
+	TS_ASSERT(op && x && py && pidx && ws && h >= 2 && w >= 2);
+	if (op->algo != TS_CONV_WINO4 && op->algo != TS_CONV_WINO2)
+		return 0;
+	t0 = ts_now();
+	ts_wino_run_pool(op, x, h, w, py, pidx, mode, ws, ws_floats);
+	conv_seconds += ts_now() - t0;
+	return 1;
 }
 
 int

@@ -464,6 +464,17 @@ ts_vgg_layer_seconds(int layer, double *fwd, double *bwd, double *tap)
 		*tap = layer_tap[layer];
 }
 
+/* Whether conv i, its ReLU and a pool after it can run as one (ts_conv_op_run_pool):
+ * neither the conv nor the ReLU tapped, so the ReLU's output is read by nobody but
+ * the pool (backward, the pool's bytes stand for it). */
+static int
+pooled_after(const ts_vgg_run *r, int i)
+{
+	return i + 2 <= r->last && ts_vgg_layer_kind(i + 1) == TS_LAYER_RELU &&
+	       ts_vgg_layer_kind(i + 2) == TS_LAYER_POOL && !r->tapped[i] && !r->tapped[i + 1] &&
+	       r->lh[i] >= 2 && r->lw[i] >= 2;
+}
+
 void
 ts_vgg_forward(ts_vgg_run *r, const float *img)
 {
@@ -498,10 +509,21 @@ ts_vgg_forward(ts_vgg_run *r, const float *img)
 		if (k == TS_LAYER_CONV) {
 			int ci = ts_vgg_layer_conv(i);
 
+			c = net->out_ch[ci];
+			if (pooled_after(r, i) &&
+			    ts_conv_op_run_pool(&r->fwd[ci], x, h, w, r->out[i + 2], r->pidx[i + 2],
+			                        r->pool, r->ws, r->ws_floats)) {
+				/* conv, ReLU and pool in one: nothing reads the ReLU's output */
+				h /= 2;
+				w /= 2;
+				x = r->out[i + 2];
+				layer_fwd[i] += ts_now() - tl;
+				i += 2;
+				continue;
+			}
 			/* an untapped conv writes its ReLU's output directly (ReLU fused) */
 			ts_conv_op_run(&r->fwd[ci], x, NULL, h, w, r->out[i], !r->tapped[i], r->ws,
 			               r->ws_floats);
-			c = net->out_ch[ci];
 		} else if (k == TS_LAYER_RELU) {
 			size_t n = layer_size(r, i);
 

@@ -200,6 +200,9 @@ struct wino_job {
 	const ts_conv_op *op;
 	const float *x, *mask;
 	const ts_pooled_grad *pg; /* or the input is the pooling's gradient, formed here */
+	float *py;                /* or relu(y) pooled is written instead of y: */
+	unsigned char *pidx;      /* with the pool's bytes */
+	ts_pool_mode pmode;
 	int h, w, m, a, tw, relu;
 	size_t t0, t1;        /* tiles [t0, t1) of this super-chunk (row-major) */
 	float *v, *p;         /* v: [a*a, ic, T]; p: [a*a, oc, T]; T = t1 - t0 */
@@ -368,7 +371,7 @@ wino_out_item(void *ctx, int o, int thread)
 	size_t hw = (size_t)j->h * j->w, T = j->t1 - j->t0;
 	float b = j->op->bias ? j->op->bias[o] : 0.0f;
 	float vt[4][6][SEG], row[4][SEG * 4];
-	float *yo = j->y + o * hw;
+	float *yo = j->y ? j->y + o * hw : NULL;
 	int n;
 
 	(void)thread;
@@ -405,33 +408,60 @@ wino_out_item(void *ctx, int o, int thread)
 				at2_rows(vt[r][0], vt[r][1], vt[r][2], vt[r][3], out, b, n);
 			if (j->relu)
 				ts_relu_forward(out, (size_t)ncopy);
-			memcpy(yo + (size_t)iy * j->w + (size_t)tx0 * m, out,
-			       (size_t)ncopy * sizeof *out);
+			if (!j->py)
+				memcpy(yo + (size_t)iy * j->w + (size_t)tx0 * m, out,
+				       (size_t)ncopy * sizeof *out);
+		}
+		if (j->py) { /* the tile row's rows in pairs: its windows (m is even) */
+			int oh = j->h / 2, ow = j->w / 2;
+
+			for (int r = 0; r + 1 < m && (ty * m + r) / 2 < oh; r += 2) {
+				size_t at = ((size_t)o * oh + (size_t)(ty * m + r) / 2) * ow +
+				            (size_t)tx0 * m / 2;
+
+				ts_pool_rows_idx(row[r], row[r + 1], ncopy / 2, j->pmode, j->py + at,
+				                 j->pidx + at);
+			}
 		}
 	}
 }
 
+struct pool_out {
+	float *py;
+	unsigned char *pidx;
+	ts_pool_mode mode;
+};
+
 static void run(const ts_conv_op *op, const float *x, const float *mask,
-                const ts_pooled_grad *pg, int h, int w, float *y, int relu, float *ws,
-                size_t ws_floats);
+                const ts_pooled_grad *pg, const struct pool_out *po, int h, int w, float *y,
+                int relu, float *ws, size_t ws_floats);
 
 void
 ts_wino_run(const ts_conv_op *op, const float *x, const float *mask, int h, int w, float *y,
             int relu, float *ws, size_t ws_floats)
 {
-	run(op, x, mask, NULL, h, w, y, relu, ws, ws_floats);
+	run(op, x, mask, NULL, NULL, h, w, y, relu, ws, ws_floats);
+}
+
+void
+ts_wino_run_pool(const ts_conv_op *op, const float *x, int h, int w, float *py,
+                 unsigned char *pidx, ts_pool_mode mode, float *ws, size_t ws_floats)
+{
+	struct pool_out po = { py, pidx, mode };
+
+	run(op, x, NULL, NULL, &po, h, w, NULL, 1, ws, ws_floats);
 }
 
 void
 ts_wino_run_pooled(const ts_conv_op *op, const ts_pooled_grad *pg, int h, int w, float *y,
                    int relu, float *ws, size_t ws_floats)
 {
-	run(op, NULL, NULL, pg, h, w, y, relu, ws, ws_floats);
+	run(op, NULL, NULL, pg, NULL, h, w, y, relu, ws, ws_floats);
 }
 
 static void
-run(const ts_conv_op *op, const float *x, const float *mask, const ts_pooled_grad *pg, int h,
-    int w, float *y, int relu, float *ws, size_t ws_floats)
+run(const ts_conv_op *op, const float *x, const float *mask, const ts_pooled_grad *pg,
+    const struct pool_out *po, int h, int w, float *y, int relu, float *ws, size_t ws_floats)
 {
 	struct wino_job j;
 	size_t nch, s = wino_chunk(op, h, w, &nch);
@@ -444,6 +474,11 @@ run(const ts_conv_op *op, const float *x, const float *mask, const ts_pooled_gra
 	j.x = x;
 	j.mask = mask;
 	j.pg = pg;
+	if (po) {
+		j.py = po->py;
+		j.pidx = po->pidx;
+		j.pmode = po->mode;
+	}
 	j.h = h;
 	j.w = w;
 	j.m = ts_wino_m(op->algo);

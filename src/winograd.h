@@ -22,6 +22,9 @@ size_t ts_wino_ws_floats(const ts_conv_op *op, int h, int w);
 /* y = op(x) (see ts_conv_op_run). */
 void ts_wino_run(const ts_conv_op *op, const float *x, const float *mask, int h, int w,
                  float *y, int relu, float *ws, size_t ws_floats);
+/* y = relu(op(x)) pooled (see ts_conv_op_run_pool). */
+void ts_wino_run_pool(const ts_conv_op *op, const float *x, int h, int w, float *py,
+                      unsigned char *pidx, ts_pool_mode mode, float *ws, size_t ws_floats);
 /* The same on the gradient a pooling passes back (see ts_conv_op_run_pooled). */
 void ts_wino_run_pooled(const ts_conv_op *op, const ts_pooled_grad *pg, int h, int w,
                         float *y, int relu, float *ws, size_t ws_floats);

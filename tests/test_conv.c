@@ -354,6 +354,63 @@ test_pool_values(void **state)
 	assert_true(dx[10] == 0.0f && dx[29] == 0.0f && dx[22] == 1.0f);
 }
 
+/* A Winograd op with its ReLU and the pool after it in one (ts_conv_op_run_pool):
+ * the same pooled values and bytes as the op's output pooled by ts_pool_forward_idx;
+ * other algorithms say they cannot.  Both modes, odd sizes, both tile sizes. */
+static void
+test_run_pool(void **state)
+{
+	static const int shapes[][4] = { { 16, 24, 12, 14 }, { 20, 16, 9, 11 }, { 16, 32, 33, 7 } };
+	static const ts_conv_algo algos[] = { TS_CONV_WINO4, TS_CONV_WINO2, TS_CONV_IM2COL };
+
+	(void)state;
+	for (size_t a = 0; a < 3; a++) {
+		for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+			int ic = shapes[k][0], oc = shapes[k][1], h = shapes[k][2], w = shapes[k][3];
+			size_t ny = (size_t)oc * (h / 2) * (w / 2);
+			float *x = rand_buf((size_t)ic * h * w, -1, 1);
+			float *wt = rand_buf((size_t)oc * ic * 9, -0.5, 0.5), *b = rand_buf(oc, -1, 1);
+			float *wm = malloc(ts_conv_op_weight_floats(ic, oc, algos[a]) * sizeof(float));
+			float *y = malloc((size_t)oc * h * w * sizeof(float));
+			float *p1 = malloc((ny + 1) * sizeof(float)), *p2 = malloc((ny + 1) * sizeof(float));
+			unsigned char *i1 = malloc(ny + 1), *i2 = malloc(ny + 1);
+			ts_conv_op op;
+			size_t nws;
+			float *ws;
+
+			assert_true(wm && y && p1 && p2 && i1 && i2);
+			ts_conv_op_prepare(&op, wt, b, ic, oc, 0, algos[a], wm);
+			nws = ts_conv_op_ws_floats(&op, h, w);
+			assert_non_null(ws = malloc((nws + 1) * sizeof *ws));
+			ts_conv_op_run(&op, x, NULL, h, w, y, 1, ws, nws);
+			for (int mode = TS_POOL_AVG; mode <= TS_POOL_MAX; mode++) {
+				int done;
+
+				ts_pool_forward_idx(y, oc, h, w, p1, i1, (ts_pool_mode)mode);
+				memset(p2, 0xff, ny * sizeof *p2);
+				memset(i2, 0xff, ny);
+				done = ts_conv_op_run_pool(&op, x, h, w, p2, i2, (ts_pool_mode)mode, ws,
+				                           nws);
+				assert_int_equal(done, algos[a] != TS_CONV_IM2COL);
+				if (done) {
+					assert_memory_equal(p1, p2, ny * sizeof *p1);
+					assert_memory_equal(i1, i2, ny);
+				}
+			}
+			free(x);
+			free(wt);
+			free(b);
+			free(wm);
+			free(y);
+			free(p1);
+			free(p2);
+			free(i1);
+			free(i2);
+			free(ws);
+		}
+	}
+}
+
 /* A Winograd op run on a pool's gradient it forms itself gives the same bits as the
  * gradient formed by ts_pool_backward_idx and then run; ops of other algorithms say
  * they cannot.  Both pooling modes, with and without the ReLU, odd sizes. */
@@ -658,7 +715,7 @@ main(void)
 		cmocka_unit_test(test_conv_backward), cmocka_unit_test(test_relu),
 		cmocka_unit_test(test_pool),          cmocka_unit_test(test_pool_values),
 		cmocka_unit_test(test_pool_index),    cmocka_unit_test(test_ws_fewer_threads),
-		cmocka_unit_test(test_run_pooled),
+		cmocka_unit_test(test_run_pooled),    cmocka_unit_test(test_run_pool),
 		cmocka_unit_test(test_ops),           cmocka_unit_test(test_threads_same_bits),
 	};
 

@@ -44,6 +44,9 @@ void ts_pool_backward(const float *x, const float *dy, int c, int h, int w, floa
  * window's maximum (0..3, the one ts_pool_backward gives the gradient to) in bits 4-5. */
 void ts_pool_forward_idx(const float *x, int c, int h, int w, float *y, unsigned char *idx,
                          ts_pool_mode mode);
+/* One output row of ts_pool_forward_idx from input rows a and b (ow windows). */
+void ts_pool_rows_idx(const float *a, const float *b, int ow, ts_pool_mode mode, float *y,
+                      unsigned char *idx);
 /* ts_pool_backward from idx instead of x; with relu, also the backward pass of a ReLU
  * before the pool (x its output): only inputs > 0 get a gradient.  The same bits as
  * ts_pool_backward followed by the mask. */
@@ -118,6 +121,11 @@ size_t ts_conv_op_ws_floats(const ts_conv_op *op, int h, int w);
  * backward pass is thereby fused in).  y must not alias x or mask. */
 void ts_conv_op_run(const ts_conv_op *op, const float *x, const float *mask, int h, int w,
                     float *y, int relu, float *ws, size_t ws_floats);
+/* The pooling after this conv's ReLU, fused: py [op->oc, h/2, w/2] and pidx are what
+ * ts_pool_forward_idx(relu(op(x))) gives; the conv's own output is never written.
+ * Returns 0 when op's algorithm cannot (Winograd ops can), 1 when done. */
+int ts_conv_op_run_pool(const ts_conv_op *op, const float *x, int h, int w, float *py,
+                        unsigned char *pidx, ts_pool_mode mode, float *ws, size_t ws_floats);
 /* The gradient a 2x2 pooling passes back, described instead of formed:
  * ts_pool_backward_idx(idx, dy, c, h, w, dx, mode, relu) would give dx [c, h, w]. */
 typedef struct ts_pooled_grad {
