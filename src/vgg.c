@@ -262,13 +262,24 @@ layer_size(const ts_vgg_run *r, int i)
 	return (size_t)r->c[i] * r->lh[i] * r->lw[i];
 }
 
+/* Whether conv i, its ReLU and a pool after it can run as one (ts_conv_op_run_pool):
+ * neither the conv nor the ReLU tapped, so the ReLU's output is read by nobody but
+ * the pool (backward, the pool's bytes stand for it). */
+static int
+pooled_after(const ts_vgg_run *r, int i)
+{
+	return i + 2 <= r->last && ts_vgg_layer_kind(i + 1) == TS_LAYER_RELU &&
+	       ts_vgg_layer_kind(i + 2) == TS_LAYER_POOL && !r->tapped[i] && !r->tapped[i + 1] &&
+	       r->lh[i] >= 2 && r->lw[i] >= 2;
+}
+
 /* Fill the shapes of r (net, h, w, last, tapped set) and place its buffers in mem, or
  * only measure when mem is NULL.  Returns the floats needed. */
 static size_t
 layout(ts_vgg_run *r, float *mem)
 {
 	size_t off = 0, maxn = (size_t)3 * r->h * r->w, ws = 0;
-	int c = 3, h = r->h, w = r->w;
+	int c = 3, h = r->h, w = r->w, wino = 0; /* wino: the last conv is Winograd */
 
 	/* every buffer starts on a 64-byte line (mem is aligned so), so rows of a
 	 * width that is a multiple of 16 are aligned for the vector kernels */
@@ -291,6 +302,7 @@ layout(ts_vgg_run *r, float *mem)
 
 			ws = need_f > ws ? need_f : ws;
 			ws = need_b > ws ? need_b : ws;
+			wino = f.algo == TS_CONV_WINO4 || f.algo == TS_CONV_WINO2;
 			TAKE(r->fwd_w[ci], ts_conv_op_weight_floats(c, oc, f.algo));
 			TAKE(r->adj_w[ci], ts_conv_op_weight_floats(oc, c, b.algo));
 			c = oc;
@@ -306,8 +318,10 @@ layout(ts_vgg_run *r, float *mem)
 			maxn = n;
 		r->out[i] = NULL;
 		/* an untapped conv (never the last: that one is tapped) writes into its
-		 * ReLU's buffer, the ReLU then runs in place */
-		if (!(k == TS_LAYER_CONV && !r->tapped[i]))
+		 * ReLU's buffer, the ReLU then runs in place; a ReLU whose conv, ReLU and
+		 * pool run as one (pooled_after) has no buffer at all */
+		if (!(k == TS_LAYER_CONV && !r->tapped[i]) &&
+		    !(k == TS_LAYER_RELU && wino && pooled_after(r, i - 1)))
 			TAKE(r->out[i], n);
 		if (k == TS_LAYER_RELU && !r->tapped[i - 1])
 			r->out[i - 1] = r->out[i];
@@ -464,17 +478,6 @@ ts_vgg_layer_seconds(int layer, double *fwd, double *bwd, double *tap)
 		*tap = layer_tap[layer];
 }
 
-/* Whether conv i, its ReLU and a pool after it can run as one (ts_conv_op_run_pool):
- * neither the conv nor the ReLU tapped, so the ReLU's output is read by nobody but
- * the pool (backward, the pool's bytes stand for it). */
-static int
-pooled_after(const ts_vgg_run *r, int i)
-{
-	return i + 2 <= r->last && ts_vgg_layer_kind(i + 1) == TS_LAYER_RELU &&
-	       ts_vgg_layer_kind(i + 2) == TS_LAYER_POOL && !r->tapped[i] && !r->tapped[i + 1] &&
-	       r->lh[i] >= 2 && r->lw[i] >= 2;
-}
-
 void
 ts_vgg_forward(ts_vgg_run *r, const float *img)
 {
@@ -522,6 +525,7 @@ ts_vgg_forward(ts_vgg_run *r, const float *img)
 				continue;
 			}
 			/* an untapped conv writes its ReLU's output directly (ReLU fused) */
+			TS_ASSERT(r->out[i]); /* layout gave no buffer only where the above runs */
 			ts_conv_op_run(&r->fwd[ci], x, NULL, h, w, r->out[i], !r->tapped[i], r->ws,
 			               r->ws_floats);
 		} else if (k == TS_LAYER_RELU) {
