@@ -5,11 +5,15 @@
  * backward allocate nothing.  A convolution writes straight into its ReLU's buffer
  * (ReLU in place) unless the convolution itself is tapped, in which case its pre-ReLU
  * output is kept and the ReLU copies it.  ReLU outputs double as the masks of the
- * backward pass (y > 0 exactly where the input was > 0); a convolution's backward
- * needs only its weights; average pooling's backward needs nothing and max pooling's
- * reads its input, which is the kept output of the layer before.  Only tapped layers
- * have gradient buffers; the backward sweep runs in two ping-pong buffers of the
- * largest layer.  One conv workspace serves every layer. */
+ * backward pass (y > 0 exactly where the input was > 0), applied by whoever touches
+ * the gradient last (the conv's adjoint, a style term's kernel, or the pool above); a
+ * convolution's backward needs only its weights; a pool keeps one byte per window
+ * (which inputs were > 0, where the maximum was) and its backward reads only that.
+ * Where neither a conv nor its ReLU is tapped and a pool follows, the three run as
+ * one (pooled_after): the ReLU has no buffer, and backward the conv's adjoint forms
+ * the pool's gradient itself.  Only tapped layers have gradient buffers; the backward
+ * sweep runs in two ping-pong buffers of the largest layer.  One conv workspace
+ * serves every layer. */
 #include "tessera/vgg.h"
 
 #include <math.h>

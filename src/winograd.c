@@ -5,8 +5,12 @@
  * stored as alpha^2 matrices [oc, ic]; a run goes over the image in super-chunks of
  * tiles, each in three parallel phases: the input transform (items: input channels;
  * the ReLU mask of the input applied on the way), the alpha^2 products (one sgemm
- * each), the output transform (items: output channels; bias and ReLU fused).  The
- * work split depends only on the shapes: the bits do not depend on the thread count.
+ * each), the output transform (items: output channels; bias and ReLU fused).  Two
+ * fusions with a 2x2 pooling: the output transform can pool its rows in pairs and
+ * write the pooled map and the pool's bytes instead of its output (ts_wino_run_pool),
+ * and the input transform can form a pool's gradient from dy and those bytes instead
+ * of reading it (ts_wino_run_pooled).  The work split depends only on the shapes: the
+ * bits do not depend on the thread count.
  *
  * Invariants: nothing allocates (transform buffers are on the stack, the super-chunk
  * lives in the caller's workspace); BLAS is reached through conv.c. */
