@@ -528,6 +528,27 @@ ts_pool_forward_idx(const float *x, int c, int h, int w, float *y, unsigned char
 	ts_par_for(c, pool_idx_fwd_item, &j);
 }
 
+void
+ts_pool_grad_row(const unsigned char *idx, const float *g, int ow, ts_pool_mode mode,
+                 int relu, int odd, float *out)
+{
+	int all = relu ? 0 : 15, pe = odd ? 2 : 0; /* the row's window positions */
+
+	for (int q = 0; q < ow; q++) {
+		int on = (idx[q] | all) & 15;
+		float v;
+
+		if (mode == TS_POOL_AVG) {
+			v = 0.25f * g[q];
+		} else {
+			on &= 1 << (idx[q] >> 4); /* the maximum only */
+			v = g[q];
+		}
+		out[2 * q] = on >> pe & 1 ? v : 0.0f;
+		out[2 * q + 1] = on >> (pe + 1) & 1 ? v : 0.0f;
+	}
+}
+
 static void
 pool_idx_bwd_item(void *ctx, int k, int thread)
 {
@@ -536,32 +557,16 @@ pool_idx_bwd_item(void *ctx, int k, int thread)
 	const unsigned char *ic = j->cidx + (size_t)k * oh * ow;
 	const float *dyc = j->dy + (size_t)k * oh * ow;
 	float *dxc = j->out + (size_t)k * h * w;
-	int all = j->relu ? 0 : 15; /* inputs that pass the gradient, besides the > 0 */
 
 	(void)thread;
 	for (int i = 0; i < oh; i++) {
-		float *da = dxc + (size_t)2 * i * w, *db = da + w;
-		const float *g = dyc + (size_t)i * ow;
-		const unsigned char *ir = ic + (size_t)i * ow;
+		for (int odd = 0; odd < 2; odd++) {
+			float *d = dxc + (size_t)(2 * i + odd) * w;
 
-		for (int q = 0; q < ow; q++) {
-			int on = (ir[q] | all) & 15;
-			float v;
-
-			if (j->mode == TS_POOL_AVG) {
-				v = 0.25f * g[q];
-			} else {
-				on &= 1 << (ir[q] >> 4); /* the maximum only */
-				v = g[q];
-			}
-			da[2 * q] = on & 1 ? v : 0.0f;
-			da[2 * q + 1] = on & 2 ? v : 0.0f;
-			db[2 * q] = on & 4 ? v : 0.0f;
-			db[2 * q + 1] = on & 8 ? v : 0.0f;
-		}
-		if (w & 1) {
-			da[w - 1] = 0.0f;
-			db[w - 1] = 0.0f;
+			ts_pool_grad_row(ic + (size_t)i * ow, dyc + (size_t)i * ow, ow, j->mode, j->relu,
+			                 odd, d);
+			if (w & 1)
+				d[w - 1] = 0.0f;
 		}
 	}
 	if (h & 1)

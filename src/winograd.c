@@ -236,7 +236,6 @@ pooled_row(const ts_pooled_grad *pg, int c, int h, int w, int iy, int x0, int qa
 {
 	int oh = h / 2, ow = w / 2, xa = x0 + qa, xb = x0 + qb;
 	int k0 = xa / 2, k1 = (xb + 1) / 2 < ow ? (xb + 1) / 2 : ow;
-	int all = pg->relu ? 0 : 15, pe = (iy & 1) * 2; /* window positions of the row */
 	const float *g;
 	const unsigned char *id;
 	float tmp[SEG * 4 + 48];
@@ -248,19 +247,8 @@ pooled_row(const ts_pooled_grad *pg, int c, int h, int w, int iy, int x0, int qa
 	g = pg->dy + ((size_t)c * oh + iy / 2) * ow;
 	id = pg->idx + ((size_t)c * oh + iy / 2) * ow;
 	/* tmp[2 (k - k0) + e] = column 2 k + e */
-	for (int k = k0; k < k1; k++) {
-		int on = (id[k] | all) & 15;
-		float v;
-
-		if (pg->mode == TS_POOL_AVG) {
-			v = 0.25f * g[k];
-		} else {
-			on &= 1 << (id[k] >> 4);
-			v = g[k];
-		}
-		tmp[2 * (k - k0)] = on >> pe & 1 ? v : 0.0f;
-		tmp[2 * (k - k0) + 1] = on >> (pe + 1) & 1 ? v : 0.0f;
-	}
+	if (k1 > k0)
+		ts_pool_grad_row(id + k0, g + k0, k1 - k0, pg->mode, pg->relu, iy & 1, tmp);
 	for (int x = 2 * k1; x < xb; x++) /* the odd last column */
 		tmp[x - 2 * k0] = 0.0f;
 	memcpy(dst + qa, tmp + (xa - 2 * k0), (size_t)(qb - qa) * sizeof *dst);

@@ -47,6 +47,10 @@ void ts_pool_forward_idx(const float *x, int c, int h, int w, float *y, unsigned
 /* One output row of ts_pool_forward_idx from input rows a and b (ow windows). */
 void ts_pool_rows_idx(const float *a, const float *b, int ow, ts_pool_mode mode, float *y,
                       unsigned char *idx);
+/* One input row of ts_pool_backward_idx (row 2 i + odd, from the pool's row i of idx
+ * and dy): out[0, 2 ow); the one routine behind the pool's and the fused backward. */
+void ts_pool_grad_row(const unsigned char *idx, const float *g, int ow, ts_pool_mode mode,
+                      int relu, int odd, float *out);
 /* ts_pool_backward from idx instead of x; with relu, also the backward pass of a ReLU
  * before the pool (x its output): only inputs > 0 get a gradient.  The same bits as
  * ts_pool_backward followed by the mask. */
