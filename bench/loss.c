@@ -1,6 +1,6 @@
 /* loss-bench: the style losses of one pass, layer by layer, with cold caches.
  *
- *   build/loss-bench [SIZE [REPEAT [COLD]]]     (defaults 512, 5, 1)
+ *   build/loss-bench [SIZE [REPEAT [COLD [MASK]]]]     (defaults 512, 5, 1, 0)
  *
  * For the five style layers of VGG-19 at a SIZE x SIZE tile (relu1_1 [64, SIZE^2] ...
  * relu5_1 [512, (SIZE/16)^2]) it times the Gram alone (ts_gram) and the whole style
@@ -9,7 +9,8 @@
  * a layer's features were written long before its loss reads them.  Prints the
  * median milliseconds and GFLOP/s of each (the Gram counted as c^2 hw, the gradient
  * as 2 c^2 hw), and the fastest call of each (the machine's noise only slows calls
- * down).  COLD 0 leaves the caches as the previous call left them. */
+ * down).  COLD 0 leaves the caches as the previous call left them; MASK 1 has the
+ * style term apply the ReLU's mask to its gradient, as in a pass (ts_loss_style_masked). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +60,7 @@ int
 main(int argc, char **argv)
 {
 	int size = argc > 1 ? atoi(argv[1]) : 512, repeat = argc > 2 ? atoi(argv[2]) : 5;
-	int cold = argc > 3 ? atoi(argv[3]) : 1;
+	int cold = argc > 3 ? atoi(argv[3]) : 1, mask = argc > 4 ? atoi(argv[4]) : 0;
 	static const int chans[5] = { 64, 128, 256, 512, 512 };
 	static const char *names[5] = { "relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1" };
 	float *fl = alloc_floats(FLUSH_BYTES / sizeof(float));
@@ -67,7 +68,7 @@ main(int argc, char **argv)
 
 	ts_blas_init(argv); /* may restart the program with better BLAS kernels */
 	if (size < 16 || repeat < 1 || repeat > 100) {
-		fprintf(stderr, "usage: loss-bench [SIZE >= 16 [REPEAT 1..100 [COLD 0|1]]]\n");
+		fprintf(stderr, "usage: loss-bench [SIZE >= 16 [REPEAT 1..100 [COLD 0|1 [MASK 0|1]]]]\n");
 		return 2;
 	}
 	ts_par_set_threads(0);
@@ -93,6 +94,7 @@ main(int argc, char **argv)
 			t[i] *= 0.5f;
 		for (int r = 0; r < repeat; r++) {
 			double t0;
+			int relu;
 
 			if (cold)
 				flush(fl);
@@ -101,8 +103,9 @@ main(int argc, char **argv)
 			tg[r] = ts_now() - t0;
 			if (cold)
 				flush(fl);
+			relu = mask != 0;
 			t0 = ts_now();
-			ts_loss_style(f, c, hw, t, 1.0f, ws, grad);
+			ts_loss_style_masked(f, c, hw, t, 1.0f, ws, grad, &relu);
 			ts[r] = ts_now() - t0;
 		}
 		qsort(tg, (size_t)repeat, sizeof(double), cmp);

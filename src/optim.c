@@ -40,6 +40,9 @@
 
 #include <math.h>
 #include <stdint.h>
+#if defined(__AVX512F__) || defined(__F16C__)
+#include <immintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,8 +70,14 @@ struct ts_optim {
 	float *gprev;   /* [n] gradient at the previous x */
 	double t;       /* last step length */
 	double h_diag;  /* initial inverse Hessian scale */
-	float *s;       /* [history + 1, n] steps x_{k+1} - x_k */
-	float *y;       /* [history + 1, n] gradient changes g_{k+1} - g_k */
+	float *s;       /* [history + 1, n] steps x_{k+1} - x_k (half: [n], the new one) */
+	float *y;       /* [history + 1, n] gradient changes g_{k+1} - g_k (half: [n]) */
+	/* history_half: the pairs in 16-bit floats, each vector scaled by a power of two
+	 * so that its largest entry is in [2^14, 2^15); s and y above then hold only the
+	 * newest pair, rounded the same way, for the products of the step that adds it */
+	uint16_t *sh, *yh; /* [history + 1, n] IEEE half bits */
+	float *scale;   /* [2 (history + 1)] by slot: what s, y's stored values are multiplied by */
+	double dmax;    /* max |d| of the last move (bounds the new s) */
 	double *ro;     /* [history + 1] 1 / (y.s), by slot */
 	double *al;     /* [history + 1] two-loop coefficients, by slot */
 	int *order;     /* [history] slot of pair k, 0 = oldest */
@@ -171,8 +180,21 @@ ts_optim_create(const ts_optim_params *p, size_t n)
 	if (p->kind == TS_OPTIM_LBFGS) {
 		o->d = calloc(n, sizeof *o->d);
 		o->gprev = calloc(n, sizeof *o->gprev);
-		o->s = calloc((hist + 1) * n, sizeof *o->s);
-		o->y = calloc((hist + 1) * n, sizeof *o->y);
+		if (p->history_half) {
+			o->s = calloc(n, sizeof *o->s);
+			o->y = calloc(n, sizeof *o->y);
+			o->sh = calloc((hist + 1) * n, sizeof *o->sh);
+			o->yh = calloc((hist + 1) * n, sizeof *o->yh);
+			o->scale = calloc(2 * (hist + 1), sizeof *o->scale);
+			if (!o->sh || !o->yh || !o->scale) {
+				ts_error("optim", "out of memory for L-BFGS (%zu variables, "
+				         "history %zu)", n, hist);
+				goto cleanup;
+			}
+		} else {
+			o->s = calloc((hist + 1) * n, sizeof *o->s);
+			o->y = calloc((hist + 1) * n, sizeof *o->y);
+		}
 		o->ro = calloc(hist + 1, sizeof *o->ro);
 		o->al = calloc(hist + 1, sizeof *o->al);
 		o->order = calloc(hist, sizeof *o->order);
@@ -239,6 +261,9 @@ ts_optim_destroy(ts_optim *o)
 	free(o->gprev);
 	free(o->s);
 	free(o->y);
+	free(o->sh);
+	free(o->yh);
+	free(o->scale);
 	free(o->ro);
 	free(o->al);
 	free(o->part);
@@ -304,8 +329,9 @@ abs_max(const float *a, size_t n)
  * order, block by block; maxima do not depend on the order.  Simple passes:
  *   FIRST:  d = -g;                                  part = (sum |g|, g.d)
  *   MOVE:   x += t d;                                part = max |d|
- *   GMAX:                                            part = max |g| */
-enum pass_mode { PASS_FIRST, PASS_MOVE, PASS_GMAX };
+ *   GMAX:                                            part = max |g|
+ *   YMAX:                                            part = max |g - gprev| */
+enum pass_mode { PASS_FIRST, PASS_MOVE, PASS_GMAX, PASS_YMAX };
 
 struct pass_job {
 	ts_optim *o;
@@ -370,8 +396,20 @@ pass_item(void *ctx, int b, int thread)
 		LANES(GMAX);
 #undef GMAX
 		break;
+	case PASS_YMAX: {
+		const float *restrict gp = o->gprev;
+
+#define YMAX(i, k)                                          \
+	do {                                                \
+		float ay = fabsf(g[i] - gp[i]);             \
+		mx[k] = ay > mx[k] ? ay : mx[k];            \
+	} while (0)
+		LANES(YMAX);
+#undef YMAX
+		break;
 	}
-	if (j->mode == PASS_MOVE || j->mode == PASS_GMAX) {
+	}
+	if (j->mode != PASS_FIRST) {
 		for (int k = 0; k < 8; k++)
 			acc = mx[k] > acc ? mx[k] : acc;
 	} else {
@@ -385,7 +423,7 @@ pass_item(void *ctx, int b, int thread)
 }
 
 /* Run one simple pass; returns the first partial result combined in block order (the
- * second in *second): sums, or for MOVE and GMAX the maximum. */
+ * second in *second): sums, or for MOVE, GMAX and YMAX the maximum. */
 static double
 pass(ts_optim *o, enum pass_mode mode, float *x, double *second)
 {
@@ -395,7 +433,7 @@ pass(ts_optim *o, enum pass_mode mode, float *x, double *second)
 
 	ts_par_for(nb, pass_item, &j);
 	for (int b = 0; b < nb; b++) {
-		if (mode == PASS_MOVE || mode == PASS_GMAX) {
+		if (mode != PASS_FIRST) {
 			a = o->part[2 * b] > a ? o->part[2 * b] : a;
 		} else {
 			a += o->part[2 * b];
@@ -421,6 +459,133 @@ block_dot(const float *restrict u, const float *restrict v, size_t lo, size_t hi
 	return acc;
 }
 
+/* What a vector whose largest magnitude is m is stored divided by, in 16 bits: the
+ * power of two that puts its entries below 2^15 (the largest finite half is 65504);
+ * entries down to 2^-29 of the largest keep half's full 11 bits. */
+static float
+half_scale(double m)
+{
+	int e;
+
+	if (!(m > 0.0) || !isfinite(m))
+		return 1.0f;
+	(void)frexp(m, &e); /* m < 2^e */
+	e = e < -100 ? -100 : e > 100 ? 100 : e;
+	return ldexpf(1.0f, e - 15);
+}
+
+/* out[i] = h[i] * sc for n halves; the products are exact (sc a power of two). */
+static inline void
+from_half(const uint16_t *restrict h, size_t n, float sc, float *restrict out)
+{
+	size_t i = 0;
+#if defined(__AVX512F__)
+	__m512 v = _mm512_set1_ps(sc);
+
+	for (; i + 16 <= n; i += 16)
+		_mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(
+		                                                (const __m256i *)(h + i))), v));
+#elif defined(__F16C__)
+	__m256 v = _mm256_set1_ps(sc);
+
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(
+		                                                (const __m128i *)(h + i))), v));
+#endif
+	for (; i < n; i++) {
+		_Float16 f;
+
+		memcpy(&f, h + i, sizeof f);
+		out[i] = (float)f * sc;
+	}
+}
+
+/* h[i] = v[i] rounded to half (to nearest, ties to even, as a C cast). */
+static inline void
+to_half(const float *restrict v, size_t n, uint16_t *restrict h)
+{
+	size_t i = 0;
+#if defined(__AVX512F__)
+	for (; i + 16 <= n; i += 16)
+		_mm256_storeu_si256((__m256i *)(h + i),
+		                    _mm512_cvtps_ph(_mm512_loadu_ps(v + i), _MM_FROUND_TO_NEAREST_INT));
+#elif defined(__F16C__)
+	for (; i + 8 <= n; i += 8)
+		_mm_storeu_si128((__m128i *)(h + i),
+		                 _mm256_cvtps_ph(_mm256_loadu_ps(v + i), _MM_FROUND_TO_NEAREST_INT));
+#endif
+	for (; i < n; i++) {
+		_Float16 f = (_Float16)v[i];
+
+		memcpy(h + i, &f, sizeof f);
+	}
+}
+
+/* Variables [r, e) of slot sl's s (which 0) or y (which 1), as floats: a pointer into
+ * the float history, or with 16-bit storage the run converted into buf [RUN]. */
+static inline const float *
+run_of(const ts_optim *o, int which, int sl, size_t r, size_t e, float *restrict buf)
+{
+	size_t at = (size_t)sl * o->n + r;
+
+	if (o->sh) {
+		from_half((which ? o->yh : o->sh) + at, e - r, o->scale[2 * sl + which], buf);
+		return buf;
+	}
+	return (which ? o->y : o->s) + at;
+}
+
+#if defined(__AVX512F__)
+/* hist_item's sums over [r, e) (a multiple of 16) for slot sl of a 16-bit history:
+ * the same products and sums, in the same order, as through run_of's buffers (no
+ * fused multiply-adds: -std=c11 keeps the plain loops from contracting either). */
+static inline void
+hist_run_half(const ts_optim *o, int sl, const float *restrict g, const float *restrict sn,
+              const float *restrict yn, size_t r, size_t e, float v[5][16])
+{
+	const uint16_t *sk = o->sh + (size_t)sl * o->n, *yk = o->yh + (size_t)sl * o->n;
+	const __m512 ss = _mm512_set1_ps(o->scale[2 * sl]), sy = _mm512_set1_ps(o->scale[2 * sl + 1]);
+	__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0;
+
+	for (size_t i = r; i < e; i += 16) {
+		__m512 s_ = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sk + i))), ss);
+		__m512 y_ = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(yk + i))), sy);
+		__m512 gi = _mm512_loadu_ps(g + i), si = _mm512_loadu_ps(sn + i);
+		__m512 yi = _mm512_loadu_ps(yn + i);
+
+		a0 = _mm512_add_ps(a0, _mm512_mul_ps(s_, gi));
+		a1 = _mm512_add_ps(a1, _mm512_mul_ps(y_, gi));
+		a2 = _mm512_add_ps(a2, _mm512_mul_ps(si, y_));
+		a3 = _mm512_add_ps(a3, _mm512_mul_ps(s_, yi));
+		a4 = _mm512_add_ps(a4, _mm512_mul_ps(yi, y_));
+	}
+	_mm512_storeu_ps(v[0], a0);
+	_mm512_storeu_ps(v[1], a1);
+	_mm512_storeu_ps(v[2], a2);
+	_mm512_storeu_ps(v[3], a3);
+	_mm512_storeu_ps(v[4], a4);
+}
+
+/* comb_item's d[r, e) += cy y + cs s for slot sl of a 16-bit history (e - r a
+ * multiple of 16). */
+static inline void
+comb_run_half(const ts_optim *o, int sl, float cy, float cs, float *restrict d, size_t r,
+              size_t e)
+{
+	const uint16_t *sk = o->sh + (size_t)sl * o->n, *yk = o->yh + (size_t)sl * o->n;
+	const __m512 ss = _mm512_set1_ps(o->scale[2 * sl]), sy = _mm512_set1_ps(o->scale[2 * sl + 1]);
+	const __m512 vy = _mm512_set1_ps(cy), vs = _mm512_set1_ps(cs);
+
+	for (size_t i = r; i < e; i += 16) {
+		__m512 s_ = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sk + i))), ss);
+		__m512 y_ = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(yk + i))), sy);
+
+		_mm512_storeu_ps(d + i, _mm512_add_ps(_mm512_loadu_ps(d + i),
+		                                      _mm512_add_ps(_mm512_mul_ps(vy, y_), _mm512_mul_ps(vs, s_))));
+	}
+}
+#endif
+
 /* The history pass of L-BFGS (one per step): writes the new pair s = t d,
  * y = g - gprev into the spare slot and takes, per block, every dot product the
  * two-loop recursion will need: for each kept pair j (order k = 0..m-1) s_j.g, y_j.g,
@@ -436,18 +601,42 @@ hist_item(void *ctx, int b, int thread)
 	const struct hist_job *j = ctx;
 	ts_optim *o = j->o;
 	size_t n = o->n, lo = (size_t)b * BLOCK, hi = lo + BLOCK < n ? lo + BLOCK : n;
-	float *restrict sn = o->s + (size_t)o->spare * n, *restrict yn = o->y + (size_t)o->spare * n;
+	float *restrict sn, *restrict yn;
 	const float *restrict g = o->g, *restrict gp = o->gprev, *restrict d = o->d;
 	double *part = o->part + (size_t)b * PART(o->p.history);
 
 	(void)thread;
-	for (size_t i = lo; i < hi; i++) {
-		sn[i] = (float)(o->t * d[i]);
-		yn[i] = g[i] - gp[i];
+	if (o->sh) {
+		uint16_t *shn = o->sh + (size_t)o->spare * n, *yhn = o->yh + (size_t)o->spare * n;
+		const float ss = o->scale[2 * o->spare], sy = o->scale[2 * o->spare + 1];
+
+		/* the new pair scaled (exactly: powers of two) and rounded to half; sn, yn
+		 * get the values the history will give back */
+		sn = o->s;
+		yn = o->y;
+		for (size_t r = lo; r < hi; r += RUN) {
+			size_t e = r + RUN < hi ? r + RUN : hi;
+			float bs[RUN], by[RUN];
+
+			for (size_t i = r; i < e; i++) {
+				bs[i - r] = (float)(o->t * d[i]) / ss;
+				by[i - r] = (g[i] - gp[i]) / sy;
+			}
+			to_half(bs, e - r, shn + r);
+			to_half(by, e - r, yhn + r);
+			from_half(shn + r, e - r, ss, sn + r);
+			from_half(yhn + r, e - r, sy, yn + r);
+		}
+	} else {
+		sn = o->s + (size_t)o->spare * n;
+		yn = o->y + (size_t)o->spare * n;
+		for (size_t i = lo; i < hi; i++) {
+			sn[i] = (float)(o->t * d[i]);
+			yn[i] = g[i] - gp[i];
+		}
 	}
 	for (int k = 0; k < j->m; k++) {
-		const float *restrict sk = o->s + (size_t)o->order[k] * n;
-		const float *restrict yk = o->y + (size_t)o->order[k] * n;
+		int sl = o->order[k];
 		double a[5] = { 0 };
 
 		/* float sums, 16 side by side, over runs of RUN variables (so the loop
@@ -455,12 +644,27 @@ hist_item(void *ctx, int b, int thread)
 		 * pass does 5 products per variable and pair, the most arithmetic of a step */
 		for (size_t r = lo; r < hi; r += RUN) {
 			size_t e = r + RUN < hi ? r + RUN : hi;
-			float v[5][16] = { { 0 } };
+			float v[5][16] = { { 0 } }, bs[RUN], by[RUN];
+			const float *restrict sk, *restrict yk;
 			size_t i = r;
 
+#if defined(__AVX512F__)
+			if (o->sh && (e - r) % 16 == 0) {
+				/* the same sums, the halves converted in registers */
+				hist_run_half(o, sl, g, sn, yn, r, e, v);
+				for (int q = 0; q < 5; q++)
+					for (int l = 0; l < 16; l++)
+						a[q] += v[q][l];
+				continue;
+			}
+#endif
+			sk = run_of(o, 0, sl, r, e, bs);
+			yk = run_of(o, 1, sl, r, e, by);
+
+			/* sk, yk: the run's values, sk[0] being variable r */
 			for (; i + 16 <= e; i += 16)
 				for (int l = 0; l < 16; l++) {
-					float s_ = sk[i + l], y_ = yk[i + l];
+					float s_ = sk[i - r + l], y_ = yk[i - r + l];
 
 					v[0][l] += s_ * g[i + l];
 					v[1][l] += y_ * g[i + l];
@@ -469,11 +673,11 @@ hist_item(void *ctx, int b, int thread)
 					v[4][l] += yn[i + l] * y_;
 				}
 			for (; i < e; i++) {
-				v[0][0] += sk[i] * g[i];
-				v[1][0] += yk[i] * g[i];
-				v[2][0] += sn[i] * yk[i];
-				v[3][0] += sk[i] * yn[i];
-				v[4][0] += yn[i] * yk[i];
+				v[0][0] += sk[i - r] * g[i];
+				v[1][0] += yk[i - r] * g[i];
+				v[2][0] += sn[i] * yk[i - r];
+				v[3][0] += sk[i - r] * yn[i];
+				v[4][0] += yn[i] * yk[i - r];
 			}
 			for (int q = 0; q < 5; q++)
 				for (int l = 0; l < 16; l++)
@@ -505,11 +709,24 @@ comb_item(void *ctx, int b, int thread)
 		d[i] = -h * g[i];
 	for (int k = 0; k < j->m; k++) {
 		int sl = o->order[k];
-		const float *restrict sk = o->s + (size_t)sl * n, *restrict yk = o->y + (size_t)sl * n;
 		const float cy = (float)o->coef[2 * sl], cs = (float)o->coef[2 * sl + 1];
 
-		for (size_t i = lo; i < hi; i++)
-			d[i] += cy * yk[i] + cs * sk[i];
+		for (size_t r = lo; r < hi; r += RUN) {
+			size_t e = r + RUN < hi ? r + RUN : hi;
+			float bs[RUN], by[RUN];
+			const float *restrict sk, *restrict yk;
+
+#if defined(__AVX512F__)
+			if (o->sh && (e - r) % 16 == 0) {
+				comb_run_half(o, sl, cy, cs, d, r, e);
+				continue;
+			}
+#endif
+			sk = run_of(o, 0, sl, r, e, bs);
+			yk = run_of(o, 1, sl, r, e, by);
+			for (size_t i = r; i < e; i++)
+				d[i] += cy * yk[i - r] + cs * sk[i - r];
+		}
 	}
 	o->part[(size_t)b * PART(o->p.history)] = block_dot(g, d, lo, hi);
 }
@@ -539,6 +756,10 @@ lbfgs_direction(ts_optim *o)
 	double ys, yy, gtd = 0.0;
 	struct hist_job j = { o, m };
 
+	if (o->sh) { /* the new pair's scales, from its largest entries */
+		o->scale[2 * sp] = half_scale(o->t * o->dmax);
+		o->scale[2 * sp + 1] = half_scale(pass(o, PASS_YMAX, NULL, NULL));
+	}
 	ts_par_for(nb, hist_item, &j);
 	for (size_t q = 0; q < 5 * (size_t)m + 4; q++)
 		for (int b = 1; b < nb; b++)
@@ -642,6 +863,7 @@ lbfgs_step(ts_optim *o, float *x, ts_objective_fn fn, void *ctx)
 	}
 
 	dmax = pass(o, PASS_MOVE, x, NULL);
+	o->dmax = dmax;
 	o->iter++;
 	/* the gradient here becomes the previous one: swap the buffers, no copy */
 	t = o->gprev;

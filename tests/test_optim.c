@@ -678,21 +678,143 @@ test_adam_rosenbrock(void **state)
 	ts_optim_destroy(o);
 }
 
+/* A separable quadratic of n variables, curvatures 1..1e3 and minimizer c_i, scaled
+ * by `scale` (its gradients then span scale .. 1e3 scale): the 16-bit history's
+ * per-vector scaling must make the magnitude irrelevant. */
+struct sep {
+	size_t n;
+	double scale;
+};
+
+static double
+sep_curv(size_t i)
+{
+	double u = (double)((i * 7919u) % 1000u) / 1000.0;
+
+	return 1.0 + 1e3 * u * u;
+}
+
+static double
+sep_fn(void *ctx, const float *x, float *grad)
+{
+	const struct sep *q = ctx;
+	double f = 0.0;
+
+	for (size_t i = 0; i < q->n; i++) {
+		double d = x[i] - 0.25 * (double)(i % 5), w = q->scale * sep_curv(i);
+
+		f += 0.5 * w * d * d;
+		grad[i] = (float)(w * d);
+	}
+	return f;
+}
+
+static double
+sep_err(const struct sep *q, const float *x)
+{
+	double e = 0.0;
+
+	for (size_t i = 0; i < q->n; i++) {
+		double d = fabs(x[i] - 0.25 * (double)(i % 5));
+
+		e = d > e ? d : e;
+	}
+	return e;
+}
+
+/* The history in 16-bit floats: on the 50-variable quadratic it converges as the
+ * 32-bit one does, in about as many iterations. */
+static void
+test_lbfgs_half_quadratic(void **state)
+{
+	struct quad *q = malloc(sizeof *q);
+	ts_optim_params p;
+	float x[QN] = { 0 }, xf[QN] = { 0 };
+	int it, itf, conv;
+
+	(void)state;
+	assert_non_null(q);
+	quad_init(q);
+	ts_optim_defaults(&p, TS_OPTIM_LBFGS);
+	ts_optim *of = ts_optim_create(&p, QN);
+	p.history_half = 1;
+	ts_optim *o = ts_optim_create(&p, QN);
+	assert_non_null(of);
+	assert_non_null(o);
+	itf = run(of, xf, quad_fn, q, 400, &conv);
+	it = run(o, x, quad_fn, q, 400, &conv);
+	print_message("L-BFGS quadratic, 16-bit history: %d iterations (32-bit: %d), max err "
+	              "%.2g\n", it, itf, quad_err(q, x));
+	assert_true(conv);
+	assert_true(quad_err(q, x) < 1e-4);
+	assert_true(it <= 2 * itf);
+	ts_optim_destroy(o);
+	ts_optim_destroy(of);
+	free(q);
+}
+
+/* Many blocks (n not a multiple of 16, so the vector paths and their tails both
+ * run), the history wrapping, and gradients scaled by 1e-6 or 1e12: unscaled halves
+ * would keep a few bits of the first (half's smallest normal is 6e-5) and overflow
+ * on the second (its largest finite is 65504).  (Far smaller objectives stop
+ * L-BFGS itself: torch keeps a pair only when y.s > 1e-10.) */
+static void
+test_lbfgs_half_scales(void **state)
+{
+	static const double scales[3] = { 1.0, 1e-6, 1e12 };
+	size_t n = 40003;
+	float *x = malloc(n * sizeof *x), *xf = malloc(n * sizeof *xf);
+
+	(void)state;
+	assert_non_null(x);
+	assert_non_null(xf);
+	for (int k = 0; k < 3; k++) {
+		struct sep q = { n, scales[k] };
+		ts_optim_params p;
+		ts_optim *o, *of;
+		int it, conv, convf;
+
+		ts_optim_defaults(&p, TS_OPTIM_LBFGS);
+		p.history = 8;
+		p.tol_grad = 0.0;
+		p.tol_change = 0.0;
+		assert_non_null(of = ts_optim_create(&p, n));
+		p.history_half = 1;
+		assert_non_null(o = ts_optim_create(&p, n));
+		memset(x, 0, n * sizeof *x);
+		memset(xf, 0, n * sizeof *xf);
+		assert_int_equal(run(of, xf, sep_fn, &q, 300, &convf), 300);
+		it = run(o, x, sep_fn, &q, 300, &conv);
+		print_message("separable quadratic x %g, n %zu, history 8: max err %.2g after %d "
+		              "steps (32-bit history: %.2g)\n", scales[k], n, sep_err(&q, x), it,
+		              sep_err(&q, xf));
+		assert_int_equal(it, 300);
+		/* from an error of 1: both far along, the 16-bit history as far as the 32 */
+		assert_true(sep_err(&q, xf) < 1e-2);
+		assert_true(sep_err(&q, x) < 1.5 * sep_err(&q, xf) + 1e-5);
+		ts_optim_destroy(o);
+		ts_optim_destroy(of);
+	}
+	free(x);
+	free(xf);
+}
+
 /* A reset optimizer retraces a fresh one bit for bit on the next problem, after
  * it has filled its history (L-BFGS) or its moments (Adam) on another one. */
 static void
 test_reset_equals_fresh(void **state)
 {
 	(void)state;
-	for (int kind = 0; kind < 2; kind++) {
+	for (int kind = 0; kind < 3; kind++) { /* L-BFGS, Adam, L-BFGS with 16-bit history */
 		ts_optim_params p;
 		ts_optim *used, *fresh;
 		struct quad q;
 		float x[QN], y[QN];
 		int conv;
 
-		ts_optim_defaults(&p, kind ? TS_OPTIM_ADAM : TS_OPTIM_LBFGS);
+		ts_optim_defaults(&p, kind == 1 ? TS_OPTIM_ADAM : TS_OPTIM_LBFGS);
 		p.history = 5;
+		p.history_half = kind == 2;
 		quad_init(&q);
 		used = ts_optim_create(&p, QN);
 		fresh = ts_optim_create(&p, QN);
@@ -735,6 +857,8 @@ main(void)
 		cmocka_unit_test(test_adam_quadratic),
 		cmocka_unit_test(test_adam_rosenbrock),
 		cmocka_unit_test(test_reset_equals_fresh),
+		cmocka_unit_test(test_lbfgs_half_quadratic),
+		cmocka_unit_test(test_lbfgs_half_scales),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,6 +15,7 @@ typedef enum ts_optim_kind { TS_OPTIM_LBFGS = 0, TS_OPTIM_ADAM = 1 } ts_optim_ki
 typedef struct ts_optim_params {
 	ts_optim_kind kind;
 	int history;       /* L-BFGS: correction pairs kept (torch default 100) */
+	int history_half;  /* L-BFGS: keep them in 16-bit floats (0: 32-bit, as torch) */
 	double lr;         /* L-BFGS: step scale (1); Adam: learning rate */
 	double beta1;      /* Adam: 0.9 */
 	double beta2;      /* Adam: 0.999 */
