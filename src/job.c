@@ -153,6 +153,8 @@ plan_text(ts_job *j, char *buf, size_t size)
 	ADD("init = %d\nseed = %llu\noptimizer = %d\nlbfgs_history = %d\nlearning_rate = %.17g\n",
 	    (int)c->init, (unsigned long long)c->seed, (int)c->optimizer, c->lbfgs_history,
 	    c->learning_rate);
+	if (c->lbfgs_half) /* only when set: older plans keep their hash */
+		ADD("lbfgs_precision = half\n");
 	for (int k = 0; k < j->plan->nlevels; k++)
 		ADD("level%d = %dx%d iterations %d\n", k, j->plan->level[k].w, j->plan->level[k].h,
 		    ts_job_iterations(j, k));
@@ -762,7 +764,14 @@ tile_bytes(const ts_job *j, const ts_level *lv)
 	size_t n = (size_t)3 * lv->tw * lv->th;
 	double b = (double)ts_objective_bytes(j->net, lv->th, lv->tw, &j->op);
 
-	b += (j->c->optimizer == TS_OPTIM_LBFGS ? 2.0 * (j->c->lbfgs_history + 1) + 4 : 3) * n * 4;
+	/* L-BFGS: the pairs (4 or 2 bytes a float) and 4 float vectors, with 16-bit
+	 * pairs 2 more (the newest pair in float); Adam: 3 vectors */
+	if (j->c->optimizer != TS_OPTIM_LBFGS)
+		b += 3.0 * n * 4;
+	else if (j->c->lbfgs_half)
+		b += (2.0 * (j->c->lbfgs_history + 1) * 2 + 6 * 4) * n;
+	else
+		b += (2.0 * (j->c->lbfgs_history + 1) + 4) * n * 4;
 	b += 4.0 * n * 4; /* content, start, gradient, tile file */
 	return b;
 }

@@ -296,8 +296,10 @@ void
 ts_render_optim_params(const ts_config *c, ts_optim_params *p)
 {
 	ts_optim_defaults(p, c->optimizer);
-	if (c->optimizer == TS_OPTIM_LBFGS)
+	if (c->optimizer == TS_OPTIM_LBFGS) {
 		p->history = c->lbfgs_history;
+		p->history_half = c->lbfgs_half;
+	}
 	if (c->learning_rate > 0)
 		p->lr = c->learning_rate;
 }

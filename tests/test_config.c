@@ -109,6 +109,7 @@ test_defaults(void **state)
 	assert_int_equal(c.iterations, 500);
 	assert_int_equal(c.optimizer, TS_OPTIM_LBFGS);
 	assert_int_equal(c.lbfgs_history, 100);
+	assert_int_equal(c.lbfgs_half, 0);
 	assert_int_equal(c.builtin_width, 1);
 	assert_true(c.builtin_seed != 0);
 	assert_int_equal(c.progress, TS_PROGRESS_AUTO);
@@ -143,7 +144,8 @@ test_cli_every_kind(void **state)
 	                            "--original-colors", "--normalize-style", "off", "--pool",
 	                            "max", "--init", init, "--seed", "18446744073709551615",
 	                            "--iterations", "0", "--optimizer", "adam",
-	                            "--lbfgs-history", "7", "--learning-rate", "0.05",
+	                            "--lbfgs-history", "7", "--lbfgs-precision", "half",
+	                            "--learning-rate", "0.05",
 	                            "--weights", "builtin", "--builtin-width", "8",
 	                            "--builtin-seed", "42", "--report", "r.json",
 	                            "--save-every", "10", "--progress", "on", "--threads", "3",
@@ -182,6 +184,7 @@ test_cli_every_kind(void **state)
 	assert_int_equal(c.iterations, 0);
 	assert_int_equal(c.optimizer, TS_OPTIM_ADAM);
 	assert_int_equal(c.lbfgs_history, 7);
+	assert_int_equal(c.lbfgs_half, 1);
 	assert_true(c.learning_rate == 0.05);
 	assert_string_equal(c.weights, "builtin");
 	assert_int_equal(c.builtin_width, 8);
@@ -378,7 +381,8 @@ test_bad_options_together(void **state)
 	(void)state;
 	ts_config_defaults(&c);
 	assert_int_equal(parse_args(&c, "--width", "12x", "--bogus", "3", "--pool", "min",
-	                            "--optimizer=sgd", "--plan=1", "--progress", "loud",
+	                            "--optimizer=sgd", "--lbfgs-precision=double", "--plan=1",
+	                            "--progress", "loud",
 	                            "--normalize-style", "maybe", "--print-size", "24x36ft",
 	                            "stray", "--seed", NULL),
 	                 -1);
@@ -387,6 +391,7 @@ test_bad_options_together(void **state)
 	assert_msg_has("unexpected argument \"3\"");
 	assert_msg_has("--pool: \"min\" is not avg or max");
 	assert_msg_has("--optimizer: \"sgd\" is not lbfgs or adam");
+	assert_msg_has("--lbfgs-precision: \"double\" is not single or half");
 	assert_msg_has("--plan takes no value");
 	assert_msg_has("--progress: \"loud\"");
 	assert_msg_has("--normalize-style: \"maybe\"");
@@ -662,6 +667,7 @@ test_usage_lists_every_option(void **state)
 		"--content-weight", "--style-weight", "--tv-weight", "--content-layers",
 		"--style-layers", "--style-scale", "--original-colors", "--normalize-style",
 		"--pool", "--init", "--seed", "--iterations", "--optimizer", "--lbfgs-history",
+		"--lbfgs-precision single|half",
 		"--learning-rate", "--weights", "--builtin-width", "--builtin-seed", "--report",
 		"--save-every", "--progress", "--quiet", "--threads", "--tile N", "--overlap",
 		"--job-dir", "--plan", "--fresh", "--level-factor", "--level-iterations",

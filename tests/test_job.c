@@ -208,6 +208,11 @@ test_order_independent_and_resume(void **state)
 	c.style_weight *= 2;
 	assert_null(ts_job_open(&c, 1));
 	assert_non_null(strstr(ts_errmsg(), "different plan"));
+	/* so is the 16-bit L-BFGS memory (it changes the iterates) */
+	c.style_weight /= 2;
+	c.lbfgs_half = 1;
+	assert_null(ts_job_open(&c, 1));
+	assert_non_null(strstr(ts_errmsg(), "different plan"));
 	c.fresh = 1;
 	j = ts_job_open(&c, 1);
 	assert_non_null(j);

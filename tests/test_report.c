@@ -171,6 +171,7 @@ test_settings_and_iterations(void **state)
 	assert_true(num(s, "builtin_seed") == 12345);
 	assert_string_equal(str(s, "weights"), "builtin");
 	assert_string_equal(str(s, "optimizer"), "lbfgs");
+	assert_string_equal(str(s, "lbfgs_precision"), "single");
 	assert_true(num(s, "iterations") == 500);
 	assert_true(cJSON_IsTrue(item(s, "plan")));
 	assert_true(cJSON_IsFalse(item(s, "original_colors")));

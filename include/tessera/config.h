@@ -68,6 +68,7 @@ typedef struct ts_config {
 	int iterations;                /* --iterations N (500; 0: evaluate and write the start) */
 	ts_optim_kind optimizer;       /* --optimizer lbfgs|adam */
 	int lbfgs_history;             /* --lbfgs-history (100) */
+	int lbfgs_half;                /* --lbfgs-precision half (0: single) */
 	double learning_rate;          /* --learning-rate (L-BFGS 1, Adam 0.02; 0: default) */
 
 	/* network */
