@@ -32,17 +32,22 @@
  * Measured with build/lbfgs-bench on 786432 variables (a 512 x 512 tile), 2 threads:
  * history 100, 45.5 ms a step against 87.8; history 20, 9.7 ms against 17.4.  The passes run on the ts_par
  * threads over blocks of BLOCK variables fixed by n: the partial dot products are
- * summed in block order, so the bits do not depend on the thread count. */
+ * summed in block order, so the bits do not depend on the thread count.
+ *
+ * With history_half the pairs are kept in 16 bits (half.h), each vector divided by a
+ * power of two from its largest entry; the passes read them back run by run (RUN
+ * variables into a buffer on the stack), and the step that adds a pair takes its
+ * products from the same rounded values.  Half the bytes a step reads, not torch's
+ * iterates bit for bit. */
 #include "tessera/optim.h"
 
 #include "tessera/error.h"
 #include "tessera/par.h"
 
+#include "half.h"
+
 #include <math.h>
 #include <stdint.h>
-#if defined(__AVX512F__) || defined(__F16C__)
-#include <immintrin.h>
-#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -459,68 +464,6 @@ block_dot(const float *restrict u, const float *restrict v, size_t lo, size_t hi
 	return acc;
 }
 
-/* What a vector whose largest magnitude is m is stored divided by, in 16 bits: the
- * power of two that puts its entries below 2^15 (the largest finite half is 65504);
- * entries down to 2^-29 of the largest keep half's full 11 bits. */
-static float
-half_scale(double m)
-{
-	int e;
-
-	if (!(m > 0.0) || !isfinite(m))
-		return 1.0f;
-	(void)frexp(m, &e); /* m < 2^e */
-	e = e < -100 ? -100 : e > 100 ? 100 : e;
-	return ldexpf(1.0f, e - 15);
-}
-
-/* out[i] = h[i] * sc for n halves; the products are exact (sc a power of two). */
-static inline void
-from_half(const uint16_t *restrict h, size_t n, float sc, float *restrict out)
-{
-	size_t i = 0;
-#if defined(__AVX512F__)
-	__m512 v = _mm512_set1_ps(sc);
-
-	for (; i + 16 <= n; i += 16)
-		_mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(
-		                                                (const __m256i *)(h + i))), v));
-#elif defined(__F16C__)
-	__m256 v = _mm256_set1_ps(sc);
-
-	for (; i + 8 <= n; i += 8)
-		_mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(
-		                                                (const __m128i *)(h + i))), v));
-#endif
-	for (; i < n; i++) {
-		_Float16 f;
-
-		memcpy(&f, h + i, sizeof f);
-		out[i] = (float)f * sc;
-	}
-}
-
-/* h[i] = v[i] rounded to half (to nearest, ties to even, as a C cast). */
-static inline void
-to_half(const float *restrict v, size_t n, uint16_t *restrict h)
-{
-	size_t i = 0;
-#if defined(__AVX512F__)
-	for (; i + 16 <= n; i += 16)
-		_mm256_storeu_si256((__m256i *)(h + i),
-		                    _mm512_cvtps_ph(_mm512_loadu_ps(v + i), _MM_FROUND_TO_NEAREST_INT));
-#elif defined(__F16C__)
-	for (; i + 8 <= n; i += 8)
-		_mm_storeu_si128((__m128i *)(h + i),
-		                 _mm256_cvtps_ph(_mm256_loadu_ps(v + i), _MM_FROUND_TO_NEAREST_INT));
-#endif
-	for (; i < n; i++) {
-		_Float16 f = (_Float16)v[i];
-
-		memcpy(h + i, &f, sizeof f);
-	}
-}
-
 /* Variables [r, e) of slot sl's s (which 0) or y (which 1), as floats: a pointer into
  * the float history, or with 16-bit storage the run converted into buf [RUN]. */
 static inline const float *
@@ -529,62 +472,11 @@ run_of(const ts_optim *o, int which, int sl, size_t r, size_t e, float *restrict
 	size_t at = (size_t)sl * o->n + r;
 
 	if (o->sh) {
-		from_half((which ? o->yh : o->sh) + at, e - r, o->scale[2 * sl + which], buf);
+		ts_half_load((which ? o->yh : o->sh) + at, e - r, o->scale[2 * sl + which], buf);
 		return buf;
 	}
 	return (which ? o->y : o->s) + at;
 }
-
-#if defined(__AVX512F__)
-/* hist_item's sums over [r, e) (a multiple of 16) for slot sl of a 16-bit history:
- * the same products and sums, in the same order, as through run_of's buffers (no
- * fused multiply-adds: -std=c11 keeps the plain loops from contracting either). */
-static inline void
-hist_run_half(const ts_optim *o, int sl, const float *restrict g, const float *restrict sn,
-              const float *restrict yn, size_t r, size_t e, float v[5][16])
-{
-	const uint16_t *sk = o->sh + (size_t)sl * o->n, *yk = o->yh + (size_t)sl * o->n;
-	const __m512 ss = _mm512_set1_ps(o->scale[2 * sl]), sy = _mm512_set1_ps(o->scale[2 * sl + 1]);
-	__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0;
-
-	for (size_t i = r; i < e; i += 16) {
-		__m512 s_ = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sk + i))), ss);
-		__m512 y_ = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(yk + i))), sy);
-		__m512 gi = _mm512_loadu_ps(g + i), si = _mm512_loadu_ps(sn + i);
-		__m512 yi = _mm512_loadu_ps(yn + i);
-
-		a0 = _mm512_add_ps(a0, _mm512_mul_ps(s_, gi));
-		a1 = _mm512_add_ps(a1, _mm512_mul_ps(y_, gi));
-		a2 = _mm512_add_ps(a2, _mm512_mul_ps(si, y_));
-		a3 = _mm512_add_ps(a3, _mm512_mul_ps(s_, yi));
-		a4 = _mm512_add_ps(a4, _mm512_mul_ps(yi, y_));
-	}
-	_mm512_storeu_ps(v[0], a0);
-	_mm512_storeu_ps(v[1], a1);
-	_mm512_storeu_ps(v[2], a2);
-	_mm512_storeu_ps(v[3], a3);
-	_mm512_storeu_ps(v[4], a4);
-}
-
-/* comb_item's d[r, e) += cy y + cs s for slot sl of a 16-bit history (e - r a
- * multiple of 16). */
-static inline void
-comb_run_half(const ts_optim *o, int sl, float cy, float cs, float *restrict d, size_t r,
-              size_t e)
-{
-	const uint16_t *sk = o->sh + (size_t)sl * o->n, *yk = o->yh + (size_t)sl * o->n;
-	const __m512 ss = _mm512_set1_ps(o->scale[2 * sl]), sy = _mm512_set1_ps(o->scale[2 * sl + 1]);
-	const __m512 vy = _mm512_set1_ps(cy), vs = _mm512_set1_ps(cs);
-
-	for (size_t i = r; i < e; i += 16) {
-		__m512 s_ = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sk + i))), ss);
-		__m512 y_ = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(yk + i))), sy);
-
-		_mm512_storeu_ps(d + i, _mm512_add_ps(_mm512_loadu_ps(d + i),
-		                                      _mm512_add_ps(_mm512_mul_ps(vy, y_), _mm512_mul_ps(vs, s_))));
-	}
-}
-#endif
 
 /* The history pass of L-BFGS (one per step): writes the new pair s = t d,
  * y = g - gprev into the spare slot and takes, per block, every dot product the
@@ -622,10 +514,10 @@ hist_item(void *ctx, int b, int thread)
 				bs[i - r] = (float)(o->t * d[i]) / ss;
 				by[i - r] = (g[i] - gp[i]) / sy;
 			}
-			to_half(bs, e - r, shn + r);
-			to_half(by, e - r, yhn + r);
-			from_half(shn + r, e - r, ss, sn + r);
-			from_half(yhn + r, e - r, sy, yn + r);
+			ts_half_store(bs, e - r, shn + r);
+			ts_half_store(by, e - r, yhn + r);
+			ts_half_load(shn + r, e - r, ss, sn + r);
+			ts_half_load(yhn + r, e - r, sy, yn + r);
 		}
 	} else {
 		sn = o->s + (size_t)o->spare * n;
@@ -645,21 +537,9 @@ hist_item(void *ctx, int b, int thread)
 		for (size_t r = lo; r < hi; r += RUN) {
 			size_t e = r + RUN < hi ? r + RUN : hi;
 			float v[5][16] = { { 0 } }, bs[RUN], by[RUN];
-			const float *restrict sk, *restrict yk;
+			const float *restrict sk = run_of(o, 0, sl, r, e, bs);
+			const float *restrict yk = run_of(o, 1, sl, r, e, by);
 			size_t i = r;
-
-#if defined(__AVX512F__)
-			if (o->sh && (e - r) % 16 == 0) {
-				/* the same sums, the halves converted in registers */
-				hist_run_half(o, sl, g, sn, yn, r, e, v);
-				for (int q = 0; q < 5; q++)
-					for (int l = 0; l < 16; l++)
-						a[q] += v[q][l];
-				continue;
-			}
-#endif
-			sk = run_of(o, 0, sl, r, e, bs);
-			yk = run_of(o, 1, sl, r, e, by);
 
 			/* sk, yk: the run's values, sk[0] being variable r */
 			for (; i + 16 <= e; i += 16)
@@ -714,16 +594,9 @@ comb_item(void *ctx, int b, int thread)
 		for (size_t r = lo; r < hi; r += RUN) {
 			size_t e = r + RUN < hi ? r + RUN : hi;
 			float bs[RUN], by[RUN];
-			const float *restrict sk, *restrict yk;
+			const float *restrict sk = run_of(o, 0, sl, r, e, bs);
+			const float *restrict yk = run_of(o, 1, sl, r, e, by);
 
-#if defined(__AVX512F__)
-			if (o->sh && (e - r) % 16 == 0) {
-				comb_run_half(o, sl, cy, cs, d, r, e);
-				continue;
-			}
-#endif
-			sk = run_of(o, 0, sl, r, e, bs);
-			yk = run_of(o, 1, sl, r, e, by);
 			for (size_t i = r; i < e; i++)
 				d[i] += cy * yk[i - r] + cs * sk[i - r];
 		}
@@ -757,8 +630,8 @@ lbfgs_direction(ts_optim *o)
 	struct hist_job j = { o, m };
 
 	if (o->sh) { /* the new pair's scales, from its largest entries */
-		o->scale[2 * sp] = half_scale(o->t * o->dmax);
-		o->scale[2 * sp + 1] = half_scale(pass(o, PASS_YMAX, NULL, NULL));
+		o->scale[2 * sp] = ts_half_scale(o->t * o->dmax);
+		o->scale[2 * sp + 1] = ts_half_scale(pass(o, PASS_YMAX, NULL, NULL));
 	}
 	ts_par_for(nb, hist_item, &j);
 	for (size_t q = 0; q < 5 * (size_t)m + 4; q++)
@@ -832,7 +705,7 @@ lbfgs_direction(ts_optim *o)
 static int
 lbfgs_step(ts_optim *o, float *x, ts_objective_fn fn, void *ctx)
 {
-	double gtd, f_prev, dmax;
+	double gtd, f_prev;
 	float *t;
 
 	if (!o->started) {
@@ -862,8 +735,7 @@ lbfgs_step(ts_optim *o, float *x, ts_objective_fn fn, void *ctx)
 		return 1;
 	}
 
-	dmax = pass(o, PASS_MOVE, x, NULL);
-	o->dmax = dmax;
+	o->dmax = pass(o, PASS_MOVE, x, NULL);
 	o->iter++;
 	/* the gradient here becomes the previous one: swap the buffers, no copy */
 	t = o->gprev;
@@ -876,7 +748,7 @@ lbfgs_step(ts_optim *o, float *x, ts_objective_fn fn, void *ctx)
 	    pass(o, PASS_GMAX, NULL, NULL) <= o->p.tol_grad)
 		o->done = 1;
 	if (o->p.tol_change > 0.0 &&
-	    (dmax * o->t <= o->p.tol_change || fabs(o->f - f_prev) < o->p.tol_change))
+	    (o->dmax * o->t <= o->p.tol_change || fabs(o->f - f_prev) < o->p.tol_change))
 		o->done = 1;
 	return 0;
 }
