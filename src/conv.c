@@ -642,13 +642,12 @@ prep_item(void *ctx, int o, int thread)
 }
 
 void
-ts_conv_op_prepare(ts_conv_op *op, const float *wt, const float *bias, int ic, int oc,
-                   int adjoint, ts_conv_algo algo, float *wmem)
+ts_conv_op_attach(ts_conv_op *op, const float *bias, int ic, int oc, int adjoint,
+                  ts_conv_algo algo, float *wmem)
 {
 	int oic = adjoint ? oc : ic, ooc = adjoint ? ic : oc; /* the op's channels */
-	struct prep_job j = { op, wt, ic, adjoint };
 
-	TS_ASSERT(op && wt && wmem && ic >= 1 && oc >= 1);
+	TS_ASSERT(op && wmem && ic >= 1 && oc >= 1);
 	if (algo == TS_CONV_AUTO)
 		algo = ts_conv_pick(oic, ooc);
 	op->ic = oic;
@@ -656,7 +655,17 @@ ts_conv_op_prepare(ts_conv_op *op, const float *wt, const float *bias, int ic, i
 	op->algo = algo;
 	op->bias = adjoint ? NULL : bias;
 	op->w = wmem;
-	ts_par_for(ooc, prep_item, &j);
+}
+
+void
+ts_conv_op_prepare(ts_conv_op *op, const float *wt, const float *bias, int ic, int oc,
+                   int adjoint, ts_conv_algo algo, float *wmem)
+{
+	struct prep_job j = { op, wt, ic, adjoint };
+
+	TS_ASSERT(op && wt);
+	ts_conv_op_attach(op, bias, ic, oc, adjoint, algo, wmem);
+	ts_par_for(op->oc, prep_item, &j);
 }
 
 size_t

@@ -354,6 +354,24 @@ ts_job_close(ts_job *j)
 	free(j);
 }
 
+size_t
+ts_job_prepared_floats(const ts_job *j)
+{
+	int n = ts_objective_convs(&j->op);
+
+	return n > 0 && n <= j->net->nconv ? ts_vgg_prepared_floats(j->net, n) : 0;
+}
+
+int
+ts_job_prepare_weights(ts_job *j, float *mem, int compute)
+{
+	int n = ts_objective_convs(&j->op);
+
+	if (n < 1 || n > j->net->nconv) /* ts_objective_create says what is wrong */
+		return 0;
+	return ts_vgg_prepare(j->net, n, mem, compute);
+}
+
 const ts_plan *
 ts_job_plan(const ts_job *j)
 {
@@ -780,11 +798,11 @@ int
 ts_job_print_plan(ts_job *j, FILE *f, int nranks)
 {
 	const ts_plan *p = j->plan;
-	double weights = 0, peak = 0, assembly = 0, fixed, pass_s, total_s = 0;
+	double weights = 0, peak = 0, assembly = 0, fixed, pass_s, total_s = 0, prepared;
 	int side = p->tile < 256 ? p->tile : 256;
 	ts_objective *obj = NULL;
 	float *x = NULL, *g = NULL;
-	char b1[32], b2[32], b3[32];
+	char b1[32], b2[32], b3[32], b4[32];
 
 	for (int i = 0; i < j->net->nconv; i++)
 		weights += 4.0 * (j->net->out_ch[i] * (double)j->net->in_ch[i] * 9 + j->net->out_ch[i]);
@@ -802,6 +820,10 @@ ts_job_print_plan(ts_job *j, FILE *f, int nranks)
 		        (unsigned long long)j->hash, nranks, nranks == 1 ? "" : "s");
 	}
 	ts_plan_print(p, f);
+	/* the prepared weights as a run has them: apart from the ranks' own memory */
+	if (!j->net->nprep && ts_job_prepare_weights(j, NULL, 1))
+		return -1;
+	prepared = 4.0 * ts_job_prepared_floats(j);
 	/* measure one pass here, scale by pixels */
 	if (!ts_job_targets(j, 0, 1))
 		return -1;
@@ -843,7 +865,9 @@ ts_job_print_plan(ts_job *j, FILE *f, int nranks)
 	fmt_bytes(peak + fixed, b1, sizeof b1);
 	fmt_bytes(assembly + fixed, b2, sizeof b2);
 	fmt_bytes(weights, b3, sizeof b3);
-	fprintf(f, "memory: per-rank peak %s (network %s); rank 0 assembly peak %s\n", b1, b3, b2);
+	fmt_bytes(prepared, b4, sizeof b4);
+	fprintf(f, "memory: per-rank peak %s (network %s), plus the prepared convolutions %s "
+	        "once per node (its ranks share them); rank 0 assembly peak %s\n", b1, b3, b4, b2);
 	fprintf(f, "time: one %dx%d pass takes %.3f s here; about %.1f min of compute in all, "
 	        "%.1f min on %d rank%s (plus assembly)\n", side, side, pass_s, total_s / 60,
 	        total_s / 60 / nranks, nranks, nranks == 1 ? "" : "s");

@@ -214,6 +214,15 @@ style_ws_floats(const ts_vgg *net, int h, int w, const ts_layer_weights *sl)
 	return most;
 }
 
+int
+ts_objective_convs(const ts_objective_params *p)
+{
+	unsigned char tapped[TS_VGG_NLAYERS];
+	int last = tap_layers(&p->content_layers, &p->style_layers, tapped);
+
+	return last < 0 ? 0 : ts_vgg_layer_conv(last) + 1;
+}
+
 size_t
 ts_objective_bytes(const ts_vgg *net, int h, int w, const ts_objective_params *p)
 {

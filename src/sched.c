@@ -12,9 +12,12 @@
 #include "tessera/sched.h"
 
 #include <mpi.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "tessera/error.h"
@@ -31,6 +34,12 @@ enum {
 
 static int my_rank, n_ranks;
 
+/* The prepared convolution weights, one copy per node (share_weights). */
+static MPI_Comm node_comm = MPI_COMM_NULL;
+static void *shm_base; /* their mapping, or NULL */
+static size_t shm_bytes;
+static int node_ranks = 1, node_unshared; /* ranks on this node; no shared window */
+
 void
 ts_sched_init(int *argc, char ***argv, int *rank, int *nranks)
 {
@@ -44,7 +53,82 @@ ts_sched_init(int *argc, char ***argv, int *rank, int *nranks)
 void
 ts_sched_finalize(void)
 {
+	if (shm_base)
+		munmap(shm_base, shm_bytes);
+	if (node_comm != MPI_COMM_NULL)
+		MPI_Comm_free(&node_comm);
 	MPI_Finalize();
+}
+
+/* Lay out the network's prepared weights (400 MB at full width: more than a 512
+ * tile's activations) once per node: the node's first rank computes them into a POSIX
+ * shared memory object, the others map it read-only once it is written.  The space
+ * is reserved first (posix_fallocate), so a full /dev/shm is a refusal here and not a
+ * SIGBUS later; the name is unlinked as soon as every rank has it mapped.  (Not
+ * MPI_Win_allocate_shared: Open MPI 4.1's leaves the other ranks waiting forever when
+ * the leader's segment cannot be made.)  Alone on its node, or where the memory cannot
+ * be had, a rank makes its own.  Collective over the world; 0 or -1 with a message. */
+static int
+share_weights(ts_job *job)
+{
+	size_t n = ts_job_prepared_floats(job), bytes = n * sizeof(float);
+	int node_rank = 0, ok = 1, all_ok = 0, fd = -1;
+	char name[64] = "";
+	void *p = MAP_FAILED;
+
+	if (node_comm == MPI_COMM_NULL)
+		MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL,
+		                    &node_comm);
+	MPI_Comm_size(node_comm, &node_ranks);
+	MPI_Comm_rank(node_comm, &node_rank);
+	if (node_ranks == 1 || n == 0 || shm_base)
+		return ts_job_prepare_weights(job, NULL, 1);
+	if (node_rank == 0) {
+		int e = 0;
+
+		snprintf(name, sizeof name, "/tessera-weights-%ld", (long)getpid());
+		if ((fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600)) < 0)
+			e = errno;
+		else if ((e = posix_fallocate(fd, 0, (off_t)bytes)) == 0 &&
+		         (p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) ==
+		                 MAP_FAILED)
+			e = errno;
+		if (e) {
+			ok = 0;
+			fprintf(stderr, "tessera[rank %d]: shared memory %s for the prepared "
+				        "weights (%.0f MiB): %s; each rank of the node makes its own\n",
+				        my_rank, name, (double)bytes / 1048576.0, strerror(e));
+		} else if (ts_job_prepare_weights(job, p, 1)) {
+			ok = -1;
+		}
+	}
+	/* the leader has written them (or failed): the others may map them */
+	MPI_Bcast(&ok, 1, MPI_INT, 0, node_comm);
+	MPI_Bcast(name, sizeof name, MPI_CHAR, 0, node_comm);
+	if (ok == 1 && node_rank != 0) {
+		if ((fd = shm_open(name, O_RDONLY, 0)) < 0 ||
+		    (p = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED)
+			ok = 0;
+	}
+	if (fd >= 0)
+		close(fd);
+	MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, node_comm);
+	if (node_rank == 0 && name[0] && fd >= 0)
+		shm_unlink(name); /* the mappings keep the memory; nothing is left behind */
+	if (all_ok == 1) {
+		shm_base = p;
+		shm_bytes = bytes;
+		return node_rank == 0 ? 0 : ts_job_prepare_weights(job, p, 0);
+	}
+	if (p != MAP_FAILED)
+		munmap(p, bytes);
+	if (all_ok < 0) {
+		if (node_rank != 0)
+			ts_error("sched", "the first rank of this node failed to prepare the weights");
+		return -1;
+	}
+	node_unshared = 1;
+	return ts_job_prepare_weights(job, NULL, 1);
 }
 
 void
@@ -298,6 +382,14 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 		ts_job_close(job);
 		return 0;
 	}
+	if (share_weights(job))
+		goto cleanup;
+	if (my_rank == 0 && c->progress != TS_PROGRESS_OFF && node_ranks > 1)
+		fprintf(stderr, node_unshared ? "prepared weights: %.0f MiB in each of the %d ranks "
+		                                "of this node (no shared memory)\n"
+		                              : "prepared weights: %.0f MiB, one copy for the %d "
+		                                "ranks of this node\n",
+		        (double)ts_job_prepared_floats(job) * sizeof(float) / 1048576.0, node_ranks);
 	nlevels = ts_job_plan(job)->nlevels;
 	s.job = job;
 	s.stop = stop;

@@ -209,8 +209,79 @@ ts_vgg_destroy(ts_vgg *net)
 {
 	if (!net)
 		return;
+	free(net->prep_own);
 	free(net->mem);
 	free(net);
+}
+
+/* Floats of conv ci's prepared weights, forward and adjoint, each rounded up to a
+ * 64-byte line. */
+static size_t
+prep_floats(const ts_vgg *net, int ci, int adjoint)
+{
+	int c = net->in_ch[ci], oc = net->out_ch[ci];
+	size_t n = adjoint ? ts_conv_op_weight_floats(oc, c, ts_conv_pick(oc, c))
+	                   : ts_conv_op_weight_floats(c, oc, ts_conv_pick(c, oc));
+
+	return (n + 15) / 16 * 16;
+}
+
+size_t
+ts_vgg_prepared_floats(const ts_vgg *net, int nconv)
+{
+	size_t n = 0;
+
+	TS_ASSERT(net && nconv >= 0 && nconv <= net->nconv);
+	for (int ci = 0; ci < nconv; ci++)
+		n += prep_floats(net, ci, 0) + prep_floats(net, ci, 1);
+	return n;
+}
+
+int
+ts_vgg_prepare(ts_vgg *net, int nconv, float *mem, int compute)
+{
+	size_t off = 0;
+
+	TS_ASSERT(net);
+	if (nconv < 1 || nconv > net->nconv) {
+		ts_error("vgg", "cannot prepare %d convolutions of a network of %d", nconv,
+		         net->nconv);
+		return -1;
+	}
+	if (!mem) {
+		size_t n = ts_vgg_prepared_floats(net, nconv);
+		float *own = aligned_alloc(64, n * sizeof(float));
+
+		if (!own) {
+			ts_error("vgg", "out of memory for the prepared weights (%.0f MiB)",
+			         (double)n * sizeof(float) / 1048576.0);
+			return -1;
+		}
+		free(net->prep_own);
+		net->prep_own = mem = own;
+		compute = 1;
+	} else {
+		free(net->prep_own);
+		net->prep_own = NULL;
+	}
+	for (int ci = 0; ci < nconv; ci++) {
+		int c = net->in_ch[ci], oc = net->out_ch[ci];
+
+		if (compute) {
+			ts_conv_op_prepare(&net->prep_fwd[ci], net->w[ci], net->b[ci], c, oc, 0,
+			                   TS_CONV_AUTO, mem + off);
+			ts_conv_op_prepare(&net->prep_adj[ci], net->w[ci], NULL, c, oc, 1,
+			                   TS_CONV_AUTO, mem + off + prep_floats(net, ci, 0));
+		} else {
+			ts_conv_op_attach(&net->prep_fwd[ci], net->b[ci], c, oc, 0, TS_CONV_AUTO,
+			                  mem + off);
+			ts_conv_op_attach(&net->prep_adj[ci], NULL, c, oc, 1, TS_CONV_AUTO,
+			                  mem + off + prep_floats(net, ci, 0));
+		}
+		off += prep_floats(net, ci, 0) + prep_floats(net, ci, 1);
+	}
+	net->nprep = nconv;
+	return 0;
 }
 
 /* Zeroing of a big layer, split in fixed blocks over the ts_par threads. */
@@ -277,6 +348,13 @@ pooled_after(const ts_vgg_run *r, int i)
 	       r->lh[i] >= 2 && r->lw[i] >= 2;
 }
 
+/* Whether r runs on its net's prepared weights (ts_vgg_prepare covers its convs). */
+static int
+run_shares(const ts_vgg_run *r)
+{
+	return r->net->nprep > ts_vgg_layer_conv(r->last);
+}
+
 /* Fill the shapes of r (net, h, w, last, tapped set) and place its buffers in mem, or
  * only measure when mem is NULL.  Returns the floats needed. */
 static size_t
@@ -284,6 +362,7 @@ layout(ts_vgg_run *r, float *mem)
 {
 	size_t off = 0, maxn = (size_t)3 * r->h * r->w, ws = 0;
 	int c = 3, h = r->h, w = r->w, wino = 0; /* wino: the last conv is Winograd */
+	int shared = run_shares(r) ? r->net->nprep : 0;
 
 	/* every buffer starts on a 64-byte line (mem is aligned so), so rows of a
 	 * width that is a multiple of 16 are aligned for the vector kernels */
@@ -307,8 +386,10 @@ layout(ts_vgg_run *r, float *mem)
 			ws = need_f > ws ? need_f : ws;
 			ws = need_b > ws ? need_b : ws;
 			wino = f.algo == TS_CONV_WINO4 || f.algo == TS_CONV_WINO2;
-			TAKE(r->fwd_w[ci], ts_conv_op_weight_floats(c, oc, f.algo));
-			TAKE(r->adj_w[ci], ts_conv_op_weight_floats(oc, c, b.algo));
+			if (ci >= shared) { /* the net's prepared weights, or the run's own */
+				TAKE(r->fwd_w[ci], ts_conv_op_weight_floats(c, oc, f.algo));
+				TAKE(r->adj_w[ci], ts_conv_op_weight_floats(oc, c, b.algo));
+			}
 			c = oc;
 		} else if (k == TS_LAYER_POOL) {
 			h /= 2;
@@ -438,6 +519,11 @@ ts_vgg_run_create(const ts_vgg *net, int h, int w, int last, const unsigned char
 	}
 	layout(r, r->mem);
 	for (int ci = 0; ci <= ts_vgg_layer_conv(last); ci++) {
+		if (run_shares(r)) {
+			r->fwd[ci] = net->prep_fwd[ci];
+			r->adj[ci] = net->prep_adj[ci];
+			continue;
+		}
 		ts_conv_op_prepare(&r->fwd[ci], net->w[ci], net->b[ci], net->in_ch[ci],
 		                   net->out_ch[ci], 0, TS_CONV_AUTO, r->fwd_w[ci]);
 		ts_conv_op_prepare(&r->adj[ci], net->w[ci], NULL, net->in_ch[ci], net->out_ch[ci],

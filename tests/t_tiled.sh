@@ -30,9 +30,14 @@ tiles_in_log() { wc -l <"$1/log.jsonl"; }
 dups_in_log() { sed -E 's/.*"level":([0-9]+).*"row":([0-9]+).*"col":([0-9]+).*/\1 \2 \3/' "$1/log.jsonl" | sort | uniq -d | wc -l; }
 
 # 1. the same picture with 1, 2 and 3 ranks
+# (3 ranks with progress on: the ranks of the node share one copy of the weights)
 for np in 1 2 3; do
-	run $np "$d/np$np.tif" "$d/job$np" >"$d/np$np.log" 2>&1 || { fail "np=$np run"; cat "$d/np$np.log"; }
+	extra=()
+	[ $np -eq 3 ] && extra=(--progress on)
+	run $np "$d/np$np.tif" "$d/job$np" "${extra[@]}" >"$d/np$np.log" 2>&1 || { fail "np=$np run"; cat "$d/np$np.log"; }
 done
+grep -q "prepared weights: .* one copy for the 3 ranks of this node" "$d/np3.log" &&
+	echo "ok   3 ranks share the prepared weights" || { fail "weights not shared"; cat "$d/np3.log"; }
 total=$(tiles_in_log "$d/job1")
 echo "tiles in the job: $total"
 for np in 2 3; do

@@ -636,6 +636,115 @@ test_gradient_other_lasts(void **state)
 
 /* ts_vgg_layers_seconds: grows with a forward and backward pass (pooling layers ran),
  * and with the convolutions' time fits in the pass's wall time. */
+/* One run's forward features at taps[] and its input gradient for random upstream
+ * gradients rl (fixed by the seed), into feat (concatenated) and dimg. */
+static void
+run_once(const ts_vgg *net, int h, int w, const int *taps, int ntap, float *feat, float *dimg)
+{
+	unsigned char tap[TS_VGG_NLAYERS] = { 0 };
+	float *rl[8], *img;
+	int last = 0;
+	size_t at = 0;
+	ts_vgg_run *r;
+
+	rng_state = 4242;
+	img = make_image(h, w);
+
+	for (int t = 0; t < ntap; t++) {
+		tap[taps[t]] = 1;
+		last = taps[t] > last ? taps[t] : last;
+	}
+	assert_non_null(r = ts_vgg_run_create(net, h, w, last, tap, TS_POOL_AVG));
+	ts_vgg_forward(r, img);
+	for (int t = 0; t < ntap; t++) {
+		int c, fh, fw;
+		const float *f = ts_vgg_feature(r, taps[t], &c, &fh, &fw);
+
+		memcpy(feat + at, f, (size_t)c * fh * fw * sizeof *f);
+		at += (size_t)c * fh * fw;
+		assert_non_null(rl[t] = malloc((size_t)c * fh * fw * sizeof(float)));
+		for (size_t j = 0; j < (size_t)c * fh * fw; j++)
+			rl[t][j] = (float)urand(-1, 1);
+	}
+	{
+		struct add_ctx a = { taps, ntap, rl, 0, 0 };
+
+		ts_vgg_backward(r, add_tapped, &a, dimg);
+	}
+	for (int t = 0; t < ntap; t++)
+		free(rl[t]);
+	free(img);
+	ts_vgg_run_destroy(r);
+}
+
+/* Weights prepared once in the net (ts_vgg_prepare: the net's own memory, or memory
+ * another process filled, read without computing) give runs the same bits as their
+ * own, and the runs' memory shrinks by exactly the prepared weights; a run deeper
+ * than what is prepared makes its own. */
+static void
+test_prepared(void **state)
+{
+	const char *names[] = { "relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2" };
+	int taps[5], h = 40, w = 36, nconv = ts_vgg_layer_conv(L("relu4_2")) + 1;
+	unsigned char tap[TS_VGG_NLAYERS] = { 0 };
+	size_t nf = 0, own_bytes, np;
+	float *feat[4], *dimg[4], *copy;
+	ts_vgg *net[4];
+
+	(void)state;
+	for (int t = 0; t < 5; t++) {
+		taps[t] = L(names[t]);
+		tap[taps[t]] = 1;
+	}
+	for (int k = 0; k < 4; k++)
+		assert_non_null(net[k] = ts_vgg_create_builtin(11, 8));
+	own_bytes = ts_vgg_run_bytes(net[0], h, w, taps[4], tap);
+	for (int t = 0; t < 5; t++) {
+		int c = net[0]->out_ch[ts_vgg_layer_conv(taps[t])], sh = ts_vgg_layer_pools(taps[t]);
+
+		nf += (size_t)c * (h >> sh) * (w >> sh);
+	}
+	for (int k = 0; k < 4; k++) {
+		assert_non_null(feat[k] = malloc(nf * sizeof(float)));
+		assert_non_null(dimg[k] = malloc((size_t)3 * h * w * sizeof(float)));
+	}
+	/* 0: the run's own; 1: the net's; 2: another's memory, attached; 3: too shallow */
+	assert_int_equal(ts_vgg_prepare(net[1], nconv, NULL, 1), 0);
+	np = ts_vgg_prepared_floats(net[1], nconv);
+	assert_true(np > 0);
+	assert_int_equal(ts_vgg_run_bytes(net[1], h, w, taps[4], tap), own_bytes - np * sizeof(float));
+	assert_non_null(copy = aligned_alloc(64, np * sizeof(float)));
+	memcpy(copy, net[1]->prep_own, np * sizeof(float));
+	assert_int_equal(ts_vgg_prepare(net[2], nconv, copy, 0), 0);
+	assert_null(net[2]->prep_own);
+	assert_int_equal(ts_vgg_prepare(net[3], nconv - 1, NULL, 1), 0);
+	assert_int_equal(ts_vgg_run_bytes(net[3], h, w, taps[4], tap), own_bytes);
+	for (int k = 0; k < 4; k++)
+		run_once(net[k], h, w, taps, 5, feat[k], dimg[k]);
+	for (int k = 1; k < 4; k++) {
+		assert_memory_equal(feat[k], feat[0], nf * sizeof(float));
+		assert_memory_equal(dimg[k], dimg[0], (size_t)3 * h * w * sizeof(float));
+	}
+	/* the gradient is not all zeros (so equal bits say something) */
+	{
+		double s = 0;
+
+		for (size_t j = 0; j < (size_t)3 * h * w; j++)
+			s += fabs(dimg[0][j]);
+		assert_true(s > 0);
+	}
+	/* out of range */
+	assert_int_equal(ts_vgg_prepare(net[1], 0, NULL, 1), -1);
+	assert_non_null(strstr(ts_errmsg(), "prepare 0 convolutions"));
+	assert_int_equal(ts_vgg_prepare(net[1], net[1]->nconv + 1, NULL, 1), -1);
+	for (int k = 0; k < 4; k++) {
+		free(feat[k]);
+		free(dimg[k]);
+		ts_vgg_destroy(net[k]);
+	}
+	free(copy);
+}
+
 static void
 test_layers_seconds(void **state)
 {
@@ -685,6 +794,7 @@ main(void)
 		cmocka_unit_test(test_alloc),
 		cmocka_unit_test(test_validation),
 		cmocka_unit_test(test_run_bytes),
+		cmocka_unit_test(test_prepared),
 		cmocka_unit_test(test_forward_reference),
 		cmocka_unit_test(test_activation_scale),
 		cmocka_unit_test(test_gradient_torch_avg),

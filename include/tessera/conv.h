@@ -118,6 +118,10 @@ size_t ts_conv_op_weight_floats(int ic, int oc, ts_conv_algo algo);
  * and must outlive op. */
 void ts_conv_op_prepare(ts_conv_op *op, const float *wt, const float *bias, int ic, int oc,
                         int adjoint, ts_conv_algo algo, float *wmem);
+/* What ts_conv_op_prepare sets in op, without computing the weights: wmem already
+ * holds what it wrote for the same arguments (another process's, in shared memory). */
+void ts_conv_op_attach(ts_conv_op *op, const float *bias, int ic, int oc, int adjoint,
+                       ts_conv_algo algo, float *wmem);
 /* Workspace floats op needs for an h x w image with the current thread count. */
 size_t ts_conv_op_ws_floats(const ts_conv_op *op, int h, int w);
 /* y [op->oc, h, w] = op(x [op->ic, h, w]); with relu, y = max(y, 0).  If mask is not

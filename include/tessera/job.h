@@ -33,6 +33,13 @@ const ts_plan *ts_job_plan(const ts_job *j);
 uint64_t ts_job_hash(const ts_job *j);
 int ts_job_iterations(const ts_job *j, int level);
 
+/* The network's prepared weights for every objective of the job (ts_vgg_prepare):
+ * their floats, and laying them out at mem (NULL: the job's own memory), computed or,
+ * with compute 0, as another rank of the node computed them there.  0 or -1 with a
+ * message. */
+size_t ts_job_prepared_floats(const ts_job *j);
+int ts_job_prepare_weights(ts_job *j, float *mem, int compute);
+
 /* Print the plan: levels, grids, iterations, per-rank peak memory, time estimate
  * (from a short measured pass on this machine). */
 int ts_job_print_plan(ts_job *j, FILE *f, int nranks);

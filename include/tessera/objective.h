@@ -73,6 +73,10 @@ void ts_objective_destroy(ts_objective *o);
 int ts_objective_retarget(ts_objective *o, const ts_style_targets *targets,
                           const float *content);
 
+/* Convolutions an objective of these settings runs (0..n-1: what ts_vgg_prepare
+ * needs to cover for it), or 0 when no layer is listed. */
+int ts_objective_convs(const ts_objective_params *p);
+
 /* Bytes ts_objective_create would allocate for these settings (for --plan). */
 size_t ts_objective_bytes(const ts_vgg *net, int h, int w, const ts_objective_params *p);
 

@@ -44,6 +44,11 @@ typedef struct ts_vgg {
 	float mean[3];            /* TORCH: ImageNet mean (RGB); CAFFE: mean pixel (BGR, 0-255) */
 	float std[3];             /* TORCH: ImageNet std (RGB); unused for CAFFE */
 	float *mem;               /* owns all weights */
+	/* ts_vgg_prepare: convolutions 0..nprep-1 laid out once for every run of the net
+	 * (their ops, forward and adjoint, with the weights at prep_mem) */
+	int nprep;
+	ts_conv_op prep_fwd[TS_VGG_NCONV], prep_adj[TS_VGG_NCONV];
+	float *prep_own;          /* the prepared weights when the net owns them, or NULL */
 } ts_vgg;
 
 /* A network of nconv convolutions with these output channels (in_ch chained from 3),
@@ -60,6 +65,21 @@ ts_vgg *ts_vgg_create_builtin(uint64_t seed, int width_div);
 /* Frees everything; NULL does nothing. */
 void ts_vgg_destroy(ts_vgg *net);
 
+/* Prepared weights (the layout each convolution's algorithm runs from: Winograd
+ * transforms, forward and adjoint) are by default made by every run for itself.  At
+ * 64..512 channels they are 400 MB up to conv5_1, more than the activations of a
+ * 512 tile, so a process that creates several runs, or the ranks of one node, make
+ * them once instead: ts_vgg_prepare lays out convolutions 0..nconv-1 at mem (NULL:
+ * the net allocates it), computing them when compute is set; with compute 0 mem must
+ * already hold what a ts_vgg_prepare with compute set wrote (another process of the
+ * node, through shared memory).  Runs created after it that need no deeper
+ * convolution use those weights (the same bits as their own).  mem, when given, must
+ * hold ts_vgg_prepared_floats(net, nconv) floats, be 64-byte aligned and outlive the
+ * net; the weights must not change after.  0, or -1 with a message (out of memory,
+ * nconv out of range). */
+size_t ts_vgg_prepared_floats(const ts_vgg *net, int nconv);
+int ts_vgg_prepare(ts_vgg *net, int nconv, float *mem, int compute);
+
 /* One image's activations and workspace for forward + input-gradient backward at a
  * fixed size.  All buffers are allocated at creation; forward/backward allocate
  * nothing. */
@@ -74,7 +94,8 @@ ts_vgg_run *ts_vgg_run_create(const ts_vgg *net, int h, int w, int last,
                               const unsigned char *tapped, ts_pool_mode pool);
 void ts_vgg_run_destroy(ts_vgg_run *r);
 
-/* Bytes a run of these settings would allocate (for --plan), without allocating. */
+/* Bytes a run of these settings would allocate (for --plan), without allocating: with
+ * the net's prepared weights (ts_vgg_prepare) the run's own exclude them. */
 size_t ts_vgg_run_bytes(const ts_vgg *net, int h, int w, int last,
                         const unsigned char *tapped);
 
