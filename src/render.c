@@ -13,7 +13,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tessera/conv.h"
 #include "tessera/error.h"
+#include "tessera/loss.h"
+#include "tessera/optim.h"
 #include "tessera/par.h"
 #include "tessera/report.h"
 #include "tessera/weights.h"
@@ -405,6 +408,7 @@ ts_render_single(const ts_config *c, volatile int *stop)
 	single_ctx s = { 0 };
 	ts_stylize_hooks hooks = { &s, single_iteration, single_should_stop };
 	int w, h, done = 0, ret = -1, bits, nprep;
+	double t0, conv0, layers0, loss0, optim0; /* seconds of the optimization, its parts */
 
 	s.c = c;
 	s.stop = stop;
@@ -448,11 +452,29 @@ ts_render_single(const ts_config *c, volatile int *stop)
 		ts_report_set(s.report, "height", h);
 	}
 	ts_render_optim_params(c, &oo);
+	t0 = ts_now();
+	conv0 = ts_conv_seconds();
+	layers0 = ts_vgg_layers_seconds();
+	loss0 = ts_loss_seconds();
+	optim0 = ts_optim_seconds();
 	if (ts_stylize(net, targets, &op, &oo, c->iterations, h, w, content->px, x->px,
 	               &hooks, &final, &done))
 		goto cleanup;
 	if (s.progress && s.tty)
 		fputc('\n', stderr);
+	/* where the optimization's time went, as the tiled renderer reports per level */
+	t0 = ts_now() - t0;
+	conv0 = ts_conv_seconds() - conv0;
+	layers0 = ts_vgg_layers_seconds() - layers0;
+	loss0 = ts_loss_seconds() - loss0;
+	optim0 = ts_optim_seconds() - optim0;
+	if (s.progress && t0 > 0)
+		fprintf(stderr,
+		        "%d iterations in %.1f s; of the time: convolution %.1f%%, other layers "
+		        "(pooling, ReLU) %.1f%%, losses %.1f%%, optimizer %.1f%%, the rest (set-up, "
+		        "levels' resampling) %.1f%%\n",
+		        done, t0, 100 * conv0 / t0, 100 * layers0 / t0, 100 * loss0 / t0,
+		        100 * optim0 / t0, 100 * (t0 - conv0 - layers0 - loss0 - optim0) / t0);
 	/* A 16-bit source keeps 16 bits where the output format can hold them. */
 	bits = content->bits == 16 ? 16 : 8;
 	if (write_frame(&s, x->px, c->out, bits))
@@ -460,6 +482,10 @@ ts_render_single(const ts_config *c, volatile int *stop)
 	if (s.report) {
 		ts_report_set(s.report, "iterations_done", done);
 		ts_report_set(s.report, "seconds", ts_now() - s.t0);
+		ts_report_set(s.report, "conv_seconds", conv0);
+		ts_report_set(s.report, "layers_seconds", layers0);
+		ts_report_set(s.report, "loss_seconds", loss0);
+		ts_report_set(s.report, "optim_seconds", optim0);
 		if (ts_report_write(s.report, c->report))
 			goto cleanup;
 	}

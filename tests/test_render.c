@@ -157,6 +157,23 @@ run_and_check_fall(ts_optim_kind kind, int iters, double factor)
 	/* iterations are numbered 0..n in order */
 	for (int i = 0; i <= iters; i++)
 		assert_int_equal((int)iter_value(j, i, "iteration"), i);
+	/* the time breakdown: every part there, the convolutions, losses and the
+	 * optimizer measured, and the parts within the whole */
+	{
+		const char *parts[] = { "conv_seconds", "layers_seconds", "loss_seconds",
+			                "optim_seconds" };
+		double sum = 0, all = cJSON_GetObjectItem(j, "seconds")->valuedouble;
+
+		for (int k = 0; k < 4; k++) {
+			cJSON *v = cJSON_GetObjectItem(j, parts[k]);
+
+			assert_non_null(v);
+			assert_true(v->valuedouble >= 0);
+			assert_true(k == 1 || v->valuedouble > 0);
+			sum += v->valuedouble;
+		}
+		assert_true(sum <= all);
+	}
 	cJSON_Delete(j);
 	ts_config_fini(&c);
 }
