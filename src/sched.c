@@ -7,6 +7,8 @@
  *   Rank 0 ends a level when every tile is done and every worker was told -1; then it
  *   assembles the level.  A stop (signal) makes rank 0 hand out nothing more, wait
  *   for the tiles in flight (workers finish or drop them), and broadcast {stop}.
+ * Before the levels the ranks of each node share one copy of the prepared convolution
+ * weights (share_weights).
  * Finished tiles are written by whoever rendered them (checkpoints in the shared job
  * directory); rank 0 appends their log lines, so log.jsonl has a single writer. */
 #include "tessera/sched.h"
@@ -38,7 +40,7 @@ static int my_rank, n_ranks;
 static MPI_Comm node_comm = MPI_COMM_NULL;
 static void *shm_base; /* their mapping, or NULL */
 static size_t shm_bytes;
-static int node_ranks = 1, node_unshared; /* ranks on this node; no shared window */
+static int node_ranks = 1, node_unshared; /* ranks on this node; each has its own copy */
 
 void
 ts_sched_init(int *argc, char ***argv, int *rank, int *nranks)

@@ -75,8 +75,9 @@ void ts_vgg_destroy(ts_vgg *net);
  * node, through shared memory).  Runs created after it that need no deeper
  * convolution use those weights (the same bits as their own).  mem, when given, must
  * hold ts_vgg_prepared_floats(net, nconv) floats, be 64-byte aligned and outlive the
- * net; the weights must not change after.  0, or -1 with a message (out of memory,
- * nconv out of range). */
+ * net; the weights must not change after.  Call it before creating runs: a second
+ * call frees what the first allocated, under the runs that use it.  0, or -1 with a
+ * message (out of memory, nconv out of range). */
 size_t ts_vgg_prepared_floats(const ts_vgg *net, int nconv);
 int ts_vgg_prepare(ts_vgg *net, int nconv, float *mem, int compute);
 
