@@ -357,19 +357,13 @@ ts_job_close(ts_job *j)
 size_t
 ts_job_prepared_floats(const ts_job *j)
 {
-	int n = ts_objective_convs(&j->op);
-
-	return n > 0 && n <= j->net->nconv ? ts_vgg_prepared_floats(j->net, n) : 0;
+	return ts_objective_prepared_floats(j->net, &j->op);
 }
 
 int
 ts_job_prepare_weights(ts_job *j, float *mem, int compute)
 {
-	int n = ts_objective_convs(&j->op);
-
-	if (n < 1 || n > j->net->nconv) /* ts_objective_create says what is wrong */
-		return 0;
-	return ts_vgg_prepare(j->net, n, mem, compute);
+	return ts_objective_prepare(j->net, &j->op, mem, compute);
 }
 
 const ts_plan *

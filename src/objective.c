@@ -214,13 +214,32 @@ style_ws_floats(const ts_vgg *net, int h, int w, const ts_layer_weights *sl)
 	return most;
 }
 
-int
-ts_objective_convs(const ts_objective_params *p)
+/* Convolutions an objective of these settings runs (0..n-1), or 0 when no layer is
+ * listed or the net has too few. */
+static int
+prepared_convs(const ts_vgg *net, const ts_objective_params *p)
 {
 	unsigned char tapped[TS_VGG_NLAYERS];
 	int last = tap_layers(&p->content_layers, &p->style_layers, tapped);
+	int n = last < 0 ? 0 : ts_vgg_layer_conv(last) + 1;
 
-	return last < 0 ? 0 : ts_vgg_layer_conv(last) + 1;
+	return n <= net->nconv ? n : 0;
+}
+
+size_t
+ts_objective_prepared_floats(const ts_vgg *net, const ts_objective_params *p)
+{
+	int n = prepared_convs(net, p);
+
+	return n ? ts_vgg_prepared_floats(net, n) : 0;
+}
+
+int
+ts_objective_prepare(ts_vgg *net, const ts_objective_params *p, float *mem, int compute)
+{
+	int n = prepared_convs(net, p);
+
+	return n ? ts_vgg_prepare(net, n, mem, compute) : 0;
 }
 
 size_t

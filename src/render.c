@@ -407,7 +407,7 @@ ts_render_single(const ts_config *c, volatile int *stop)
 	ts_loss_parts final;
 	single_ctx s = { 0 };
 	ts_stylize_hooks hooks = { &s, single_iteration, single_should_stop };
-	int w, h, done = 0, ret = -1, bits, nprep;
+	int w, h, done = 0, ret = -1, bits;
 	double t0, conv0, layers0, loss0, optim0; /* seconds of the optimization, its parts */
 
 	s.c = c;
@@ -432,10 +432,8 @@ ts_render_single(const ts_config *c, volatile int *stop)
 	if (!(net = ts_render_network(c)))
 		goto cleanup;
 	ts_objective_params_from_config(&op, c);
-	/* the weights laid out once for the style targets and every level's objective (a
-	 * net too shallow for the layers: ts_targets_create says so) */
-	nprep = ts_objective_convs(&op);
-	if (nprep > 0 && nprep <= net->nconv && ts_vgg_prepare(net, nprep, NULL, 1))
+	/* the weights laid out once for the style targets and every level's objective */
+	if (ts_objective_prepare(net, &op, NULL, 1))
 		goto cleanup;
 	if (!(targets = ts_targets_create(net, styles, c->style_blend, c->nstyle,
 	                                  &op.style_layers, op.pool)))

@@ -74,7 +74,7 @@ static int
 share_weights(ts_job *job)
 {
 	size_t n = ts_job_prepared_floats(job), bytes = n * sizeof(float);
-	int node_rank = 0, ok = 1, all_ok = 0, fd = -1;
+	int node_rank = 0, ok = 1, all_ok = 0, fd = -1, created = 0;
 	char name[64] = "";
 	void *p = MAP_FAILED;
 
@@ -83,13 +83,14 @@ share_weights(ts_job *job)
 		                    &node_comm);
 	MPI_Comm_size(node_comm, &node_ranks);
 	MPI_Comm_rank(node_comm, &node_rank);
-	if (node_ranks == 1 || n == 0 || shm_base)
+	if (node_ranks == 1 || n == 0)
 		return ts_job_prepare_weights(job, NULL, 1);
 	if (node_rank == 0) {
 		int e = 0;
 
 		snprintf(name, sizeof name, "/tessera-weights-%ld", (long)getpid());
-		if ((fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600)) < 0)
+		created = (fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600)) >= 0;
+		if (!created)
 			e = errno;
 		else if ((e = posix_fallocate(fd, 0, (off_t)bytes)) == 0 &&
 		         (p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) ==
@@ -98,8 +99,8 @@ share_weights(ts_job *job)
 		if (e) {
 			ok = 0;
 			fprintf(stderr, "tessera[rank %d]: shared memory %s for the prepared "
-				        "weights (%.0f MiB): %s; each rank of the node makes its own\n",
-				        my_rank, name, (double)bytes / 1048576.0, strerror(e));
+			        "weights (%.0f MiB): %s; each rank of the node makes its own\n",
+			        my_rank, name, (double)bytes / 1048576.0, strerror(e));
 		} else if (ts_job_prepare_weights(job, p, 1)) {
 			ok = -1;
 		}
@@ -115,7 +116,7 @@ share_weights(ts_job *job)
 	if (fd >= 0)
 		close(fd);
 	MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, node_comm);
-	if (node_rank == 0 && name[0] && fd >= 0)
+	if (created)
 		shm_unlink(name); /* the mappings keep the memory; nothing is left behind */
 	if (all_ok == 1) {
 		shm_base = p;

@@ -503,6 +503,21 @@ add_tapped(void *ctx, int layer, const float *feat, int c, int fh, int fw, float
 	return 1;
 }
 
+/* rl[t]: a random upstream gradient (uniform in [-1, 1], from rng_state) of the shape
+ * of tapped layer taps[t] of r, allocated here. */
+static void
+random_upstream(const ts_vgg_run *r, const int *taps, int ntap, float **rl)
+{
+	for (int t = 0; t < ntap; t++) {
+		int c, fh, fw;
+
+		ts_vgg_feature(r, taps[t], &c, &fh, &fw);
+		assert_non_null(rl[t] = malloc((size_t)c * fh * fw * sizeof(float)));
+		for (size_t j = 0; j < (size_t)c * fh * fw; j++)
+			rl[t][j] = (float)urand(-1, 1);
+	}
+}
+
 static void
 check_gradient(ts_input_mode input, ts_pool_mode pool, const char *const *names, int ntap)
 {
@@ -528,14 +543,7 @@ check_gradient(ts_input_mode input, ts_pool_mode pool, const char *const *names,
 	}
 	assert_non_null(r = ts_vgg_run_create(net, h, w, last, tap, pool));
 	ts_vgg_forward(r, img);
-	for (int t = 0; t < ntap; t++) {
-		int c, fh, fw;
-
-		ts_vgg_feature(r, taps[t], &c, &fh, &fw);
-		assert_non_null(rl[t] = malloc((size_t)c * fh * fw * sizeof(float)));
-		for (size_t j = 0; j < (size_t)c * fh * fw; j++)
-			rl[t][j] = (float)urand(-1, 1);
-	}
+	random_upstream(r, taps, ntap, rl);
 	{
 		struct add_ctx a = { taps, ntap, rl, 0, 0 };
 		float *d2 = malloc((size_t)3 * h * w * sizeof *d2);
@@ -662,10 +670,8 @@ run_once(const ts_vgg *net, int h, int w, const int *taps, int ntap, float *feat
 
 		memcpy(feat + at, f, (size_t)c * fh * fw * sizeof *f);
 		at += (size_t)c * fh * fw;
-		assert_non_null(rl[t] = malloc((size_t)c * fh * fw * sizeof(float)));
-		for (size_t j = 0; j < (size_t)c * fh * fw; j++)
-			rl[t][j] = (float)urand(-1, 1);
 	}
+	random_upstream(r, taps, ntap, rl);
 	{
 		struct add_ctx a = { taps, ntap, rl, 0, 0 };
 

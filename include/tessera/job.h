@@ -33,10 +33,8 @@ const ts_plan *ts_job_plan(const ts_job *j);
 uint64_t ts_job_hash(const ts_job *j);
 int ts_job_iterations(const ts_job *j, int level);
 
-/* The network's prepared weights for every objective of the job (ts_vgg_prepare):
- * their floats, and laying them out at mem (NULL: the job's own memory), computed or,
- * with compute 0, as another rank of the node computed them there.  0 or -1 with a
- * message. */
+/* ts_objective_prepared_floats / ts_objective_prepare for the job's network and
+ * objective (the scheduler shares them between the ranks of a node). */
 size_t ts_job_prepared_floats(const ts_job *j);
 int ts_job_prepare_weights(ts_job *j, float *mem, int compute);
 

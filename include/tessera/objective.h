@@ -73,9 +73,13 @@ void ts_objective_destroy(ts_objective *o);
 int ts_objective_retarget(ts_objective *o, const ts_style_targets *targets,
                           const float *content);
 
-/* Convolutions an objective of these settings runs (0..n-1: what ts_vgg_prepare
- * needs to cover for it), or 0 when no layer is listed. */
-int ts_objective_convs(const ts_objective_params *p);
+/* The net's prepared weights (ts_vgg_prepare) for every objective of these settings:
+ * their floats, and laying them out at mem (NULL: the net's own memory), computed or
+ * (compute 0) as another process wrote them there.  A net too shallow for the layers
+ * gets none (0 floats; ts_objective_create then says what is wrong).  0 or -1 with a
+ * message. */
+size_t ts_objective_prepared_floats(const ts_vgg *net, const ts_objective_params *p);
+int ts_objective_prepare(ts_vgg *net, const ts_objective_params *p, float *mem, int compute);
 
 /* Bytes ts_objective_create would allocate for these settings (for --plan). */
 size_t ts_objective_bytes(const ts_vgg *net, int h, int w, const ts_objective_params *p);
