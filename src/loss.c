@@ -226,9 +226,14 @@ panel_item(void *ctx, int b, int thread)
 void
 ts_gram(const float *f, int c, int hw, float *g, float *ws)
 {
+	ts_gram_scaled(f, c, hw, (float)(1.0 / ((double)c * hw)), g, ws);
+}
+
+void
+ts_gram_scaled(const float *f, int c, int hw, float scale, float *g, float *ws)
+{
 	struct gram_job j = { f, c, hw, gram_blocks(c, hw), ts_gram_tiles_use(c), ws, g, 0.0f,
 		              { 0 } };
-	float scale = (float)(1.0 / ((double)c * hw));
 	size_t pf = part_floats(c);
 
 	TS_ASSERT(f && g && ws && c > 0 && hw > 0);

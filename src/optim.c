@@ -88,6 +88,7 @@ struct ts_optim {
 	int *order;     /* [history] slot of pair k, 0 = oldest */
 	int spare;      /* the slot not in use */
 	double *part;   /* [nblocks * PART(history)] partial sums of the passes */
+	double *sum;    /* [PART(history)] the passes' sums over the whole problem */
 	int count;      /* pairs held */
 	/* dot products of the history, by slot (see lbfgs_direction) */
 	double *sy;     /* [(history + 1)^2] sy[a * (history + 1) + b] = s_a . y_b */
@@ -98,6 +99,13 @@ struct ts_optim {
 	/* Adam */
 	float *m; /* [n] first moment */
 	float *v; /* [n] second moment */
+
+	/* the blocks of the passes: none straddles a segment (ts_optim_create_split) */
+	int nb, nseg;
+	size_t *blo, *bhi; /* [nb] variables [blo, bhi) of block b */
+	int *bseg;         /* [nb] its segment */
+	double *segpart;   /* [nseg * PART(history)] partial sums by segment */
+	ts_optim_reduce red; /* sum and max over the whole problem (sum NULL: this process) */
 };
 
 void
@@ -157,11 +165,38 @@ check_params(const ts_optim_params *p, size_t n)
 	return bad ? -1 : 0;
 }
 
+int
+ts_optim_sum_width(const ts_optim_params *p)
+{
+	return (int)PART(p->kind == TS_OPTIM_LBFGS ? p->history : 0);
+}
+
 ts_optim *
 ts_optim_create(const ts_optim_params *p, size_t n)
 {
+	return ts_optim_create_split(p, 1, &n, NULL);
+}
+
+ts_optim *
+ts_optim_create_split(const ts_optim_params *p, int nseg, const size_t *seglen,
+                      const ts_optim_reduce *red)
+{
 	ts_optim *o = NULL, *ret = NULL;
-	size_t hist;
+	size_t hist, n = 0, nblk = 0;
+
+	for (int i = 0; i < nseg; i++) {
+		n += seglen[i];
+		nblk += (seglen[i] + BLOCK - 1) / BLOCK;
+	}
+	if (nseg < 1 || nblk > INT32_MAX) {
+		ts_error("optim", "bad segments (%d)", nseg);
+		goto cleanup;
+	}
+	for (int i = 0; i < nseg; i++)
+		if (!seglen[i]) {
+			ts_error("optim", "segment %d has no variables", i);
+			goto cleanup;
+		}
 
 	if (!p) {
 		ts_error("optim", "no parameters");
@@ -181,6 +216,30 @@ ts_optim_create(const ts_optim_params *p, size_t n)
 	o->p = *p;
 	o->n = n;
 	o->h_diag = 1.0;
+	o->nb = (int)nblk;
+	o->nseg = nseg;
+	if (red)
+		o->red = *red;
+	o->blo = malloc(nblk * sizeof *o->blo);
+	o->bhi = malloc(nblk * sizeof *o->bhi);
+	o->bseg = malloc(nblk * sizeof *o->bseg);
+	o->segpart = calloc((size_t)nseg * PART(hist), sizeof *o->segpart);
+	o->sum = calloc(PART(hist), sizeof *o->sum);
+	if (!o->blo || !o->bhi || !o->bseg || !o->segpart || !o->sum) {
+		ts_error("optim", "out of memory");
+		goto cleanup;
+	}
+	for (int i = 0, b = 0; i < nseg; i++) {
+		size_t at = 0;
+
+		for (int k = 0; k < i; k++)
+			at += seglen[k];
+		for (size_t lo = 0; lo < seglen[i]; lo += BLOCK, b++) {
+			o->blo[b] = at + lo;
+			o->bhi[b] = at + (lo + BLOCK < seglen[i] ? lo + BLOCK : seglen[i]);
+			o->bseg[b] = i;
+		}
+	}
 	o->g = calloc(n, sizeof *o->g);
 	if (p->kind == TS_OPTIM_LBFGS) {
 		o->d = calloc(n, sizeof *o->d);
@@ -203,7 +262,7 @@ ts_optim_create(const ts_optim_params *p, size_t n)
 		o->ro = calloc(hist + 1, sizeof *o->ro);
 		o->al = calloc(hist + 1, sizeof *o->al);
 		o->order = calloc(hist, sizeof *o->order);
-		o->part = calloc(PART(hist) * ((n + BLOCK - 1) / BLOCK), sizeof *o->part);
+		o->part = calloc(PART(hist) * nblk, sizeof *o->part);
 		o->sy = calloc((hist + 1) * (hist + 1), sizeof *o->sy);
 		o->yy = calloc((hist + 1) * (hist + 1), sizeof *o->yy);
 		o->sg = calloc(hist + 1, sizeof *o->sg);
@@ -218,7 +277,8 @@ ts_optim_create(const ts_optim_params *p, size_t n)
 	} else {
 		o->m = calloc(n, sizeof *o->m);
 		o->v = calloc(n, sizeof *o->v);
-		if (!o->g || !o->m || !o->v) {
+		o->part = calloc(PART(0) * nblk, sizeof *o->part);
+		if (!o->g || !o->m || !o->v || !o->part) {
 			ts_error("optim", "out of memory for Adam (%zu variables)", n);
 			goto cleanup;
 		}
@@ -280,6 +340,11 @@ ts_optim_destroy(ts_optim *o)
 	free(o->order);
 	free(o->m);
 	free(o->v);
+	free(o->blo);
+	free(o->bhi);
+	free(o->bseg);
+	free(o->segpart);
+	free(o->sum);
 	free(o);
 }
 
@@ -360,7 +425,7 @@ pass_item(void *ctx, int b, int thread)
 {
 	const struct pass_job *j = ctx;
 	ts_optim *o = j->o;
-	size_t lo = (size_t)b * BLOCK, hi = lo + BLOCK < o->n ? lo + BLOCK : o->n;
+	size_t lo = o->blo[b], hi = o->bhi[b];
 	float *restrict d = o->d;
 	const float *restrict g = o->g;
 	const double t = o->t;
@@ -427,27 +492,63 @@ pass_item(void *ctx, int b, int thread)
 	o->part[2 * b + 1] = acc2;
 }
 
-/* Run one simple pass; returns the first partial result combined in block order (the
- * second in *second): sums, or for MOVE, GMAX and YMAX the maximum. */
+/* out [k] = the sums over the whole problem of the blocks' partial sums part [nb *
+ * stride] (k of them at part + b * stride): a segment's blocks in order, then the
+ * segments by the reduction hook (or, alone, in order).  So the value depends on the
+ * segments only, never on the threads nor on how the segments are spread over
+ * processes (the hook sums them in the problem's order). */
+static void
+reduce_sum(ts_optim *o, const double *part, size_t stride, int k, double *out)
+{
+	double *sp = o->segpart;
+
+	for (int b = 0; b < o->nb; b++) {
+		double *seg = sp + (size_t)o->bseg[b] * k;
+		const double *pb = part + (size_t)b * stride;
+
+		if (b == 0 || o->bseg[b] != o->bseg[b - 1])
+			memcpy(seg, pb, (size_t)k * sizeof *seg);
+		else
+			for (int q = 0; q < k; q++)
+				seg[q] += pb[q];
+	}
+	if (o->red.sum) {
+		o->red.sum(o->red.user, sp, k, out);
+		return;
+	}
+	memcpy(out, sp, (size_t)k * sizeof *out);
+	for (int i = 1; i < o->nseg; i++)
+		for (int q = 0; q < k; q++)
+			out[q] += sp[(size_t)i * k + q];
+}
+
+/* The maximum of v over the processes of the problem. */
+static double
+reduce_max(ts_optim *o, double v)
+{
+	if (o->red.max)
+		o->red.max(o->red.user, &v, 1);
+	return v;
+}
+
+/* Run one simple pass; returns the first partial result combined over the problem
+ * (the second in *second): sums, or for MOVE, GMAX and YMAX the maximum. */
 static double
 pass(ts_optim *o, enum pass_mode mode, float *x, double *second)
 {
 	struct pass_job j = { o, mode, x };
-	int nb = (int)((o->n + BLOCK - 1) / BLOCK);
-	double a = 0.0, a2 = 0.0;
+	double a = 0.0, s[2];
 
-	ts_par_for(nb, pass_item, &j);
-	for (int b = 0; b < nb; b++) {
-		if (mode != PASS_FIRST) {
+	ts_par_for(o->nb, pass_item, &j);
+	if (mode != PASS_FIRST) {
+		for (int b = 0; b < o->nb; b++)
 			a = o->part[2 * b] > a ? o->part[2 * b] : a;
-		} else {
-			a += o->part[2 * b];
-			a2 += o->part[2 * b + 1];
-		}
+		return reduce_max(o, a);
 	}
+	reduce_sum(o, o->part, 2, 2, s);
 	if (second)
-		*second = a2;
-	return a;
+		*second = s[1];
+	return s[0];
 }
 
 /* dot(u, v) of one block, eight sums side by side in double. */
@@ -492,7 +593,7 @@ hist_item(void *ctx, int b, int thread)
 {
 	const struct hist_job *j = ctx;
 	ts_optim *o = j->o;
-	size_t n = o->n, lo = (size_t)b * BLOCK, hi = lo + BLOCK < n ? lo + BLOCK : n;
+	size_t n = o->n, lo = o->blo[b], hi = o->bhi[b];
 	float *restrict sn, *restrict yn;
 	const float *restrict g = o->g, *restrict gp = o->gprev, *restrict d = o->d;
 	double *part = o->part + (size_t)b * PART(o->p.history);
@@ -579,7 +680,7 @@ comb_item(void *ctx, int b, int thread)
 {
 	const struct hist_job *j = ctx;
 	ts_optim *o = j->o;
-	size_t n = o->n, lo = (size_t)b * BLOCK, hi = lo + BLOCK < n ? lo + BLOCK : n;
+	size_t lo = o->blo[b], hi = o->bhi[b];
 	float *restrict d = o->d;
 	const float *restrict g = o->g;
 	const float h = (float)o->h_diag;
@@ -623,9 +724,9 @@ static double
 lbfgs_direction(ts_optim *o)
 {
 	int hist = o->p.history, m = o->count, sp = o->spare;
-	int nb = (int)((o->n + BLOCK - 1) / BLOCK);
+	int nb = o->nb;
 	size_t H = (size_t)hist + 1, pf = PART(hist);
-	double *sum = o->part; /* block 0's partial sums, then all blocks' in block order */
+	double *sum = o->sum; /* the history pass's sums over the problem */
 	double ys, yy, gtd = 0.0;
 	struct hist_job j = { o, m };
 
@@ -634,9 +735,7 @@ lbfgs_direction(ts_optim *o)
 		o->scale[2 * sp + 1] = ts_half_scale(pass(o, PASS_YMAX, NULL, NULL));
 	}
 	ts_par_for(nb, hist_item, &j);
-	for (size_t q = 0; q < 5 * (size_t)m + 4; q++)
-		for (int b = 1; b < nb; b++)
-			sum[q] += o->part[(size_t)b * pf + q];
+	reduce_sum(o, o->part, pf, 5 * m + 4, sum);
 	for (int k = 0; k < m; k++) {
 		int sl = o->order[k];
 
@@ -697,8 +796,7 @@ lbfgs_direction(ts_optim *o)
 	}
 	j.m = m;
 	ts_par_for(nb, comb_item, &j);
-	for (int b = 0; b < nb; b++)
-		gtd += o->part[(size_t)b * pf];
+	reduce_sum(o, o->part, pf, 1, &gtd);
 	return gtd;
 }
 
@@ -763,7 +861,7 @@ adam_step(ts_optim *o, float *x, ts_objective_fn fn, void *ctx)
 
 	if (evaluate(o, x, fn, ctx, o->g, &o->f))
 		return -1;
-	if (p->tol_grad > 0.0 && abs_max(o->g, n) <= p->tol_grad) {
+	if (p->tol_grad > 0.0 && reduce_max(o, abs_max(o->g, n)) <= p->tol_grad) {
 		o->done = 1;
 		return 1;
 	}

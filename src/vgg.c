@@ -329,6 +329,7 @@ struct ts_vgg_run {
 	float *ws;                      /* [ws_floats] conv workspace */
 	size_t ws_floats;
 	float *mem;                     /* owns every buffer above */
+	size_t cap;                     /* floats at mem (the largest size it was made for) */
 };
 
 static size_t
@@ -371,6 +372,20 @@ layout(ts_vgg_run *r, float *mem)
 		(ptr) = mem ? mem + off : NULL;           \
 		off += ((n) + 15) / 16 * 16;             \
 	} while (0)
+	/* the weights first: their place does not depend on the size, so a run resized
+	 * (ts_vgg_run_resize) keeps its prepared convolutions where they are */
+	for (int i = 0, ci = 0, cc = 3; i <= r->last; i++) {
+		if (ts_vgg_layer_kind(i) != TS_LAYER_CONV)
+			continue;
+		ci = ts_vgg_layer_conv(i);
+		if (ci >= shared) {
+			int oc = r->net->out_ch[ci];
+
+			TAKE(r->fwd_w[ci], ts_conv_op_weight_floats(cc, oc, ts_conv_pick(cc, oc)));
+			TAKE(r->adj_w[ci], ts_conv_op_weight_floats(oc, cc, ts_conv_pick(oc, cc)));
+		}
+		cc = r->net->out_ch[ci];
+	}
 	TAKE(r->in, (size_t)3 * h * w);
 	for (int i = 0; i <= r->last; i++) {
 		ts_layer_kind k = ts_vgg_layer_kind(i);
@@ -386,10 +401,6 @@ layout(ts_vgg_run *r, float *mem)
 			ws = need_f > ws ? need_f : ws;
 			ws = need_b > ws ? need_b : ws;
 			wino = f.algo == TS_CONV_WINO4 || f.algo == TS_CONV_WINO2;
-			if (ci >= shared) { /* the net's prepared weights, or the run's own */
-				TAKE(r->fwd_w[ci], ts_conv_op_weight_floats(c, oc, f.algo));
-				TAKE(r->adj_w[ci], ts_conv_op_weight_floats(oc, c, b.algo));
-			}
 			c = oc;
 		} else if (k == TS_LAYER_POOL) {
 			h /= 2;
@@ -488,15 +499,66 @@ ts_vgg_run_bytes(const ts_vgg *net, int h, int w, int last, const unsigned char 
 	return layout(&r, NULL) * sizeof(float) + sizeof r;
 }
 
+size_t
+ts_vgg_run_bytes_multi(const ts_vgg *net, int n, const int *h, const int *w, int last,
+                       const unsigned char *tapped)
+{
+	size_t most = 0;
+
+	for (int i = 0; i < n; i++) {
+		size_t b = ts_vgg_run_bytes(net, h[i], w[i], last, tapped);
+
+		if (!b)
+			return 0;
+		most = b > most ? b : most;
+	}
+	return most;
+}
+
 ts_vgg_run *
 ts_vgg_run_create(const ts_vgg *net, int h, int w, int last, const unsigned char *tapped,
                   ts_pool_mode pool)
 {
-	ts_vgg_run *r = NULL, *ret = NULL;
-	size_t n;
+	return ts_vgg_run_create_multi(net, 1, &h, &w, last, tapped, pool);
+}
 
-	if (check_run(net, h, w, last, tapped))
+int
+ts_vgg_run_resize(ts_vgg_run *r, int h, int w)
+{
+	ts_vgg_run t;
+
+	if (h == r->h && w == r->w)
+		return 0;
+	if (check_run(r->net, h, w, r->last, r->tapped))
+		return -1;
+	t = *r;
+	t.h = h;
+	t.w = w;
+	if (layout(&t, NULL) > r->cap) {
+		ts_error("vgg", "a run made for smaller images cannot take %dx%d", w, h);
+		return -1;
+	}
+	r->h = h;
+	r->w = w;
+	layout(r, r->mem);
+	return 0;
+}
+
+ts_vgg_run *
+ts_vgg_run_create_multi(const ts_vgg *net, int nsizes, const int *hs, const int *ws,
+                        int last, const unsigned char *tapped, ts_pool_mode pool)
+{
+	ts_vgg_run *r = NULL, *ret = NULL;
+	size_t n = 0;
+	int h = 0, w = 0;
+
+	if (nsizes < 1) {
+		ts_error("vgg", "a run needs at least one image size");
 		goto cleanup;
+	}
+	for (int i = 0; i < nsizes; i++)
+		if (check_run(net, hs[i], ws[i], last, tapped))
+			goto cleanup;
 	if (pool != TS_POOL_AVG && pool != TS_POOL_MAX) {
 		ts_error("vgg", "unknown pooling mode %d", (int)pool);
 		goto cleanup;
@@ -506,12 +568,24 @@ ts_vgg_run_create(const ts_vgg *net, int h, int w, int last, const unsigned char
 		goto cleanup;
 	}
 	r->net = net;
-	r->h = h;
-	r->w = w;
 	r->last = last;
 	r->pool = pool;
 	memcpy(r->tapped, tapped, TS_VGG_NLAYERS);
-	n = layout(r, NULL);
+	/* room for the largest of the sizes; it starts at the first */
+	for (int i = nsizes - 1; i >= 0; i--) {
+		size_t k;
+
+		r->h = hs[i];
+		r->w = ws[i];
+		if ((k = layout(r, NULL)) >= n) {
+			n = k;
+			h = hs[i];
+			w = ws[i];
+		}
+	}
+	r->h = h = hs[0];
+	r->w = w = ws[0];
+	r->cap = n;
 	if (!(r->mem = aligned_alloc(64, n * sizeof(float)))) {
 		ts_error("vgg", "out of memory for the activations of a %dx%d image (%.0f MiB)", w,
 		         h, (double)n * sizeof(float) / 1048576.0);

@@ -23,6 +23,8 @@ size_t ts_gram_ws_floats(int c, int hw);
  * panels of the upper triangle (syrk + gemm each, no workspace); for few, blocks
  * along hw (syrk per block, partial Grams in ws summed in block order). */
 void ts_gram(const float *f, int c, int hw, float *g, float *ws);
+/* ts_gram with g = scale * F F^T (scale 1: the raw sums, a block's partial Gram). */
+void ts_gram_scaled(const float *f, int c, int hw, float scale, float *g, float *ws);
 
 /* Workspace floats of ts_loss_style for f: [c, hw]. */
 size_t ts_loss_style_ws_floats(int c, int hw);

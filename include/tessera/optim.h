@@ -33,6 +33,30 @@ typedef struct ts_optim ts_optim;
  * no memory. */
 ts_optim *ts_optim_create(const ts_optim_params *p, size_t n);
 void ts_optim_destroy(ts_optim *o);
+
+/* A problem spread over processes (a coupled level, --gram global): this process's
+ * variables are nseg segments (seglen[i] floats each, concatenated in x) of a vector
+ * whose other segments other processes hold.  Every sum over the variables is taken
+ * per segment and the segments' partial sums are combined by red->sum; maxima by
+ * red->max.  Every process steps with the same global scalars, so they move as one
+ * optimizer.  red NULL: one process holds every segment (sums in segment order).
+ * The optimizer copies *red; its user pointer is borrowed. */
+typedef struct ts_optim_reduce {
+	void *user;
+	/* parts [nseg][k]: this process's segments' sums (in its segment order); out
+	 * [k]: the sums over every segment of the problem, combined in an order fixed
+	 * by the problem (never by the processes), so the bits do not depend on how the
+	 * segments are spread */
+	void (*sum)(void *user, const double *parts, int k, double *out);
+	/* v [k] in place: the maximum over the processes */
+	void (*max)(void *user, double *v, int k);
+} ts_optim_reduce;
+
+/* The most sums a reduction of these settings takes at once. */
+int ts_optim_sum_width(const ts_optim_params *p);
+
+ts_optim *ts_optim_create_split(const ts_optim_params *p, int nseg, const size_t *seglen,
+                                const ts_optim_reduce *red);
 /* Back to the state ts_optim_create left (no history, no moments), keeping the
  * buffers: the next problem of the same size starts exactly as a new optimizer. */
 void ts_optim_reset(ts_optim *o);

@@ -95,6 +95,21 @@ ts_vgg_run *ts_vgg_run_create(const ts_vgg *net, int h, int w, int last,
                               const unsigned char *tapped, ts_pool_mode pool);
 void ts_vgg_run_destroy(ts_vgg_run *r);
 
+/* A run that can be resized to any of nsizes image sizes hs[i] x ws[i] (the blocks of
+ * a coupled level, whose sizes differ at the picture's borders): its memory is that
+ * of the largest, and it starts at the first.  A run's results never depend on the
+ * sizes it had before.  NULL with a message as ts_vgg_run_create. */
+ts_vgg_run *ts_vgg_run_create_multi(const ts_vgg *net, int nsizes, const int *hs,
+                                    const int *ws, int last, const unsigned char *tapped,
+                                    ts_pool_mode pool);
+/* Bytes of such a run (for --plan). */
+size_t ts_vgg_run_bytes_multi(const ts_vgg *net, int nsizes, const int *hs, const int *ws,
+                              int last, const unsigned char *tapped);
+/* Take images of h x w from now on (the activations are then undefined until the
+ * next forward).  0, or -1 with a message when the run's memory is too small for it
+ * or the size too small for its layers. */
+int ts_vgg_run_resize(ts_vgg_run *r, int h, int w);
+
 /* Bytes a run of these settings would allocate (for --plan), without allocating: with
  * the net's prepared weights (ts_vgg_prepare) the run's own exclude them. */
 size_t ts_vgg_run_bytes(const ts_vgg *net, int h, int w, int last,
