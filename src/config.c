@@ -47,6 +47,7 @@ enum kind {
 	K_POOL,     /* avg|max */
 	K_OPTIM,    /* lbfgs|adam */
 	K_LBPREC,   /* single|half */
+	K_GRAM,     /* tile|global */
 	K_PROGRESS, /* auto|on|off */
 	K_INIT,     /* content|noise|style|FILE */
 	K_PRINT,    /* WxH(in|cm|mm) into print_w / print_h */
@@ -140,6 +141,9 @@ static const optdef options[] = {
 
 	{ "Tiled rendering:", K_GROUP, 0, NULL, NULL, NULL },
 	{ "tile", K_INT, F(tile), "N", "tile side in pixels, >= 64, multiple of 16", NULL },
+	{ "gram", K_GRAM, F(gram_global), "tile|global",
+	  "tiled levels: tiles optimized alone, or the level as one picture over blocks",
+	  NULL },
 	{ "overlap", K_INT, F(overlap), "N", "border shared by neighbouring tiles, < tile/2",
 	  NULL },
 	{ "job-dir", K_STR, F(job_dir), "DIR", "checkpoints; run again to resume",
@@ -162,6 +166,7 @@ static const optdef options[] = {
 static const char *const pool_names[] = { "avg", "max" };
 static const char *const optim_names[] = { "lbfgs", "adam" };
 static const char *const lbprec_names[] = { "single", "half" };
+static const char *const gram_names[] = { "tile", "global" };
 static const char *const progress_names[] = { "auto", "on", "off" };
 
 static int *
@@ -252,6 +257,12 @@ set_value(ts_config *c, const optdef *o, const char *v, const char *where, int f
 			ts_cfg_problem(nerr, "%s: \"%s\" is not single or half", where, v);
 		else
 			c->lbfgs_half = i;
+		break;
+	case K_GRAM:
+		if ((i = ts_cfg_parse_name(v, gram_names, 2)) < 0)
+			ts_cfg_problem(nerr, "%s: \"%s\" is not tile or global", where, v);
+		else
+			c->gram_global = i;
 		break;
 	case K_PROGRESS:
 		if ((i = ts_cfg_parse_name(v, progress_names, 3)) < 0)
@@ -368,6 +379,9 @@ format_default(const ts_config *d, const optdef *o, char *buf, size_t len)
 		break;
 	case K_LBPREC:
 		snprintf(buf, len, "%s", lbprec_names[d->lbfgs_half]);
+		break;
+	case K_GRAM:
+		snprintf(buf, len, "%s", gram_names[d->gram_global]);
 		break;
 	case K_PROGRESS:
 		snprintf(buf, len, "%s", progress_names[d->progress]);

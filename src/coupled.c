@@ -639,12 +639,9 @@ ts_coupled_create(const ts_vgg *net, const ts_objective_params *p,
 		ts_error("coupled", "style targets do not match the style layers");
 		goto fail;
 	}
-	if (c->nloc < 1) {
-		ts_error("coupled", "rank %d of %d has no block of the %d", c->comm.rank,
-		         c->comm.nranks, bl->n);
-		goto fail;
-	}
-	/* one run for every local block: the largest of their (few) distinct sizes */
+	/* one run for every local block: the largest of their (few) distinct sizes (a
+	 * process with no block, more processes than blocks, only takes part in the
+	 * sums) */
 	n = 0;
 	for (int b = c->b0; b < c->b1 && n < 60; b++) {
 		int i;
@@ -658,14 +655,14 @@ ts_coupled_create(const ts_vgg *net, const ts_objective_params *p,
 			n++;
 		}
 	}
-	if (!(c->run = ts_vgg_run_create_multi(net, n, hs, ws, c->last, c->tapped, p->pool)))
+	if (n && !(c->run = ts_vgg_run_create_multi(net, n, hs, ws, c->last, c->tapped, p->pool)))
 		goto fail;
 	measure(net, p, bl, c->b0, c->b1, &z);
-	c->var_off = malloc((size_t)c->nloc * sizeof *c->var_off);
-	c->ext_off = malloc((size_t)c->nloc * sizeof *c->ext_off);
-	c->cfeat_off = malloc((size_t)c->nloc * (nc ? nc : 1) * sizeof *c->cfeat_off);
-	c->ext = malloc(z.ext * sizeof *c->ext);
-	c->egrad = malloc(z.ext * sizeof *c->egrad);
+	c->var_off = malloc(((size_t)c->nloc + 1) * sizeof *c->var_off);
+	c->ext_off = malloc(((size_t)c->nloc + 1) * sizeof *c->ext_off);
+	c->cfeat_off = malloc(((size_t)c->nloc + 1) * (nc ? nc : 1) * sizeof *c->cfeat_off);
+	c->ext = malloc((z.ext + 1) * sizeof *c->ext);
+	c->egrad = malloc((z.ext + 1) * sizeof *c->egrad);
 	c->cfeat = malloc((z.cfeat ? z.cfeat : 1) * sizeof *c->cfeat);
 	c->gfloats = z.gfloats;
 	c->gpart = malloc(((size_t)c->nloc * z.gfloats + 1) * sizeof *c->gpart);

@@ -27,26 +27,7 @@
 #include "tessera/resample.h"
 #include "tessera/tile.h"
 
-/* Tiled TIFF tile side for assembled levels and the BigTIFF output. */
-#define OUT_TILE 256
-
-struct ts_job {
-	const ts_config *c;          /* borrowed */
-	char dir[4096];              /* job directory */
-	int out_w, out_h;            /* output size */
-	int content_w, content_h, content_bits;
-	ts_tiff_reader *content_tiff; /* TIFF content: read by region */
-	ts_image *content_img;       /* other formats: decoded whole */
-	ts_plan *plan;
-	uint64_t hash;
-	ts_vgg *net;
-	ts_objective_params op;
-	ts_optim_params oo;
-	ts_style_targets *targets;   /* of the current level */
-	int targets_level;
-	ts_stylizer *sty;            /* the last tile's objective and optimizer, reused by
-	                              * the next tile of the same size (NULL: none yet) */
-};
+#include "job_internal.h"
 
 /* CRC32 of a file's bytes (identity of an input in the plan hash). */
 static int
@@ -155,6 +136,8 @@ plan_text(ts_job *j, char *buf, size_t size)
 	    c->learning_rate);
 	if (c->lbfgs_half) /* only when set: older plans keep their hash */
 		ADD("lbfgs_precision = half\n");
+	if (c->gram_global) /* likewise */
+		ADD("gram = global\n");
 	for (int k = 0; k < j->plan->nlevels; k++)
 		ADD("level%d = %dx%d iterations %d\n", k, j->plan->level[k].w, j->plan->level[k].h,
 		    ts_job_iterations(j, k));
@@ -448,9 +431,8 @@ ts_job_tile_valid(ts_job *j, int level, int index)
 	return 0;
 }
 
-/* Region reader over the content at its own size. */
-static int
-content_read(void *user, int x, int y, int w, int h, float *out)
+int
+ts_job_content_read(void *user, int x, int y, int w, int h, float *out)
 {
 	ts_job *j = user;
 
@@ -464,15 +446,14 @@ content_read(void *user, int x, int y, int w, int h, float *out)
 	return 0;
 }
 
-static int
-tiff_read(void *user, int x, int y, int w, int h, float *out)
+int
+ts_job_tiff_read(void *user, int x, int y, int w, int h, float *out)
 {
 	return ts_tiff_reader_region(user, x, y, w, h, out);
 }
 
-/* The level image of level k (assembled), JOB/L<k>.tif. */
-static void
-level_path(const ts_job *j, int level, char *buf, size_t size)
+void
+ts_job_level_path(const ts_job *j, int level, char *buf, size_t size)
 {
 	snprintf(buf, size, "%s/L%d.tif", j->dir, level);
 }
@@ -550,7 +531,7 @@ ts_job_render_tile(ts_job *j, int level, int index, int rank, volatile int *stop
 		goto cleanup;
 	}
 	/* content target: the content resampled over the tile's rectangle */
-	if (ts_resample_region(content_read, j, j->content_w, j->content_h, lv->w, lv->h, x,
+	if (ts_resample_region(ts_job_content_read, j, j->content_w, j->content_h, lv->w, lv->h, x,
 	                       y, w, h, content))
 		goto cleanup;
 	/* start: --init at level 0, else the level below upsampled over the rectangle */
@@ -562,11 +543,11 @@ ts_job_render_tile(ts_job *j, int level, int index, int rank, volatile int *stop
 	} else {
 		int bw, bh, bb;
 
-		level_path(j, level - 1, path, sizeof path);
+		ts_job_level_path(j, level - 1, path, sizeof path);
 		if (!(below = ts_tiff_reader_open(path)))
 			goto cleanup;
 		ts_tiff_reader_size(below, &bw, &bh, &bb);
-		if (ts_resample_region(tiff_read, below, bw, bh, lv->w, lv->h, x, y, w, h, px))
+		if (ts_resample_region(ts_job_tiff_read, below, bw, bh, lv->w, lv->h, x, y, w, h, px))
 			goto cleanup;
 	}
 	if (!j->sty && !(j->sty = ts_stylizer_create(j->net, &j->op, &j->oo)))
@@ -677,6 +658,7 @@ ts_job_assemble(ts_job *j, int level)
 	const ts_level *lv = &j->plan->level[level];
 	int last = level == j->plan->nlevels - 1;
 	tile_cache tc = { j, level, lv, NULL, 0 };
+	ts_blocks *bl = NULL;
 	ts_tiff_writer *wr = NULL;
 	ts_image *whole = NULL;
 	float *band = NULL, *cband = NULL;
@@ -690,9 +672,11 @@ ts_job_assemble(ts_job *j, int level)
 		snprintf(path, sizeof path, "%s", j->c->out);
 		bits = j->content_bits == 16 ? 16 : 8;
 	} else {
-		level_path(j, level, path, sizeof path);
+		ts_job_level_path(j, level, path, sizeof path);
 	}
-	tc.px = calloc((size_t)lv->ncols * lv->nrows, sizeof *tc.px);
+	if (ts_job_level_global(j, level) && !(bl = ts_job_blocks(j, level)))
+		goto cleanup;
+	tc.px = calloc(bl ? (size_t)bl->n : (size_t)lv->ncols * lv->nrows, sizeof *tc.px);
 	band = malloc((size_t)3 * OUT_TILE * lv->w * sizeof *band);
 	if (last && j->c->original_colors)
 		cband = malloc((size_t)3 * OUT_TILE * lv->w * sizeof *cband);
@@ -709,15 +693,20 @@ ts_job_assemble(ts_job *j, int level)
 	for (int y0 = 0; y0 < lv->h; y0 += OUT_TILE) {
 		int rows = y0 + OUT_TILE <= lv->h ? OUT_TILE : lv->h - y0, r0, r1;
 
-		ts_tile_band_rows(lv, y0, y0 + rows, &r0, &r1);
-		cache_drop_rows_below(&tc, r0);
 		ts_error_clear();
-		if (ts_blend_band(lv, y0, y0 + rows, cache_get, &tc, band) || tc.failed)
-			goto cleanup;
+		if (bl) { /* blocks do not overlap: copied */
+			if (ts_job_block_band(j, level, bl, y0, rows, band, tc.px))
+				goto cleanup;
+		} else {
+			ts_tile_band_rows(lv, y0, y0 + rows, &r0, &r1);
+			cache_drop_rows_below(&tc, r0);
+			if (ts_blend_band(lv, y0, y0 + rows, cache_get, &tc, band) || tc.failed)
+				goto cleanup;
+		}
 		if (cband) {
 			ts_image b = { lv->w, rows, 8, band }, cb = { lv->w, rows, 8, cband };
 
-			if (ts_resample_region(content_read, j, j->content_w, j->content_h, lv->w,
+			if (ts_resample_region(ts_job_content_read, j, j->content_w, j->content_h, lv->w,
 			                       lv->h, 0, y0, lv->w, rows, cband))
 				goto cleanup;
 			ts_image_clamp(&b);
@@ -748,10 +737,15 @@ ts_job_assemble(ts_job *j, int level)
 cleanup:
 	if (wr)
 		ts_tiff_writer_close(wr, 1);
-	if (tc.px) {
+	if (tc.px && bl) {
+		for (int b = 0; b < bl->n; b++)
+			free(tc.px[b]);
+		free(tc.px);
+	} else if (tc.px) {
 		cache_drop_rows_below(&tc, lv->nrows);
 		free(tc.px);
 	}
+	ts_blocks_destroy(bl);
 	ts_image_destroy(whole);
 	free(band);
 	free(cband);

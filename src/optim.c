@@ -188,7 +188,9 @@ ts_optim_create_split(const ts_optim_params *p, int nseg, const size_t *seglen,
 		n += seglen[i];
 		nblk += (seglen[i] + BLOCK - 1) / BLOCK;
 	}
-	if (nseg < 1 || nblk > INT32_MAX) {
+	/* a process of a split problem may hold no variables (more processes than
+	 * segments): it only takes part in the sums */
+	if (nseg < (red ? 0 : 1) || nblk > INT32_MAX) {
 		ts_error("optim", "bad segments (%d)", nseg);
 		goto cleanup;
 	}
@@ -202,7 +204,7 @@ ts_optim_create_split(const ts_optim_params *p, int nseg, const size_t *seglen,
 		ts_error("optim", "no parameters");
 		goto cleanup;
 	}
-	if (check_params(p, n))
+	if (check_params(p, n ? n : (red ? 1 : 0)))
 		goto cleanup;
 	hist = p->kind == TS_OPTIM_LBFGS ? (size_t)p->history : 0;
 	if (hist && n > SIZE_MAX / sizeof(float) / (hist + 1)) {
@@ -220,10 +222,10 @@ ts_optim_create_split(const ts_optim_params *p, int nseg, const size_t *seglen,
 	o->nseg = nseg;
 	if (red)
 		o->red = *red;
-	o->blo = malloc(nblk * sizeof *o->blo);
-	o->bhi = malloc(nblk * sizeof *o->bhi);
-	o->bseg = malloc(nblk * sizeof *o->bseg);
-	o->segpart = calloc((size_t)nseg * PART(hist), sizeof *o->segpart);
+	o->blo = malloc((nblk + 1) * sizeof *o->blo);
+	o->bhi = malloc((nblk + 1) * sizeof *o->bhi);
+	o->bseg = malloc((nblk + 1) * sizeof *o->bseg);
+	o->segpart = calloc(((size_t)nseg + 1) * PART(hist), sizeof *o->segpart);
 	o->sum = calloc(PART(hist), sizeof *o->sum);
 	if (!o->blo || !o->bhi || !o->bseg || !o->segpart || !o->sum) {
 		ts_error("optim", "out of memory");
@@ -262,7 +264,7 @@ ts_optim_create_split(const ts_optim_params *p, int nseg, const size_t *seglen,
 		o->ro = calloc(hist + 1, sizeof *o->ro);
 		o->al = calloc(hist + 1, sizeof *o->al);
 		o->order = calloc(hist, sizeof *o->order);
-		o->part = calloc(PART(hist) * nblk, sizeof *o->part);
+		o->part = calloc(PART(hist) * (nblk + 1), sizeof *o->part);
 		o->sy = calloc((hist + 1) * (hist + 1), sizeof *o->sy);
 		o->yy = calloc((hist + 1) * (hist + 1), sizeof *o->yy);
 		o->sg = calloc(hist + 1, sizeof *o->sg);
@@ -277,7 +279,7 @@ ts_optim_create_split(const ts_optim_params *p, int nseg, const size_t *seglen,
 	} else {
 		o->m = calloc(n, sizeof *o->m);
 		o->v = calloc(n, sizeof *o->v);
-		o->part = calloc(PART(0) * nblk, sizeof *o->part);
+		o->part = calloc(PART(0) * (nblk + 1), sizeof *o->part);
 		if (!o->g || !o->m || !o->v || !o->part) {
 			ts_error("optim", "out of memory for Adam (%zu variables)", n);
 			goto cleanup;

@@ -134,6 +134,104 @@ share_weights(ts_job *job)
 	return ts_job_prepare_weights(job, NULL, 1);
 }
 
+/* --- the coupled level's collectives (coupled.h's ts_comm) over MPI_COMM_WORLD --- */
+
+#define CHUNK ((size_t)1 << 28) /* elements per MPI call (counts are int) */
+
+static void
+comm_sum_i64(void *user, int64_t *v, size_t n)
+{
+	(void)user;
+	for (size_t o = 0; o < n; o += CHUNK)
+		MPI_Allreduce(MPI_IN_PLACE, v + o, (int)(n - o < CHUNK ? n - o : CHUNK), MPI_INT64_T,
+		              MPI_SUM, MPI_COMM_WORLD);
+}
+
+static void
+comm_sum_f64(void *user, double *v, size_t n)
+{
+	(void)user;
+	for (size_t o = 0; o < n; o += CHUNK)
+		MPI_Allreduce(MPI_IN_PLACE, v + o, (int)(n - o < CHUNK ? n - o : CHUNK), MPI_DOUBLE,
+		              MPI_SUM, MPI_COMM_WORLD);
+}
+
+static void
+comm_max_f64(void *user, double *v, size_t n)
+{
+	(void)user;
+	for (size_t o = 0; o < n; o += CHUNK)
+		MPI_Allreduce(MPI_IN_PLACE, v + o, (int)(n - o < CHUNK ? n - o : CHUNK), MPI_DOUBLE,
+		              MPI_MAX, MPI_COMM_WORLD);
+}
+
+/* Alltoallv of floats; counts and offsets per rank fit an int (a block's halo is a
+ * few MB). */
+static void
+comm_exchange(void *user, const float *send, const size_t *scount, float *recv,
+              const size_t *rcount)
+{
+	int *sc = user, *sd = sc + n_ranks, *rc = sd + n_ranks, *rd = rc + n_ranks;
+	size_t so = 0, ro = 0;
+
+	for (int r = 0; r < n_ranks; r++) {
+		TS_ASSERT(so + scount[r] <= INT32_MAX && ro + rcount[r] <= INT32_MAX);
+		sc[r] = (int)scount[r];
+		sd[r] = (int)so;
+		rc[r] = (int)rcount[r];
+		rd[r] = (int)ro;
+		so += scount[r];
+		ro += rcount[r];
+	}
+	MPI_Alltoallv(send, sc, sd, MPI_FLOAT, recv, rc, rd, MPI_FLOAT, MPI_COMM_WORLD);
+}
+
+/* A global level (--gram global): every rank optimizes its blocks together; rank 0
+ * then logs a line per block (after a barrier: every block file exists).  0, 1
+ * stopped, -1 error (the caller aborts). */
+static int
+run_global_level(ts_job *job, int level, volatile int *stop, int progress)
+{
+	int *counts = calloc(4 * (size_t)n_ranks, sizeof *counts), r;
+	ts_comm comm = { counts, my_rank, n_ranks, comm_sum_i64, comm_sum_f64, comm_max_f64,
+		         comm_exchange };
+	ts_tile_result res;
+	double t0 = ts_now();
+
+	if (!counts) {
+		ts_error("sched", "out of memory");
+		return -1;
+	}
+	r = ts_job_render_global(job, level, &comm, stop, progress, &res);
+	free(counts);
+	if (r)
+		return r;
+	MPI_Barrier(MPI_COMM_WORLD);
+	if (my_rank == 0) {
+		ts_blocks *bl = ts_job_blocks(job, level);
+
+		if (!bl)
+			return -1;
+		for (int b = 0; b < bl->n; b++) {
+			ts_tile_result l = res;
+
+			l.row = b / bl->ncols;
+			l.col = b % bl->ncols;
+			for (l.rank = 0; l.rank + 1 < n_ranks &&
+			                 ts_blocks_first(bl, l.rank + 1, n_ranks) <= b;)
+				l.rank++;
+			if (ts_job_log(job, &l))
+				fprintf(stderr, "tessera: %s\n", ts_errmsg());
+		}
+		if (progress)
+			fprintf(stderr, "level %d: %d blocks (halo %d px) on %d rank%s, %d iterations "
+			        "in %.1f s; rank 0 sent %d KiB a step\n", level, bl->n, bl->halo,
+			        n_ranks, n_ranks == 1 ? "" : "s", res.iterations, ts_now() - t0, res.w);
+		ts_blocks_destroy(bl);
+	}
+	return 0;
+}
+
 void
 ts_sched_abort(const char *msg, int code)
 {
@@ -423,14 +521,23 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 				hdr[0] = -1;
 			}
 			s.nqueue = s.qhead = s.done = 0;
-			for (int i = 0; s.queue && i < s.ntiles; i++) {
+			if (ts_job_level_global(job, level)) {
+				/* one problem: all of it is done, or all is to do */
+				int d = ts_job_level_done(job, level);
+
+				if (d < 0)
+					hdr[0] = -1;
+				s.nqueue = d == 0;
+			}
+			for (int i = 0; s.queue && i < s.ntiles && !ts_job_level_global(job, level);
+			     i++) {
 				if (ts_job_tile_valid(job, level, i))
 					s.done++;
 				else
 					s.queue[s.nqueue++] = i;
 			}
 			s.done_at_start = s.done;
-			if (stop && *stop)
+			if ((stop && *stop) || stopped) /* a global level stops every rank */
 				hdr[0] = 0;
 			if (hdr[0] == 1 && !ts_job_targets(job, level, s.nqueue > 0))
 				hdr[0] = -1;
@@ -455,7 +562,16 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 			MPI_Bcast(t->mem, (int)ts_targets_floats(t), MPI_FLOAT, 0, MPI_COMM_WORLD);
 			if (my_rank != 0)
 				ts_targets_update(t);
-			if (my_rank == 0) {
+			if (ts_job_level_global(job, level)) {
+				int r = run_global_level(job, level, stop, s.progress);
+
+				if (r < 0)
+					goto cleanup;
+				if (r == 1) {
+					stopped = 1;
+					continue; /* rank 0's next broadcast says stop */
+				}
+			} else if (my_rank == 0) {
 				int r;
 
 				for (int i = 0; i < n_ranks; i++) {

@@ -69,6 +69,7 @@ typedef struct ts_config {
 	ts_optim_kind optimizer;       /* --optimizer lbfgs|adam */
 	int lbfgs_history;             /* --lbfgs-history (100) */
 	int lbfgs_half;                /* --lbfgs-precision half (0: single) */
+	int gram_global;               /* --gram global (1) or tile (0) */
 	double learning_rate;          /* --learning-rate (L-BFGS 1, Adam 0.02; 0: default) */
 
 	/* network */

@@ -16,6 +16,7 @@
 
 #include "tessera/ckpt.h"
 #include "tessera/config.h"
+#include "tessera/coupled.h"
 #include "tessera/objective.h"
 #include "tessera/plan.h"
 #include "tessera/render.h"
@@ -65,6 +66,26 @@ int ts_job_render_tile(ts_job *j, int level, int index, int rank, volatile int *
 /* Blend the level's tiles (from their checkpoints) into JOB/L<k>.tif, or into the
  * output for the last level.  Holds at most the tile rows that meet one band. */
 int ts_job_assemble(ts_job *j, int level);
+
+/* --- levels optimized as one picture (--gram global; job_global.c) --- */
+
+/* Whether level k is optimized as one picture over blocks (--gram global and a level
+ * of more than one tile; level 0 is one tile either way). */
+int ts_job_level_global(const ts_job *j, int level);
+/* The blocks of level k (coupled.h).  Caller owns.  NULL with a message. */
+ts_blocks *ts_job_blocks(const ts_job *j, int level);
+/* 1 when every block of a global level has a valid checkpoint, 0 when the level must
+ * be (re)done (a corrupt file is reported and removed), -1 on error. */
+int ts_job_level_done(ts_job *j, int level);
+/* Optimize a global level: every process calls it together, with comm (NULL: one
+ * process, every block), and the current targets.  stop (may be NULL) is polled
+ * between iterations (any process's stop stops all); progress: rank 0 prints a line
+ * per iteration.  At the end each process writes its blocks' checkpoints.  res: the
+ * level's losses, iterations and time; res->x, res->y the blocks [x, y) written here,
+ * res->w the KiB this process sent a step.  0 done, 1 stopped (nothing written), -1
+ * error. */
+int ts_job_render_global(ts_job *j, int level, const ts_comm *comm, volatile int *stop,
+                         int progress, ts_tile_result *res);
 
 /* Append a finished tile to JOB/log.jsonl. */
 int ts_job_log(ts_job *j, const ts_tile_result *res);

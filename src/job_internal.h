@@ -1,0 +1,43 @@
+/* job_internal: the job's state and helpers shared by job.c (tiles, assembly, plan)
+ * and job_global.c (levels optimized as one picture).  Internal to the library. */
+#ifndef TESSERA_JOB_INTERNAL_H
+#define TESSERA_JOB_INTERNAL_H
+
+#include "tessera/coupled.h"
+#include "tessera/image.h"
+#include "tessera/job.h"
+
+/* Tiled TIFF tile side for assembled levels and the BigTIFF output. */
+#define OUT_TILE 256
+
+struct ts_job {
+	const ts_config *c;          /* borrowed */
+	char dir[4096];              /* job directory */
+	int out_w, out_h;            /* output size */
+	int content_w, content_h, content_bits;
+	ts_tiff_reader *content_tiff; /* TIFF content: read by region */
+	ts_image *content_img;       /* other formats: decoded whole */
+	ts_plan *plan;
+	uint64_t hash;
+	ts_vgg *net;
+	ts_objective_params op;
+	ts_optim_params oo;
+	ts_style_targets *targets;   /* of the current level */
+	int targets_level;
+	ts_stylizer *sty;            /* the last tile's objective and optimizer, reused by
+	                              * the next tile of the same size (NULL: none yet) */
+};
+
+/* Region reader over the content at its own size (user: the job). */
+int ts_job_content_read(void *user, int x, int y, int w, int h, float *out);
+/* Region reader over a TIFF (user: a ts_tiff_reader). */
+int ts_job_tiff_read(void *user, int x, int y, int w, int h, float *out);
+/* The assembled image of a level, JOB/L<k>.tif. */
+void ts_job_level_path(const ts_job *j, int level, char *buf, size_t size);
+
+/* Copy the rows [y0, y0 + rows) of a global level from its block files into band
+ * [3, rows, w]; cache [bl->n] holds loaded blocks (freed once the band is below them). */
+int ts_job_block_band(ts_job *j, int level, const ts_blocks *bl, int y0, int rows,
+                      float *band, float **cache);
+
+#endif
