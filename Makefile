@@ -9,7 +9,7 @@ OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g $(ARCH)
 WARN     = -std=c11 -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter
 CPPFLAGS = -Iinclude -D_GNU_SOURCE -MMD -MP
-LDLIBS   = -lopenblas -ltiff -lstb -linih -lcjson -lz -lm -lpthread
+LDLIBS   = -lopenblas -ltiff -lpng -ljpeg -lexif -lstb -linih -lcjson -lz -lm -lpthread
 
 BUILD   ?= build
 # the program; a sanitizer build keeps its own (build-asan/tessera)

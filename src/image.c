@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,27 @@ ts_image_destroy(ts_image *im)
 		return;
 	free(im->px);
 	free(im);
+}
+
+int
+image_check_size(const char *path, long long w, long long h, long long max_pixels)
+{
+	if (w <= 0 || h <= 0) {
+		ts_error("image", "%s: %s image size (%lldx%lld)", path,
+		         w == 0 || h == 0 ? "zero-sized" : "invalid", w, h);
+		return -1;
+	}
+	/* w * h > max_pixels, without forming a product that could overflow */
+	if (max_pixels > 0 && w > max_pixels / h) {
+		ts_error("image", "%s: %lldx%lld pixels exceeds the budget of %lld pixels", path,
+		         w, h, max_pixels);
+		return -1;
+	}
+	if (w > INT_MAX || h > INT_MAX) {
+		ts_error("image", "%s: %lldx%lld is too large", path, w, h);
+		return -1;
+	}
+	return 0;
 }
 
 enum image_format
@@ -122,8 +144,12 @@ ts_image_probe(const char *path, int *w, int *h, int *bits)
 		fclose(f);
 		f = NULL;
 		ret = image_tiff_probe(path, w, h, bits);
+	} else if (fmt == IMAGE_PNG) {
+		ret = image_png_probe(f, path, w, h, bits);
+	} else if (fmt == IMAGE_JPEG) {
+		ret = image_jpeg_probe(f, path, w, h, bits);
 	} else {
-		ret = image_stb_probe(f, path, fmt, w, h, bits);
+		ret = image_stb_probe(f, path, w, h, bits);
 	}
 cleanup:
 	if (f)
@@ -147,8 +173,12 @@ ts_image_load(const char *path, long long max_pixels)
 		fclose(f);
 		f = NULL;
 		im = image_tiff_load(path, max_pixels);
+	} else if (fmt == IMAGE_PNG) {
+		im = image_png_load(f, path, max_pixels);
+	} else if (fmt == IMAGE_JPEG) {
+		im = image_jpeg_load(f, path, max_pixels);
 	} else {
-		im = image_stb_load(f, path, fmt, max_pixels);
+		im = image_stb_load(f, path, max_pixels);
 	}
 cleanup:
 	if (f)
@@ -195,8 +225,9 @@ ts_image_save(const ts_image *im, const char *path, int bits)
 	}
 	if (bits == 0) /* extension: 0 keeps the precision of the source */
 		bits = im->bits == 16 ? 16 : 8;
-	if (fmt == IMAGE_TIFF && bits != 8 && bits != 16) {
-		ts_error("image", "%s: TIFF bits must be 8 or 16, not %d", path, bits);
+	if ((fmt == IMAGE_TIFF || fmt == IMAGE_PNG) && bits != 8 && bits != 16) {
+		ts_error("image", "%s: %s bits must be 8 or 16, not %d", path,
+		         fmt == IMAGE_TIFF ? "TIFF" : "PNG", bits);
 		goto cleanup;
 	}
 	if (!(part = image_part_path(path)))
@@ -204,6 +235,9 @@ ts_image_save(const ts_image *im, const char *path, int bits)
 	/* a back end removes its .part itself when it fails */
 	if (fmt == IMAGE_TIFF) {
 		if (image_tiff_write(im, part, path, bits))
+			goto cleanup;
+	} else if (fmt == IMAGE_PNG) {
+		if (image_png_write(im, part, path, bits))
 			goto cleanup;
 	} else if (image_stb_write(im, part, path, fmt)) {
 		goto cleanup;

@@ -1,8 +1,12 @@
-/* image_internal: what image.c, image_stb.c and image_tiff.c share (not public).
+/* image_internal: what image.c and its back ends share (not public).
  *
- * image.c owns format detection, the atomic-write protocol and sample conversion;
- * image_stb.c and image_tiff.c own their libraries.  A back end writes a complete
- * "<path>.part" and closes it; image_commit() then makes it durable and renames it.
+ * image.c owns format detection, the size and budget check, the atomic-write protocol
+ * and sample conversion; each back end owns its library: image_png.c (libpng),
+ * image_jpeg.c (libjpeg-turbo, libexif), image_stb.c (stb: BMP reading, JPEG/BMP
+ * writing) and image_tiff.c (libtiff).  A back end checks a file's size from its
+ * header with image_check_size() before it decodes a single pixel.  A writer writes a
+ * complete "<path>.part" and closes it; image_commit() then makes it durable and
+ * renames it.
  * Every message names the real path, never the ".part". */
 #ifndef TESSERA_IMAGE_INTERNAL_H
 #define TESSERA_IMAGE_INTERNAL_H
@@ -30,17 +34,35 @@ char *image_part_path(const char *path);
  * part is removed and -1 returned with "image: cannot write PATH: reason". */
 int image_commit(const char *part, const char *path);
 
+/* Check a size read from a header, before decoding: w, h > 0, each fits in int, and
+ * w * h <= max_pixels (max_pixels <= 0: no budget).  The product is never formed, so
+ * any long long is safe.  -1 with "image: PATH: ..." ("zero-sized", "exceeds the
+ * budget", "too large"). */
+int image_check_size(const char *path, long long w, long long h, long long max_pixels);
+
 /* Sample conversions (round to nearest after clamping to [0,1]). */
 uint8_t image_to_u8(float v);
 uint16_t image_to_u16(float v);
 
-/* image_stb.c: PNG/JPEG/BMP.  f is open at any position on path, format already
- * detected; the caller closes f. */
-ts_image *image_stb_load(FILE *f, const char *path, enum image_format fmt,
-                         long long max_pixels);
-int image_stb_probe(FILE *f, const char *path, enum image_format fmt, int *w, int *h,
-                    int *bits);
-/* Write im (8-bit RGB) to part in format fmt; -1 with a message naming path. */
+/* Readers below: f is open on path at any position, the format already detected from
+ * the magic bytes; the caller closes f.  A probe reports what the load would return
+ * (for a JPEG: the size after its EXIF orientation).  w, h, bits may be NULL. */
+
+/* image_png.c: PNG of any colour type, 1 to 16 bits (16 stays 16). */
+ts_image *image_png_load(FILE *f, const char *path, long long max_pixels);
+int image_png_probe(FILE *f, const char *path, int *w, int *h, int *bits);
+/* Write im as an RGB PNG of bits 8 or 16 (zlib's default level) to part. */
+int image_png_write(const ts_image *im, const char *part, const char *path, int bits);
+
+/* image_jpeg.c: baseline/progressive 8-bit JPEG, grey, YCbCr/RGB, CMYK/YCCK. */
+ts_image *image_jpeg_load(FILE *f, const char *path, long long max_pixels);
+int image_jpeg_probe(FILE *f, const char *path, int *w, int *h, int *bits);
+
+/* image_stb.c: BMP reading (after a completeness check), JPEG and BMP writing. */
+ts_image *image_stb_load(FILE *f, const char *path, long long max_pixels);
+int image_stb_probe(FILE *f, const char *path, int *w, int *h, int *bits);
+/* Write im (8-bit RGB) to part as IMAGE_JPEG or IMAGE_BMP; -1 with a message naming
+ * path. */
 int image_stb_write(const ts_image *im, const char *part, const char *path,
                     enum image_format fmt);
 

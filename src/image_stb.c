@@ -1,10 +1,13 @@
-/* image_stb: PNG, JPEG and BMP through Debian's compiled stb (libstb, -lstb).
+/* image_stb: BMP reading, JPEG and BMP writing through Debian's compiled stb (libstb,
+ * -lstb).  PNG and JPEG are read by image_png.c and image_jpeg.c, PNG written there.
  *
- * The caller has already recognized the format by its magic bytes, so stb never sees
- * GIF/PSD/HDR/PNM/PIC data.  The size is read with stbi_info first and checked against
- * the pixel budget before anything is decoded; stb uses int sizes, so images bigger
- * than its own limits fail cleanly with stb's reason.  Flip-on-load is never used.
- * Writers are 8-bit RGB and write through a FILE * opened on the ".part" name. */
+ * The caller has already recognized a BMP by its magic bytes, so stb never sees
+ * GIF/PSD/HDR/PNM/PIC data.  Before stb runs, the BMP headers are parsed here: the
+ * size is checked against the pixel budget, and the file must be as long as the
+ * headers say (stb fills a short file with black).  stb uses int sizes, so images
+ * bigger than its own limits fail cleanly with stb's reason.  Flip-on-load is never
+ * used.  Writers are 8-bit RGB and write through a FILE * opened on the ".part"
+ * name. */
 #include "image_internal.h"
 
 #include "tessera/error.h"
@@ -13,6 +16,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <stb/stb_image.h>
@@ -26,102 +30,120 @@ reason(void)
 	return r ? r : "corrupt data";
 }
 
-/* Width and height from a PNG's IHDR (bytes 16..23), read without stb: stb refuses to
- * even report the size of an image over its own 1 GB limit. */
-static int
-png_size(FILE *f, long long *w, long long *h)
+static uint32_t
+le32(const unsigned char *p)
 {
-	unsigned char b[24];
-
-	if (fseek(f, 0, SEEK_SET) || fread(b, 1, sizeof b, f) != sizeof b ||
-	    memcmp(b + 12, "IHDR", 4))
-		return -1;
-	*w = (long long)b[16] << 24 | b[17] << 16 | b[18] << 8 | b[19];
-	*h = (long long)b[20] << 24 | b[21] << 16 | b[22] << 8 | b[23];
-	return 0;
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
 }
 
-/* Read width, height and bit depth from the header and check them against the
- * budget (max_pixels <= 0: no budget). */
+/* Read a BMP's headers, check the size against the budget (max_pixels <= 0: none)
+ * and check that the file holds every byte the headers promise: the pixel data starts
+ * at the header's offset and has |h| rows of ceil(w * bpp / 32) * 4 bytes.  stb would
+ * silently decode the missing rows as black.  Leaves f at the start. */
 static int
-header(FILE *f, const char *path, enum image_format fmt, long long max_pixels, int *w,
-       int *h, int *bits)
+bmp_header(FILE *f, const char *path, long long max_pixels, int *w, int *h)
 {
-	long long pw, ph;
-	int comp;
+	unsigned char b[14 + 40];
+	long long bw, bh, off, hsz, bpp, comp, stride, need, have;
+	struct stat st;
+	size_t n;
 
-	if (fmt == IMAGE_PNG && png_size(f, &pw, &ph) == 0) {
-		if (pw == 0 || ph == 0) {
-			ts_error("image", "%s: zero-sized image (%lldx%lld)", path, pw, ph);
-			return -1;
-		}
-		if (max_pixels > 0 && pw * ph > max_pixels) {
-			ts_error("image", "%s: %lldx%lld pixels exceeds the budget of %lld", path,
-			         pw, ph, max_pixels);
-			return -1;
-		}
-	}
-	if (fseek(f, 0, SEEK_SET)) {
-		ts_error_errno("image", "cannot seek in %s", path);
+	n = fread(b, 1, sizeof b, f);
+	if (ferror(f) || fstat(fileno(f), &st) || fseek(f, 0, SEEK_SET)) {
+		ts_error_errno("image", "cannot read %s", path);
 		return -1;
 	}
-	if (!stbi_info_from_file(f, w, h, &comp)) {
-		ts_error("image", "%s: cannot read the header (%s): corrupt, truncated, "
-		         "or too large for stb_image (1 GB)", path, reason());
+	have = (long long)st.st_size;
+	hsz = n >= 18 ? le32(b + 14) : 0;
+	if (n < 26 || (hsz != 12 && n < 14 + 40) || have < 14 + hsz) {
+		ts_error("image", "%s: truncated BMP: %lld bytes, shorter than its headers",
+		         path, have);
 		return -1;
 	}
-	if (*w <= 0 || *h <= 0) {
-		ts_error("image", "%s: zero-sized image (%dx%d)", path, *w, *h);
+	off = le32(b + 10);
+	if (hsz == 12) { /* OS/2 BITMAPCOREHEADER: 16-bit sizes, no compression */
+		bw = b[18] | b[19] << 8;
+		bh = b[20] | b[21] << 8;
+		bpp = b[24] | b[25] << 8;
+		comp = 0;
+	} else if (hsz >= 40) {
+		bw = (int32_t)le32(b + 18);
+		bh = (int32_t)le32(b + 22);
+		bpp = b[28] | b[29] << 8;
+		comp = le32(b + 30);
+	} else {
+		ts_error("image", "%s: unsupported BMP header (%lld bytes)", path, hsz);
 		return -1;
 	}
-	/* w, h > 0 and both fit in int, so the product cannot overflow long long */
-	if (max_pixels > 0 && (long long)*w * *h > max_pixels) {
-		ts_error("image", "%s: %dx%d pixels exceeds the budget of %lld", path, *w, *h,
-		         max_pixels);
+	if (bh < 0) /* top-down */
+		bh = -bh;
+	if (comp != 0 && comp != 3) {
+		ts_error("image", "%s: unsupported BMP compression %lld (only uncompressed "
+		         "and bit fields)", path, comp);
 		return -1;
 	}
-	*bits = fmt == IMAGE_PNG && stbi_is_16_bit_from_file(f) ? 16 : 8;
+	if (bpp != 1 && bpp != 4 && bpp != 8 && bpp != 16 && bpp != 24 && bpp != 32) {
+		ts_error("image", "%s: unsupported BMP depth of %lld bits", path, bpp);
+		return -1;
+	}
+	if (image_check_size(path, bw, bh, max_pixels))
+		return -1;
+	/* bw, bh <= INT_MAX: stride < 2^34, so stride * bh is checked by division */
+	stride = (bw * bpp + 31) / 32 * 4;
+	if (off < 14 + hsz || stride > (LLONG_MAX - off) / bh) {
+		ts_error("image", "%s: corrupt BMP header (pixel data at offset %lld)", path,
+		         off);
+		return -1;
+	}
+	need = off + stride * bh;
+	if (have < need) {
+		ts_error("image", "%s: truncated BMP: %lldx%lld at %lld bits needs %lld bytes "
+		         "(pixel data at offset %lld), the file has %lld", path, bw, bh, bpp,
+		         need, off, have);
+		return -1;
+	}
+	*w = (int)bw, *h = (int)bh;
 	return 0;
 }
 
 int
-image_stb_probe(FILE *f, const char *path, enum image_format fmt, int *w, int *h,
-                int *bits)
+image_stb_probe(FILE *f, const char *path, int *w, int *h, int *bits)
 {
-	int pw, ph, pb;
+	int pw, ph;
 
-	if (header(f, path, fmt, 0, &pw, &ph, &pb))
+	if (fseek(f, 0, SEEK_SET)) {
+		ts_error_errno("image", "cannot seek in %s", path);
+		return -1;
+	}
+	if (bmp_header(f, path, 0, &pw, &ph))
 		return -1;
 	if (w)
 		*w = pw;
 	if (h)
 		*h = ph;
 	if (bits)
-		*bits = pb;
+		*bits = 8;
 	return 0;
 }
 
 ts_image *
-image_stb_load(FILE *f, const char *path, enum image_format fmt, long long max_pixels)
+image_stb_load(FILE *f, const char *path, long long max_pixels)
 {
-	void *data = NULL; /* [h, w, 3] interleaved, uint8 or uint16 */
+	uint8_t *data = NULL; /* [h, w, 3] interleaved */
 	ts_image *im = NULL;
-	int w, h, bits, dw = 0, dh = 0, comp;
+	int w, h, dw = 0, dh = 0, comp;
 	size_t i, n;
 
-	if (header(f, path, fmt, max_pixels, &w, &h, &bits))
-		goto cleanup;
 	if (fseek(f, 0, SEEK_SET)) {
 		ts_error_errno("image", "cannot seek in %s", path);
 		goto cleanup;
 	}
+	if (bmp_header(f, path, max_pixels, &w, &h))
+		goto cleanup;
 	/* req_comp 3: stb replicates grey and drops alpha (no premultiplication) */
-	if (bits == 16)
-		data = stbi_load_from_file_16(f, &dw, &dh, &comp, 3);
-	else
-		data = stbi_load_from_file(f, &dw, &dh, &comp, 3);
-	if (!data) {
-		ts_error("image", "%s: cannot decode (%s)", path, reason());
+	if (!(data = stbi_load_from_file(f, &dw, &dh, &comp, 3))) {
+		ts_error("image", "%s: cannot decode BMP (%s)", path, reason());
 		goto cleanup;
 	}
 	if (dw != w || dh != h) {
@@ -130,22 +152,11 @@ image_stb_load(FILE *f, const char *path, enum image_format fmt, long long max_p
 	}
 	if (!(im = ts_image_create(w, h)))
 		goto cleanup;
-	im->bits = bits;
 	n = (size_t)w * h;
-	if (bits == 16) {
-		const uint16_t *s = data;
-		for (i = 0; i < n; i++) {
-			im->px[i] = s[3 * i] / 65535.0f;
-			im->px[n + i] = s[3 * i + 1] / 65535.0f;
-			im->px[2 * n + i] = s[3 * i + 2] / 65535.0f;
-		}
-	} else {
-		const uint8_t *s = data;
-		for (i = 0; i < n; i++) {
-			im->px[i] = s[3 * i] / 255.0f;
-			im->px[n + i] = s[3 * i + 1] / 255.0f;
-			im->px[2 * n + i] = s[3 * i + 2] / 255.0f;
-		}
+	for (i = 0; i < n; i++) {
+		im->px[i] = data[3 * i] / 255.0f;
+		im->px[n + i] = data[3 * i + 1] / 255.0f;
+		im->px[2 * n + i] = data[3 * i + 2] / 255.0f;
 	}
 cleanup:
 	stbi_image_free(data);
@@ -180,8 +191,8 @@ image_stb_write(const ts_image *im, const char *part, const char *path,
 
 	/* stb_image_write computes sizes in int */
 	if (n > (size_t)INT_MAX / 4) {
-		ts_error("image", "cannot write %s: %dx%d is too large for PNG/JPEG/BMP "
-		         "(write a .tif)", path, im->w, im->h);
+		ts_error("image", "cannot write %s: %dx%d is too large for JPEG/BMP "
+		         "(write a .tif or .png)", path, im->w, im->h);
 		goto cleanup;
 	}
 	if (!(rgb = malloc(n * 3))) {
@@ -198,9 +209,7 @@ image_stb_write(const ts_image *im, const char *part, const char *path,
 		goto cleanup;
 	}
 	errno = 0;
-	if (fmt == IMAGE_PNG)
-		ok = stbi_write_png_to_func(sink_write, &s, im->w, im->h, 3, rgb, im->w * 3);
-	else if (fmt == IMAGE_JPEG)
+	if (fmt == IMAGE_JPEG)
 		ok = stbi_write_jpg_to_func(sink_write, &s, im->w, im->h, 3, rgb, 95);
 	else if (fmt == IMAGE_BMP)
 		ok = stbi_write_bmp_to_func(sink_write, &s, im->w, im->h, 3, rgb);

@@ -3,7 +3,8 @@
 # As root: apt-get installs what is missing.  Otherwise: print the apt line and stop.
 set -eu
 pkgs="build-essential pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libtiff-dev
-libtiff-tools libstb-dev libinih-dev libcjson-dev zlib1g-dev libcmocka-dev"
+libtiff-tools libstb-dev libjpeg62-turbo-dev libpng-dev libexif-dev libinih-dev libcjson-dev
+zlib1g-dev libcmocka-dev"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -1,15 +1,26 @@
 /* image: pictures in memory and on disk.
  *
  * In memory an image is planar RGB float in [0,1] ([3, h, w]), the layout the network
- * reads.  Readers: PNG, JPEG, BMP through stb_image (recognized by magic bytes first,
- * size checked with stbi_info and an overflow-checked pixel budget before decoding;
- * never GIF/PSD/HDR/PNM/PIC, never flip-on-load); TIFF and BigTIFF 8/16-bit, grey,
- * RGB, RGBA, strips or tiles through libtiff (own error handlers).  Alpha is dropped,
- * grey replicated.  Writers: PNG/JPEG (8-bit, stb_image_write) and TIFF (8 or 16-bit),
- * chosen by the file extension, always written to "<path>.part" and renamed, so a
- * failure never leaves a partial file under the real name.
+ * reads.  Readers are chosen by magic bytes, never by extension, and each checks the
+ * size in the file's header against an overflow-checked pixel budget before it
+ * decodes a single pixel:
+ *   PNG through libpng: 1 to 16 bits, grey/RGB/palette, with or without alpha; a
+ *     16-bit PNG stays bits 16;
+ *   JPEG through libjpeg-turbo: grey, YCbCr/RGB, CMYK/YCCK (naive conversion), with
+ *     the EXIF orientation (1-8, through libexif) applied, so a phone picture is
+ *     upright and the probe reports the upright size;
+ *   BMP through stb_image, after a check that the file holds all the pixel rows its
+ *     header promises;
+ *   TIFF and BigTIFF 8/16-bit, grey, RGB, RGBA, strips or tiles through libtiff.
+ * Never GIF/PSD/HDR/PNM/PIC.  Alpha is dropped, grey replicated.  A corrupt or
+ * truncated file is an error naming the file and the library's reason, never an
+ * image completed with filler, never a message on stderr, never an exit.
+ * Writers, chosen by the file extension: PNG (8 or 16-bit, libpng, zlib's default
+ * compression), JPEG and BMP (8-bit, stb_image_write), TIFF (8 or 16-bit); always
+ * written to "<path>.part" and renamed, so a failure never leaves a partial file under
+ * the real name.
  *
- * Only image_*.c include stb or tiffio.h. */
+ * Only image_*.c include stb, libpng, libjpeg, libexif or tiffio.h. */
 #ifndef TESSERA_IMAGE_H
 #define TESSERA_IMAGE_H
 
@@ -29,15 +40,18 @@ typedef struct ts_image {
 ts_image *ts_image_create(int w, int h);
 void ts_image_destroy(ts_image *im);
 
-/* Width, height and bits of an image file without decoding the pixels. */
+/* Width, height and bits of an image file without decoding the pixels (for a JPEG,
+ * after its EXIF orientation: what ts_image_load returns).  Any pointer may be NULL. */
 int ts_image_probe(const char *path, int *w, int *h, int *bits);
 
 /* Decode a whole file.  max_pixels <= 0 means TS_IMAGE_MAX_PIXELS.  NULL with a message
- * naming the file and why (missing, unknown format, corrupt, zero or over-budget size). */
+ * naming the file and why (missing, unknown format, corrupt, truncated, zero or
+ * over-budget size: "... exceeds the budget of N pixels"). */
 ts_image *ts_image_load(const char *path, long long max_pixels);
 
-/* Write by extension: .png, .jpg/.jpeg (quality 95), .tif/.tiff (bits 8 or 16;
- * deflate-compressed), .bmp.  bits is ignored for 8-bit-only formats.  Atomic: writes
+/* Write by extension: .png (bits 8 or 16), .jpg/.jpeg (quality 95), .tif/.tiff (bits
+ * 8 or 16; deflate-compressed), .bmp.  bits 0 keeps the source's (im->bits); bits is
+ * ignored for the 8-bit-only formats JPEG and BMP.  Atomic: writes
  * "<path>.part", fsyncs, renames.  -1 with a message (unknown extension, cannot write). */
 int ts_image_save(const ts_image *im, const char *path, int bits);
 
