@@ -489,3 +489,112 @@ cleanup:
 	free(line);
 	return ret;
 }
+
+/* --- blobs: a global level's optimizer state (job_global.c) --- */
+
+int
+ts_ckpt_blob_write(const char *path, const void *const *parts, const size_t *sizes, int n)
+{
+	char tmp[PATH_MAX], dir[PATH_MAX];
+	FILE *f = NULL;
+	int ret = -1, made = 0;
+	uLong crc = crc32(0L, Z_NULL, 0);
+	unsigned char tail[4];
+
+	if (snprintf(tmp, sizeof tmp, "%s.part", path) >= (int)sizeof tmp) {
+		ts_error("ckpt", "path \"%s\" is too long", path);
+		goto cleanup;
+	}
+	if (!(f = fopen(tmp, "wb"))) {
+		ts_error_errno("ckpt", "cannot create \"%s\"", tmp);
+		goto cleanup;
+	}
+	made = 1;
+	for (int i = 0; i < n; i++) {
+		const unsigned char *p = parts[i];
+
+		/* zlib's crc32 takes uInt lengths: by chunks */
+		for (size_t o = 0; o < sizes[i]; o += (size_t)1 << 30) {
+			size_t m = sizes[i] - o < (size_t)1 << 30 ? sizes[i] - o : (size_t)1 << 30;
+
+			crc = crc32(crc, p + o, (uInt)m);
+		}
+		if (sizes[i] && fwrite(p, 1, sizes[i], f) != sizes[i]) {
+			ts_error_errno("ckpt", "cannot write \"%s\"", tmp);
+			goto cleanup;
+		}
+	}
+	put_u32(tail, (uint32_t)crc);
+	if (fwrite(tail, 1, sizeof tail, f) != sizeof tail || fflush(f) || fsync(fileno(f))) {
+		ts_error_errno("ckpt", "cannot write \"%s\"", tmp);
+		goto cleanup;
+	}
+	if (fclose(f)) {
+		f = NULL;
+		ts_error_errno("ckpt", "cannot write \"%s\"", tmp);
+		goto cleanup;
+	}
+	f = NULL;
+	if (rename(tmp, path)) {
+		ts_error_errno("ckpt", "cannot rename \"%s\" to \"%s\"", tmp, path);
+		goto cleanup;
+	}
+	made = 0;
+	parent_of(path, dir, sizeof dir);
+	if (sync_dir(dir)) {
+		ts_error_errno("ckpt", "cannot sync the directory of \"%s\"", path);
+		goto cleanup;
+	}
+	ret = 0;
+cleanup:
+	if (f)
+		fclose(f);
+	if (made)
+		unlink(tmp);
+	return ret;
+}
+
+int
+ts_ckpt_blob_read(const char *path, void **data, size_t *size)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char *buf = NULL;
+	long len;
+	uLong crc = crc32(0L, Z_NULL, 0);
+	size_t n;
+
+	*data = NULL;
+	*size = 0;
+	if (!f) {
+		if (errno == ENOENT)
+			return 1;
+		ts_error_errno("ckpt", "cannot read \"%s\"", path);
+		return -1;
+	}
+	if (fseek(f, 0, SEEK_END) || (len = ftell(f)) < 4 || fseek(f, 0, SEEK_SET)) {
+		ts_error("ckpt", "\"%s\" is too short to be a state file", path);
+		fclose(f);
+		return -1;
+	}
+	n = (size_t)len;
+	if (!(buf = malloc(n)) || fread(buf, 1, n, f) != n) {
+		ts_error("ckpt", "cannot read \"%s\"", path);
+		free(buf);
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	for (size_t o = 0; o < n - 4; o += (size_t)1 << 30) {
+		size_t m = n - 4 - o < (size_t)1 << 30 ? n - 4 - o : (size_t)1 << 30;
+
+		crc = crc32(crc, buf + o, (uInt)m);
+	}
+	if (get_u32(buf + n - 4) != (uint32_t)crc) {
+		ts_error("ckpt", "\"%s\" is corrupt (CRC mismatch)", path);
+		free(buf);
+		return -1;
+	}
+	*data = buf;
+	*size = n - 4;
+	return 0;
+}

@@ -141,6 +141,9 @@ static const optdef options[] = {
 
 	{ "Tiled rendering:", K_GROUP, 0, NULL, NULL, NULL },
 	{ "tile", K_INT, F(tile), "N", "tile side in pixels, >= 64, multiple of 16", NULL },
+	{ "checkpoint-every", K_INT, F(checkpoint_every), "N",
+	  "global levels: save the optimizer's state every N iterations (0: only when "
+	  "stopped)", NULL },
 	{ "gram", K_GRAM, F(gram_global), "tile|global",
 	  "tiled levels: tiles optimized alone, or the level as one picture over blocks",
 	  NULL },
@@ -323,6 +326,7 @@ ts_config_defaults(ts_config *c)
 	c->progress = TS_PROGRESS_AUTO;
 	c->tile = 512;
 	c->overlap = 128;
+	c->checkpoint_every = 20;
 	c->level_factor = 2;
 }
 

@@ -190,6 +190,8 @@ ts_config_check(const ts_config *c)
 	/* outputs of the run */
 	if (c->save_every < 0)
 		ts_cfg_problem(&nerr, "--save-every: %d is negative", c->save_every);
+	if (c->checkpoint_every < 0)
+		ts_cfg_problem(&nerr, "--checkpoint-every: %d is negative", c->checkpoint_every);
 	if (c->threads < 0)
 		ts_cfg_problem(&nerr, "--threads: %d is negative", c->threads);
 

@@ -770,14 +770,7 @@ tile_bytes(const ts_job *j, const ts_level *lv)
 	size_t n = (size_t)3 * lv->tw * lv->th;
 	double b = (double)ts_objective_bytes(j->net, lv->th, lv->tw, &j->op);
 
-	/* L-BFGS: the pairs (4 or 2 bytes a float) and 4 float vectors, with 16-bit
-	 * pairs 2 more (the newest pair in float); Adam: 3 vectors */
-	if (j->c->optimizer != TS_OPTIM_LBFGS)
-		b += 3.0 * n * 4;
-	else if (j->c->lbfgs_half)
-		b += (2.0 * (j->c->lbfgs_history + 1) * 2 + 6 * 4) * n;
-	else
-		b += (2.0 * (j->c->lbfgs_history + 1) + 4) * n * 4;
+	b += (double)ts_optim_bytes(&j->oo, n);
 	b += 4.0 * n * 4; /* content, start, gradient, tile file */
 	return b;
 }
@@ -841,9 +834,23 @@ ts_job_print_plan(ts_job *j, FILE *f, int nranks)
 		double ab = 3.0 * 4 * lv->tw * lv->th * lv->ncols * (1 + (OUT_TILE + lv->th - 1) / lv->th) +
 		            3.0 * 4 * lv->w * OUT_TILE * 2;
 
-		fmt_bytes(tb + fixed, b1, sizeof b1);
-		fprintf(f, "  level %d: %d iterations per tile, %d tile%s, rank peak %s, %.1f CPU-min\n",
-		        k, it, nt, nt == 1 ? "" : "s", b1, s / 60);
+		if (ts_job_level_global(j, k)) {
+			ts_job_global_cost g;
+
+			if (ts_job_global_plan(j, k, nranks, &g))
+				return -1;
+			tb = g.rank_bytes;
+			s = (it + 1.0) * pass_s * g.pixels / ((double)side * side);
+			fmt_bytes(tb + fixed, b1, sizeof b1);
+			fprintf(f, "  level %d: %d iterations, one picture in %d blocks of %d px (halo "
+			        "%d px: %.2f pixels evaluated a pixel), rank peak %s, %.1f CPU-min\n",
+			        k, it, g.nblocks, g.side, g.halo, g.pixels / ((double)lv->w * lv->h), b1,
+			        s / 60);
+		} else {
+			fmt_bytes(tb + fixed, b1, sizeof b1);
+			fprintf(f, "  level %d: %d iterations per tile, %d tile%s, rank peak %s, %.1f "
+			        "CPU-min\n", k, it, nt, nt == 1 ? "" : "s", b1, s / 60);
+		}
 		if (tb > peak)
 			peak = tb;
 		if (ab > assembly)

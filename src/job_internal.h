@@ -40,4 +40,14 @@ void ts_job_level_path(const ts_job *j, int level, char *buf, size_t size);
 int ts_job_block_band(ts_job *j, int level, const ts_blocks *bl, int y0, int rows,
                       float *band, float **cache);
 
+/* What a global level costs with nranks ranks (for --plan). */
+typedef struct ts_job_global_cost {
+	int nblocks, side, halo;
+	double rank_bytes; /* the largest share: its blocks' objective and optimizer */
+	double pixels;     /* pixels a pass runs per evaluation, over all ranks: every
+	                    * block's evaluated rectangle, and once more the forward
+	                    * pass (counted as half) of all but each rank's last block */
+} ts_job_global_cost;
+int ts_job_global_plan(const ts_job *j, int level, int nranks, ts_job_global_cost *out);
+
 #endif

@@ -104,6 +104,7 @@ struct ts_optim {
 	int nb, nseg;
 	size_t *blo, *bhi; /* [nb] variables [blo, bhi) of block b */
 	int *bseg;         /* [nb] its segment */
+	size_t *segoff, *seglen; /* [nseg] where each segment's variables are */
 	double *segpart;   /* [nseg * PART(history)] partial sums by segment */
 	ts_optim_reduce red; /* sum and max over the whole problem (sum NULL: this process) */
 };
@@ -171,6 +172,24 @@ ts_optim_sum_width(const ts_optim_params *p)
 	return (int)PART(p->kind == TS_OPTIM_LBFGS ? p->history : 0);
 }
 
+size_t
+ts_optim_bytes(const ts_optim_params *p, size_t n)
+{
+	size_t hist = p->kind == TS_OPTIM_LBFGS ? (size_t)p->history : 0;
+	size_t nblk = (n + BLOCK - 1) / BLOCK + 1, b;
+
+	b = n * sizeof(float); /* g */
+	if (p->kind != TS_OPTIM_LBFGS)
+		return b + 2 * n * sizeof(float) + PART(0) * nblk * sizeof(double);
+	b += 2 * n * sizeof(float); /* d, gprev */
+	if (p->history_half)
+		b += 2 * n * sizeof(float) + 2 * (hist + 1) * n * sizeof(uint16_t);
+	else
+		b += 2 * (hist + 1) * n * sizeof(float);
+	/* the partial sums and the history's scalars */
+	return b + PART(hist) * nblk * sizeof(double) + 6 * (hist + 1) * (hist + 1) * sizeof(double);
+}
+
 ts_optim *
 ts_optim_create(const ts_optim_params *p, size_t n)
 {
@@ -226,6 +245,16 @@ ts_optim_create_split(const ts_optim_params *p, int nseg, const size_t *seglen,
 	o->bhi = malloc((nblk + 1) * sizeof *o->bhi);
 	o->bseg = malloc((nblk + 1) * sizeof *o->bseg);
 	o->segpart = calloc(((size_t)nseg + 1) * PART(hist), sizeof *o->segpart);
+	o->segoff = calloc((size_t)nseg + 1, sizeof *o->segoff);
+	o->seglen = calloc((size_t)nseg + 1, sizeof *o->seglen);
+	if (!o->segoff || !o->seglen) {
+		ts_error("optim", "out of memory");
+		goto cleanup;
+	}
+	for (int i = 0; i < nseg; i++) {
+		o->segoff[i] = i ? o->segoff[i - 1] + seglen[i - 1] : 0;
+		o->seglen[i] = seglen[i];
+	}
 	o->sum = calloc(PART(hist), sizeof *o->sum);
 	if (!o->blo || !o->bhi || !o->bseg || !o->segpart || !o->sum) {
 		ts_error("optim", "out of memory");
@@ -346,6 +375,8 @@ ts_optim_destroy(ts_optim *o)
 	free(o->bhi);
 	free(o->bseg);
 	free(o->segpart);
+	free(o->segoff);
+	free(o->seglen);
 	free(o->sum);
 	free(o);
 }
@@ -906,4 +937,167 @@ ts_optim_step(ts_optim *o, float *x, ts_objective_fn fn, void *ctx, double *f_ou
 		*f_out = o->f;
 	step_seconds += ts_now() - t0;
 	return ret;
+}
+
+/* --- checkpoints --- */
+
+size_t
+ts_optim_scalars(const ts_optim *o, double *out)
+{
+	size_t k = 0, H = (size_t)o->p.history + 1;
+
+#define PUT(v)                          \
+	do {                            \
+		if (out)                \
+			out[k] = (double)(v); \
+		k++;                    \
+	} while (0)
+	PUT(o->evals);
+	PUT(o->iter);
+	PUT(o->started);
+	PUT(o->done);
+	PUT(o->failed);
+	PUT(o->f);
+	if (o->p.kind == TS_OPTIM_LBFGS) {
+		PUT(o->t);
+		PUT(o->h_diag);
+		PUT(o->dmax);
+		PUT(o->count);
+		PUT(o->spare);
+		for (size_t i = 0; i + 1 < H; i++)
+			PUT(o->order[i]);
+		for (size_t i = 0; i < H; i++) {
+			PUT(o->ro[i]);
+			PUT(o->al[i]);
+			PUT(o->sg[i]);
+			PUT(o->yg[i]);
+			PUT(o->coef[2 * i]);
+			PUT(o->coef[2 * i + 1]);
+			PUT(o->scale ? o->scale[2 * i] : 0);
+			PUT(o->scale ? o->scale[2 * i + 1] : 0);
+		}
+		for (size_t i = 0; i < H * H; i++) {
+			PUT(o->sy[i]);
+			PUT(o->yy[i]);
+		}
+	}
+#undef PUT
+	return k;
+}
+
+int
+ts_optim_set_scalars(ts_optim *o, const double *in, size_t n)
+{
+	size_t k = 0, H = (size_t)o->p.history + 1;
+
+	if (n != ts_optim_scalars(o, NULL)) {
+		ts_error("optim", "a checkpoint of %zu values for an optimizer of %zu", n,
+		         ts_optim_scalars(o, NULL));
+		return -1;
+	}
+	o->evals = (long)in[k++];
+	o->iter = (long)in[k++];
+	o->started = (int)in[k++];
+	o->done = (int)in[k++];
+	o->failed = (int)in[k++];
+	o->f = in[k++];
+	if (o->p.kind == TS_OPTIM_LBFGS) {
+		o->t = in[k++];
+		o->h_diag = in[k++];
+		o->dmax = in[k++];
+		o->count = (int)in[k++];
+		o->spare = (int)in[k++];
+		if (o->count < 0 || o->count > o->p.history || o->spare < 0 ||
+		    o->spare > o->p.history) {
+			ts_error("optim", "a checkpoint with %d pairs (slot %d)", o->count, o->spare);
+			return -1;
+		}
+		for (size_t i = 0; i + 1 < H; i++) {
+			o->order[i] = (int)in[k++];
+			if (o->order[i] < 0 || o->order[i] > o->p.history) {
+				ts_error("optim", "a checkpoint with a bad history slot");
+				return -1;
+			}
+		}
+		for (size_t i = 0; i < H; i++) {
+			o->ro[i] = in[k++];
+			o->al[i] = in[k++];
+			o->sg[i] = in[k++];
+			o->yg[i] = in[k++];
+			o->coef[2 * i] = in[k++];
+			o->coef[2 * i + 1] = in[k++];
+			if (o->scale) {
+				o->scale[2 * i] = (float)in[k];
+				o->scale[2 * i + 1] = (float)in[k + 1];
+			}
+			k += 2;
+		}
+		for (size_t i = 0; i < H * H; i++) {
+			o->sy[i] = in[k++];
+			o->yy[i] = in[k++];
+		}
+	}
+	return 0;
+}
+
+/* The per-variable arrays of segment seg in a fixed order: each as (base, element
+ * size); the history only for the pairs in use (after the scalars are set). */
+static int
+seg_arrays(const ts_optim *o, void **base, size_t *esz)
+{
+	int k = 0;
+
+	base[k] = o->g, esz[k++] = sizeof(float);
+	if (o->p.kind != TS_OPTIM_LBFGS) {
+		base[k] = o->m, esz[k++] = sizeof(float);
+		base[k] = o->v, esz[k++] = sizeof(float);
+		return k;
+	}
+	base[k] = o->d, esz[k++] = sizeof(float);
+	base[k] = o->gprev, esz[k++] = sizeof(float);
+	for (int i = 0; i < o->count; i++) {
+		size_t at = (size_t)o->order[i] * o->n;
+
+		if (o->sh) {
+			base[k] = o->sh + at, esz[k++] = sizeof(uint16_t);
+			base[k] = o->yh + at, esz[k++] = sizeof(uint16_t);
+		} else {
+			base[k] = o->s + at, esz[k++] = sizeof(float);
+			base[k] = o->y + at, esz[k++] = sizeof(float);
+		}
+	}
+	return k;
+}
+
+size_t
+ts_optim_segment_bytes(const ts_optim *o, int seg)
+{
+	void *base[2 * 1001 + 4];
+	size_t esz[2 * 1001 + 4], b = 0;
+	int k = seg_arrays(o, base, esz);
+
+	for (int i = 0; i < k; i++)
+		b += esz[i] * o->seglen[seg];
+	return b;
+}
+
+void
+ts_optim_segment_io(ts_optim *o, int seg, void *buf, int load)
+{
+	void *base[2 * 1001 + 4];
+	size_t esz[2 * 1001 + 4];
+	int k = seg_arrays(o, base, esz);
+	char *p = buf;
+
+	TS_ASSERT(seg >= 0 && seg < o->nseg);
+	for (int i = 0; i < k; i++) {
+		char *a = (char *)base[i] + esz[i] * o->segoff[seg];
+		size_t nb = esz[i] * o->seglen[seg];
+
+		if (load)
+			memcpy(a, p, nb);
+		else
+			memcpy(p, a, nb);
+		p += nb;
+	}
 }

@@ -210,6 +210,8 @@ run_global_level(ts_job *job, int level, volatile int *stop, int progress)
 	if (my_rank == 0) {
 		ts_blocks *bl = ts_job_blocks(job, level);
 
+		ts_job_global_cleanup(job, level); /* every block file is written */
+
 		if (!bl)
 			return -1;
 		for (int b = 0; b < bl->n; b++) {

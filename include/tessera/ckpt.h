@@ -75,4 +75,11 @@ void ts_ckpt_result_fini(ts_tile_result *out);
  * 0, or -1 naming the file. */
 int ts_ckpt_log_append(const char *job, const ts_tile_result *r);
 
+/* A file of parts[0..n-1] (sizes[i] bytes each) and a CRC32, written atomically (as
+ * ts_ckpt_write).  0, or -1 naming the file. */
+int ts_ckpt_blob_write(const char *path, const void *const *parts, const size_t *sizes, int n);
+/* Read such a file: *data (the caller frees) holds its *size bytes without the CRC.
+ * 0; 1 missing (no message); -1 unreadable or corrupt (message names the file). */
+int ts_ckpt_blob_read(const char *path, void **data, size_t *size);
+
 #endif

@@ -70,6 +70,7 @@ typedef struct ts_config {
 	int lbfgs_history;             /* --lbfgs-history (100) */
 	int lbfgs_half;                /* --lbfgs-precision half (0: single) */
 	int gram_global;               /* --gram global (1) or tile (0) */
+	int checkpoint_every;          /* --checkpoint-every N (20; 0: only at a stop) */
 	double learning_rate;          /* --learning-rate (L-BFGS 1, Adam 0.02; 0: default) */
 
 	/* network */

@@ -87,6 +87,10 @@ int ts_job_level_done(ts_job *j, int level);
 int ts_job_render_global(ts_job *j, int level, const ts_comm *comm, volatile int *stop,
                          int progress, ts_tile_result *res);
 
+/* Remove a finished global level's saved optimizer states (rank 0, once every
+ * process has written its blocks). */
+void ts_job_global_cleanup(ts_job *j, int level);
+
 /* Append a finished tile to JOB/log.jsonl. */
 int ts_job_log(ts_job *j, const ts_tile_result *res);
 

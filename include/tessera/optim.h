@@ -52,6 +52,9 @@ typedef struct ts_optim_reduce {
 	void (*max)(void *user, double *v, int k);
 } ts_optim_reduce;
 
+/* Bytes ts_optim_create allocates for n variables (for --plan). */
+size_t ts_optim_bytes(const ts_optim_params *p, size_t n);
+
 /* The most sums a reduction of these settings takes at once. */
 int ts_optim_sum_width(const ts_optim_params *p);
 
@@ -69,6 +72,19 @@ int ts_optim_step(ts_optim *o, float *x, ts_objective_fn fn, void *ctx, double *
 
 /* Evaluations of fn so far. */
 long ts_optim_evals(const ts_optim *o);
+
+/* Checkpoints (of a split problem: every process holds the same scalars, and each
+ * segment's share of the per-variable state).  ts_optim_scalars writes the scalars
+ * into out (NULL: only counts them) and returns their number; ts_optim_set_scalars
+ * takes them back (0, or -1 with a message when they do not fit this optimizer).
+ * Then per segment: ts_optim_segment_bytes (depends on the scalars: the history
+ * pairs in use) and ts_optim_segment_io, which saves the segment's state into buf
+ * (load 0) or restores it (load 1).  Restored, the optimizer continues exactly as
+ * the one saved. */
+size_t ts_optim_scalars(const ts_optim *o, double *out);
+int ts_optim_set_scalars(ts_optim *o, const double *in, size_t n);
+size_t ts_optim_segment_bytes(const ts_optim *o, int seg);
+void ts_optim_segment_io(ts_optim *o, int seg, void *buf, int load);
 
 /* Wall seconds this process has spent in ts_optim_step outside the objective's
  * evaluations (the optimizer's own vector work): the "optimizer" share of the
