@@ -283,28 +283,57 @@ print_progress(level_state *s)
 	fflush(stderr);
 }
 
+/* A finished tile's result as a REQ payload, and back: the one place that knows the
+ * fields that travel (pixels stay in the tile file). */
+static void
+pack_result(const ts_tile_result *r, int index, int rank, int leaving, double *m)
+{
+	memset(m, 0, R_N * sizeof *m);
+	m[R_INDEX] = index;
+	m[R_LEAVING] = leaving;
+	if (!r)
+		return;
+	m[R_ITERS] = r->iterations;
+	m[R_CONTENT] = r->content;
+	m[R_STYLE] = r->style;
+	m[R_TV] = r->tv;
+	m[R_TOTAL] = r->total;
+	m[R_SECONDS] = r->seconds;
+	m[R_RANK] = rank;
+	m[R_CONV] = r->conv_seconds;
+	m[R_LOSS] = r->loss_seconds;
+	m[R_OPTIM] = r->optim_seconds;
+	m[R_LAYERS] = r->layers_seconds;
+}
+
+static void
+unpack_result(const double *m, int level, const ts_level *lv, ts_tile_result *r)
+{
+	int idx = (int)m[R_INDEX];
+
+	memset(r, 0, sizeof *r);
+	r->level = level;
+	r->row = idx / lv->ncols;
+	r->col = idx % lv->ncols;
+	r->iterations = (int)m[R_ITERS];
+	r->content = m[R_CONTENT];
+	r->style = m[R_STYLE];
+	r->tv = m[R_TV];
+	r->total = m[R_TOTAL];
+	r->seconds = m[R_SECONDS];
+	r->rank = (int)m[R_RANK];
+	r->conv_seconds = m[R_CONV];
+	r->loss_seconds = m[R_LOSS];
+	r->optim_seconds = m[R_OPTIM];
+	r->layers_seconds = m[R_LAYERS];
+}
+
 static void
 log_result(level_state *s, const double *m)
 {
 	ts_tile_result r;
-	int idx = (int)m[R_INDEX];
-	const ts_level *lv = &ts_job_plan(s->job)->level[s->level];
 
-	memset(&r, 0, sizeof r);
-	r.level = s->level;
-	r.row = idx / lv->ncols;
-	r.col = idx % lv->ncols;
-	r.iterations = (int)m[R_ITERS];
-	r.content = m[R_CONTENT];
-	r.style = m[R_STYLE];
-	r.tv = m[R_TV];
-	r.total = m[R_TOTAL];
-	r.seconds = m[R_SECONDS];
-	r.conv_seconds = m[R_CONV];
-	r.loss_seconds = m[R_LOSS];
-	r.optim_seconds = m[R_OPTIM];
-	r.layers_seconds = m[R_LAYERS];
-	r.rank = (int)m[R_RANK];
+	unpack_result(m, s->level, &ts_job_plan(s->job)->level[s->level], &r);
 	s->tile_s += r.seconds;
 	s->conv_s += r.conv_seconds;
 	s->loss_s += r.loss_seconds;
@@ -384,10 +413,9 @@ coordinate_level(level_state *s)
 				continue;
 			}
 			{
-				double m[R_N] = { idx, 0, res.iterations, res.content, res.style,
-				                  res.tv, res.total, res.seconds, 0, res.conv_seconds,
-				                  res.loss_seconds, res.optim_seconds,
-				                  res.layers_seconds };
+				double m[R_N];
+
+				pack_result(&res, idx, 0, 0, m);
 				log_result(s, m);
 			}
 			continue;
@@ -418,10 +446,7 @@ work_level(ts_job *job, int level, volatile int *stop)
 	double m[R_N];
 	int reply;
 
-	for (int i = 0; i < R_N; i++)
-		m[i] = 0;
-	m[R_INDEX] = -1;
-	m[R_LEAVING] = stop && *stop;
+	pack_result(NULL, -1, my_rank, stop && *stop, m);
 	for (;;) {
 		ts_tile_result res;
 		int r;
@@ -433,26 +458,10 @@ work_level(ts_job *job, int level, volatile int *stop)
 		r = ts_job_render_tile(job, level, reply, my_rank, stop, NULL, NULL, &res);
 		if (r < 0)
 			return -1;
-		for (int i = 0; i < R_N; i++)
-			m[i] = 0;
-		if (r == 1) {
-			m[R_INDEX] = -1;
-			m[R_LEAVING] = 1;
-			continue;
-		}
-		m[R_INDEX] = reply;
-		m[R_ITERS] = res.iterations;
-		m[R_CONTENT] = res.content;
-		m[R_STYLE] = res.style;
-		m[R_TV] = res.tv;
-		m[R_TOTAL] = res.total;
-		m[R_SECONDS] = res.seconds;
-		m[R_CONV] = res.conv_seconds;
-		m[R_LOSS] = res.loss_seconds;
-		m[R_OPTIM] = res.optim_seconds;
-		m[R_LAYERS] = res.layers_seconds;
-		m[R_RANK] = my_rank;
-		m[R_LEAVING] = stop && *stop;
+		if (r == 1)
+			pack_result(NULL, -1, my_rank, 1, m); /* dropped: leaving */
+		else
+			pack_result(&res, reply, my_rank, stop && *stop, m);
 	}
 }
 
