@@ -5,6 +5,7 @@
  * moving, so one last evaluation after the loop gives the result's loss).  The
  * iteration hook therefore sees iterations 0..n in order, each exactly once. */
 #include "tessera/render.h"
+#include "tessera/resample.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -286,8 +287,13 @@ ts_render_init_image(const ts_config *c, const ts_image *content, ts_image *cons
 		if (src->w == content->w && src->h == content->h) {
 			im = src;
 			src = NULL;
-		} else {
-			im = ts_image_resize(src, content->w, content->h);
+		} else if ((im = ts_image_create(content->w, content->h)) &&
+		           ts_resample_planar(src->px, src->w, src->h, im->w, im->h, 0, 0, im->w,
+		                              im->h, im->px)) {
+			/* resampled exactly as a level is upsampled to the next, so a render
+			 * from a lower level's image compares with a tiled level directly */
+			ts_image_destroy(im);
+			im = NULL;
 		}
 		break;
 	}

@@ -119,7 +119,15 @@ run 1 "$d/np1b.tif" "$d/job1" >"$d/c.log" 2>&1 || { fail "run with a corrupt blo
 grep -q "level will be redone" "$d/c.log" && echo "ok   corrupt block reported" || { fail "corrupt block not reported"; cat "$d/c.log"; }
 cmp -s "$d/np1.tif" "$d/np1b.tif" && echo "ok   output after redoing the level identical" || fail "output after redoing the level differs"
 
-# 6. --plan of a global job names the blocks and the halo
+# 6. --init FILE is resampled as a level is upsampled to the next: the last level's
+# start (0 iterations) equals a single-piece render started from the level below
+run 1 "$d/z.png" "$d/jobz" --level-iterations 4,3,0 >"$d/z.log" 2>&1 || { fail "0-iteration level"; cat "$d/z.log"; }
+"$T" --content "$d/photo.png" --style "$d/paint.png" --width 400 --height 300 --tile 512 \
+	--builtin-width 8 --iterations 0 --init "$d/jobz/L1.tif" --progress off --out "$d/zs.png" \
+	>"$d/zs.log" 2>&1 || { fail "single-piece render from --init"; cat "$d/zs.log"; }
+cmp -s "$d/z.png" "$d/zs.png" && echo "ok   --init FILE resampled as a level is upsampled" || fail "--init FILE and the level's start differ"
+
+# 7. --plan of a global job names the blocks and the halo
 run 1 "$d/p.tif" "$d/jobp" --plan >"$d/plan.txt" 2>&1 || fail "--plan"
 grep -q "blocks" "$d/plan.txt" && grep -q "halo" "$d/plan.txt" || { fail "--plan: blocks and halo"; cat "$d/plan.txt"; }
 
