@@ -160,6 +160,8 @@ add_settings(cJSON *s, const ts_config *c)
 	                                enum_name(c->optimizer, optim_names, 2));
 	bad |= !add_num(s, "lbfgs_history", c->lbfgs_history);
 	bad |= !cJSON_AddStringToObject(s, "lbfgs_precision", c->lbfgs_half ? "half" : "single");
+	bad |= !cJSON_AddStringToObject(s, "gram", c->gram_global ? "global" : "tile");
+	bad |= !cJSON_AddNumberToObject(s, "checkpoint_every", c->checkpoint_every);
 	bad |= !add_num(s, "learning_rate", c->learning_rate);
 
 	bad |= !cJSON_AddStringToObject(s, "weights", c->weights ? c->weights : "builtin");

@@ -110,6 +110,8 @@ test_defaults(void **state)
 	assert_int_equal(c.optimizer, TS_OPTIM_LBFGS);
 	assert_int_equal(c.lbfgs_history, 100);
 	assert_int_equal(c.lbfgs_half, 0);
+	assert_int_equal(c.gram_global, 0);
+	assert_int_equal(c.checkpoint_every, 20);
 	assert_int_equal(c.builtin_width, 1);
 	assert_true(c.builtin_seed != 0);
 	assert_int_equal(c.progress, TS_PROGRESS_AUTO);
@@ -150,6 +152,7 @@ test_cli_every_kind(void **state)
 	                            "--builtin-seed", "42", "--report", "r.json",
 	                            "--save-every", "10", "--progress", "on", "--threads", "3",
 	                            "--tile", "256", "--overlap", "64", "--job-dir", "j.job",
+	                            "--gram", "global", "--checkpoint-every", "7",
 	                            "--plan", "--fresh", "--level-factor", "1.5",
 	                            "--level-iterations", "100,50,25", NULL),
 	                 0);
@@ -185,6 +188,8 @@ test_cli_every_kind(void **state)
 	assert_int_equal(c.optimizer, TS_OPTIM_ADAM);
 	assert_int_equal(c.lbfgs_history, 7);
 	assert_int_equal(c.lbfgs_half, 1);
+	assert_int_equal(c.gram_global, 1);
+	assert_int_equal(c.checkpoint_every, 7);
 	assert_true(c.learning_rate == 0.05);
 	assert_string_equal(c.weights, "builtin");
 	assert_int_equal(c.builtin_width, 8);
@@ -382,6 +387,7 @@ test_bad_options_together(void **state)
 	ts_config_defaults(&c);
 	assert_int_equal(parse_args(&c, "--width", "12x", "--bogus", "3", "--pool", "min",
 	                            "--optimizer=sgd", "--lbfgs-precision=double", "--plan=1",
+	                            "--gram", "local",
 	                            "--progress", "loud",
 	                            "--normalize-style", "maybe", "--print-size", "24x36ft",
 	                            "stray", "--seed", NULL),
@@ -392,6 +398,7 @@ test_bad_options_together(void **state)
 	assert_msg_has("--pool: \"min\" is not avg or max");
 	assert_msg_has("--optimizer: \"sgd\" is not lbfgs or adam");
 	assert_msg_has("--lbfgs-precision: \"double\" is not single or half");
+	assert_msg_has("--gram: \"local\" is not tile or global");
 	assert_msg_has("--plan takes no value");
 	assert_msg_has("--progress: \"loud\"");
 	assert_msg_has("--normalize-style: \"maybe\"");
@@ -671,6 +678,7 @@ test_usage_lists_every_option(void **state)
 		"--learning-rate", "--weights", "--builtin-width", "--builtin-seed", "--report",
 		"--save-every", "--progress", "--quiet", "--threads", "--tile N", "--overlap",
 		"--job-dir", "--plan", "--fresh", "--level-factor", "--level-iterations",
+		"--gram tile|global", "--checkpoint-every N",
 		"--help", "--version", "(default: 512)", "(default: relu4_2)", "(default: 0.01)"
 	};
 	char *text = NULL;

@@ -172,6 +172,8 @@ test_settings_and_iterations(void **state)
 	assert_string_equal(str(s, "weights"), "builtin");
 	assert_string_equal(str(s, "optimizer"), "lbfgs");
 	assert_string_equal(str(s, "lbfgs_precision"), "single");
+	assert_string_equal(str(s, "gram"), "tile");
+	assert_true(num(s, "checkpoint_every") == 20);
 	assert_true(num(s, "iterations") == 500);
 	assert_true(cJSON_IsTrue(item(s, "plan")));
 	assert_true(cJSON_IsFalse(item(s, "original_colors")));
