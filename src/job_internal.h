@@ -28,6 +28,8 @@ struct ts_job {
 	                              * the next tile of the same size (NULL: none yet) */
 };
 
+/* Whether JOB/plan.ini exists (*found) and names this plan's hash (*same). */
+void ts_job_dir_plan(const ts_job *j, int *found, int *same);
 /* Region reader over the content at its own size (user: the job). */
 int ts_job_content_read(void *user, int x, int y, int w, int h, float *out);
 /* Region reader over a TIFF (user: a ts_tiff_reader). */

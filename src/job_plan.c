@@ -1,0 +1,124 @@
+/* job_plan: the plan of a job as a user reads it (--plan): levels and grids, blocks
+ * of global levels, per-rank peak memory, the prepared weights, rank 0's assembly,
+ * and the time from one pass measured on this machine. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "tessera/par.h"
+
+#include "job_internal.h"
+
+static void
+fmt_bytes(double b, char *buf, size_t size)
+{
+	if (b >= 1024.0 * 1048576.0)
+		snprintf(buf, size, "%.2f GiB", b / (1024.0 * 1048576.0));
+	else
+		snprintf(buf, size, "%.0f MiB", b / 1048576.0);
+}
+
+/* Per-rank peak while rendering a tile of the level. */
+static double
+tile_bytes(const ts_job *j, const ts_level *lv)
+{
+	size_t n = (size_t)3 * lv->tw * lv->th;
+	double b = (double)ts_objective_bytes(j->net, lv->th, lv->tw, &j->op);
+
+	b += (double)ts_optim_bytes(&j->oo, n);
+	b += 4.0 * n * 4; /* content, start, gradient, tile file */
+	return b;
+}
+
+int
+ts_job_print_plan(ts_job *j, FILE *f, int nranks)
+{
+	const ts_plan *p = j->plan;
+	double weights = 0, peak = 0, assembly = 0, fixed, pass_s, total_s = 0, prepared;
+	int side = p->tile < 256 ? p->tile : 256;
+	ts_objective *obj = NULL;
+	float *x = NULL, *g = NULL;
+	char b1[32], b2[32], b3[32], b4[32];
+
+	for (int i = 0; i < j->net->nconv; i++)
+		weights += 4.0 * (j->net->out_ch[i] * (double)j->net->in_ch[i] * 9 + j->net->out_ch[i]);
+	fixed = weights + (j->content_img ? 12.0 * j->content_w * j->content_h : 0);
+	fprintf(f, "tessera plan: %s -> %dx%d (%s)\n", j->c->content, p->w, p->h,
+	        j->c->out ? j->c->out : "no output");
+	{
+		int found, same;
+
+		ts_job_dir_plan(j, &found, &same);
+		fprintf(f, "job directory %s (%s), plan hash %016llx, %d rank%s\n", j->dir,
+		        !found ? "new" : j->c->fresh ? "exists: --fresh discards it"
+		        : same ? "exists: a run resumes it"
+		        : "made by another plan: a run refuses it without --fresh",
+		        (unsigned long long)j->hash, nranks, nranks == 1 ? "" : "s");
+	}
+	ts_plan_print(p, f);
+	/* the prepared weights as a run has them: apart from the ranks' own memory */
+	if (!j->net->nprep && ts_job_prepare_weights(j, NULL, 1))
+		return -1;
+	prepared = 4.0 * ts_job_prepared_floats(j);
+	/* measure one pass here, scale by pixels */
+	if (!ts_job_targets(j, 0, 1))
+		return -1;
+	x = calloc((size_t)3 * side * side, sizeof *x);
+	g = malloc((size_t)3 * side * side * sizeof *g);
+	if (!x || !g || !(obj = ts_objective_create(j->net, side, side, &j->op, j->targets, x))) {
+		free(x);
+		free(g);
+		return -1;
+	}
+	{
+		double t0 = ts_now();
+
+		ts_objective_eval(obj, x, g, NULL);
+		ts_objective_eval(obj, x, g, NULL);
+		pass_s = (ts_now() - t0) / 2;
+	}
+	ts_objective_destroy(obj);
+	free(x);
+	free(g);
+	for (int k = 0; k < p->nlevels; k++) {
+		const ts_level *lv = &p->level[k];
+		int nt = lv->ncols * lv->nrows, it = ts_job_iterations(j, k);
+		double tb = tile_bytes(j, lv);
+		double s = nt * (it + 1.0) * pass_s * ((double)lv->tw * lv->th) / ((double)side * side);
+		/* assembly on rank 0: the tile rows meeting one band, and the band */
+		double ab = 3.0 * 4 * lv->tw * lv->th * lv->ncols * (1 + (OUT_TILE + lv->th - 1) / lv->th) +
+		            3.0 * 4 * lv->w * OUT_TILE * 2;
+
+		if (ts_job_level_global(j, k)) {
+			ts_job_global_cost g;
+
+			if (ts_job_global_plan(j, k, nranks, &g))
+				return -1;
+			tb = g.rank_bytes;
+			s = (it + 1.0) * pass_s * g.pixels / ((double)side * side);
+			fmt_bytes(tb + fixed, b1, sizeof b1);
+			fprintf(f, "  level %d: %d iterations, one picture in %d blocks of %d px (halo "
+			        "%d px: %.2f pixels evaluated a pixel), rank peak %s, %.1f CPU-min\n",
+			        k, it, g.nblocks, g.side, g.halo, g.pixels / ((double)lv->w * lv->h), b1,
+			        s / 60);
+		} else {
+			fmt_bytes(tb + fixed, b1, sizeof b1);
+			fprintf(f, "  level %d: %d iterations per tile, %d tile%s, rank peak %s, %.1f "
+			        "CPU-min\n", k, it, nt, nt == 1 ? "" : "s", b1, s / 60);
+		}
+		if (tb > peak)
+			peak = tb;
+		if (ab > assembly)
+			assembly = ab;
+		total_s += s;
+	}
+	fmt_bytes(peak + fixed, b1, sizeof b1);
+	fmt_bytes(assembly + fixed, b2, sizeof b2);
+	fmt_bytes(weights, b3, sizeof b3);
+	fmt_bytes(prepared, b4, sizeof b4);
+	fprintf(f, "memory: per-rank peak %s (network %s), plus the prepared convolutions %s "
+	        "once per node (its ranks share them); rank 0 assembly peak %s\n", b1, b3, b4, b2);
+	fprintf(f, "time: one %dx%d pass takes %.3f s here; about %.1f min of compute in all, "
+	        "%.1f min on %d rank%s (plus assembly)\n", side, side, pass_s, total_s / 60,
+	        total_s / 60 / nranks, nranks, nranks == 1 ? "" : "s");
+	return 0;
+}
