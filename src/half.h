@@ -1,5 +1,5 @@
 /* half: vectors of IEEE 754 half-precision floats (16 bits), scaled by powers of two,
- * for the L-BFGS history of optim.c (--lbfgs-precision half).  Internal to the
+ * for the L-BFGS history of optim_lbfgs.c (--lbfgs-precision half).  Internal to the
  * library.  The AVX-512, F16C and plain-C paths give the same bits: rounding is to
  * nearest, ties to even (as a C cast to _Float16), and scaling by a power of two is
  * exact. */

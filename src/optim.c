@@ -64,6 +64,8 @@ check_params(const ts_optim_params *p, size_t n)
 		BAD("learning rate must be > 0 (got %g)", p->lr);
 	if (p->kind == TS_OPTIM_LBFGS && p->history < 1)
 		BAD("L-BFGS history must be >= 1 (got %d)", p->history);
+	if (p->kind == TS_OPTIM_LBFGS && p->history > TS_OPTIM_MAX_HISTORY)
+		BAD("L-BFGS history must be <= %d (got %d)", TS_OPTIM_MAX_HISTORY, p->history);
 	if (p->kind == TS_OPTIM_ADAM) {
 		if (!(p->beta1 >= 0.0 && p->beta1 < 1.0))
 			BAD("Adam beta1 must be in [0, 1) (got %g)", p->beta1);
@@ -375,8 +377,8 @@ seg_arrays(const ts_optim *o, void **base, size_t *esz)
 size_t
 ts_optim_segment_bytes(const ts_optim *o, int seg)
 {
-	void *base[2 * 1001 + 4];
-	size_t esz[2 * 1001 + 4], b = 0;
+	void *base[2 * (TS_OPTIM_MAX_HISTORY + 1) + 4];
+	size_t esz[2 * (TS_OPTIM_MAX_HISTORY + 1) + 4], b = 0;
 	int k = seg_arrays(o, base, esz);
 
 	for (int i = 0; i < k; i++)
@@ -387,8 +389,8 @@ ts_optim_segment_bytes(const ts_optim *o, int seg)
 void
 ts_optim_segment_io(ts_optim *o, int seg, void *buf, int load)
 {
-	void *base[2 * 1001 + 4];
-	size_t esz[2 * 1001 + 4];
+	void *base[2 * (TS_OPTIM_MAX_HISTORY + 1) + 4];
+	size_t esz[2 * (TS_OPTIM_MAX_HISTORY + 1) + 4];
 	int k = seg_arrays(o, base, esz);
 	char *p = buf;
 

@@ -60,8 +60,9 @@ typedef struct optim_ops {
 	size_t (*scalars)(const ts_optim *o, double *out);
 	int (*set_scalars)(ts_optim *o, const double *in);
 	/* The kind's per-variable arrays, after g, in a fixed order: each as (base,
-	 * element size) into base, esz; returns their number (room for 2 * 1001 + 3:
-	 * an L-BFGS history up to 1000, the configuration's limit, takes 2 + 2 * 1000).
+	 * element size) into base, esz; returns their number (room for 2 * (TS_OPTIM_MAX_HISTORY
+	 * + 1) + 3: an L-BFGS history up to TS_OPTIM_MAX_HISTORY (checked at creation) takes
+	 * 2 + 2 * history).
 	 * Depends on the scalars (the pairs in use). */
 	int (*seg_arrays)(const ts_optim *o, void **base, size_t *esz);
 } optim_ops;

@@ -10,6 +10,9 @@
  * Return NaN to signal an error (the step then fails). */
 typedef double (*ts_objective_fn)(void *ctx, const float *x, float *grad);
 
+/* The longest L-BFGS history (pairs kept). */
+#define TS_OPTIM_MAX_HISTORY 1000
+
 typedef enum ts_optim_kind { TS_OPTIM_LBFGS = 0, TS_OPTIM_ADAM = 1 } ts_optim_kind;
 
 typedef struct ts_optim_params {
