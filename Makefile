@@ -85,3 +85,37 @@ clean:
 .SECONDARY:
 
 -include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/*.d)
+
+# --- fuzz: libFuzzer harnesses (tests/fuzz/fuzz_*.c) over a clang build of the library
+# with ASan and UBSan, in build-fuzz/ (its own .gitignore): build-fuzz/fuzz/<name> and
+# the corpus generator build-fuzz/fuzz/mkcorpus.  tests/t_fuzz.sh runs them.  sched.c
+# is compiled too, against Open MPI's headers; no harness links it.  clang before 15
+# has no _Float16 on x86 (half.c): there the fuzz build reads it as the storage type
+# __fp16 (same conversions, made by F16C instructions under -march=native).
+FUZZ_CC     ?= clang
+FUZZ_SAN     = -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS  = -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+FUZZSRC      = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZBIN      = $(FUZZSRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+
+fuzz:
+	@mkdir -p build-fuzz
+	@echo '*' >build-fuzz/.gitignore
+	$(MAKE) BUILD=build-fuzz CC=$(FUZZ_CC) OPT=-O1 \
+	  CFLAGS="$(FUZZ_CFLAGS) $(ARCH) $$(mpicc --showme:compile 2>/dev/null) \
+	  $$(echo '_Float16 x;' | $(FUZZ_CC) $(ARCH) -x c -fsyntax-only - 2>/dev/null || \
+	     echo -D_Float16=__fp16)" fuzz-bins
+
+fuzz-bins: $(FUZZBIN) $(BUILD)/fuzz/mkcorpus
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libtessera.a
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libtessera.a $(LDLIBS)
+
+$(BUILD)/fuzz/mkcorpus: tests/fuzz/mkcorpus.c $(BUILD)/libtessera.a
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< $(BUILD)/libtessera.a $(LDLIBS)
+
+.PHONY: fuzz fuzz-bins
+
+-include $(wildcard $(BUILD)/fuzz/*.d)

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Install what tessera needs to build and test, from Debian's packages.
 # As root: apt-get installs what is missing.  Otherwise: print the apt line and stop.
+# clang and libclang-rt-dev (libFuzzer and the sanitizer runtimes of Debian's clang) are
+# for make fuzz / tests/t_fuzz.sh.
 set -eu
 pkgs="build-essential pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libtiff-dev
 libtiff-tools libstb-dev libjpeg62-turbo-dev libpng-dev libexif-dev libinih-dev libcjson-dev
-zlib1g-dev libcmocka-dev"
+zlib1g-dev libcmocka-dev
+clang libclang-rt-dev"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
