@@ -18,6 +18,7 @@
 #include "tessera/weights.h"
 
 #include <fcntl.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,6 +183,39 @@ unmap_file(mapped *m)
 	m->size = 0;
 }
 
+const char *const ts_w_conv_names[TS_VGG_NCONV] = {
+	"conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3", "conv3_4",
+	"conv4_1", "conv4_2", "conv4_3", "conv4_4", "conv5_1", "conv5_2", "conv5_3", "conv5_4",
+};
+
+/* Every weight and bias must be finite: one NaN or infinity makes every loss NaN, and
+ * the optimizer would stop at once and write the start image as if it were done. */
+int
+ts_w_check_finite(const char *path, const ts_vgg *net, const conv_src *src, int caffe)
+{
+	for (int i = 0; i < net->nconv; i++) {
+		size_t nw = (size_t)net->out_ch[i] * net->in_ch[i] * 9;
+
+		for (int b = 0; b < 2; b++) {
+			const float *v = b ? net->b[i] : net->w[i];
+			size_t n = b ? (size_t)net->out_ch[i] : nw, bad = 0, first = 0;
+
+			for (size_t k = 0; k < n; k++)
+				if (!isfinite(v[k]) && bad++ == 0)
+					first = k;
+			if (!bad)
+				continue;
+			ts_error("weights", "%s: %s%s%s%s%s has %zu non-finite value%s of %zu (the first "
+			         "is %g at element %zu)", path, caffe ? "" : "tensor ",
+			         b ? src[i].bname : src[i].wname, caffe ? "" : " (",
+			         caffe ? "" : ts_w_conv_names[i], caffe ? "" : ")", bad,
+			         bad == 1 ? "" : "s", n, (double)v[first], first);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* ---- public -------------------------------------------------------------------- */
 
 ts_vgg *
@@ -225,8 +259,20 @@ ts_weights_load(const char *path)
 	/* A damaged file that is named as safetensors gets safetensors' message. */
 	if (st || ends_with(path, ".safetensors"))
 		net = ts_w_load_st(m.p, m.size, path);
-	else if (!(net = ts_w_load_caffe(m.p, m.size, path, PB_MAX_DEPTH, &nlayers)) && !nlayers)
-		ts_error_append("neither a safetensors file nor a Caffe model with layers");
+	else if (!(net = ts_w_load_caffe(m.p, m.size, path, PB_MAX_DEPTH, &nlayers)) &&
+	         !nlayers) {
+		/* one message: what the Caffe reader saw, as the reason */
+		char why[1024];
+		const char *w = ts_errmsg();
+		size_t pl = strlen(path);
+
+		if (!strncmp(w, "weights: ", 9) && !strncmp(w + 9, path, pl) &&
+		    !strncmp(w + 9 + pl, ": ", 2))
+			w += 9 + pl + 2;
+		snprintf(why, sizeof why, "%s", w);
+		ts_error("weights", "%s: neither a safetensors file nor a Caffe model with layers "
+		         "(read as Caffe: %s)", path, why);
+	}
 	unmap_file(&m);
 	return net;
 }

@@ -12,11 +12,6 @@
 #include "weights_internal.h"
 
 /* Caffe's names of the 16 convolutions. */
-static const char *const caffe_names[TS_VGG_NCONV] = {
-	"conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3", "conv3_4",
-	"conv4_1", "conv4_2", "conv4_3", "conv4_4", "conv5_1", "conv5_2", "conv5_3", "conv5_4",
-};
-
 /* A window of one message's bytes. */
 typedef struct pb {
 	const unsigned char *p, *end; /* the unread part of this message */
@@ -294,17 +289,18 @@ layer_scan(pb *r, int v1, conv_src *src)
 	if (k < 0)
 		return -1;
 	for (int i = 0; i < TS_VGG_NCONV && name; i++)
-		if (strlen(caffe_names[i]) == name_len && !memcmp(name, caffe_names[i], name_len))
+		if (strlen(ts_w_conv_names[i]) == name_len &&
+		    !memcmp(name, ts_w_conv_names[i], name_len))
 			idx = i;
 	if (idx < 0)
 		return 0;
 	if (!is_conv) {
 		ts_error("weights", "%s: layer %s (at byte %zu) is not a convolution", r->path,
-		         caffe_names[idx], pb_off(r, at));
+		         ts_w_conv_names[idx], pb_off(r, at));
 		return -1;
 	}
 	if (src[idx].has_w || src[idx].has_b) {
-		ts_error("weights", "%s: layer %s appears twice", r->path, caffe_names[idx]);
+		ts_error("weights", "%s: layer %s appears twice", r->path, ts_w_conv_names[idx]);
 		return -1;
 	}
 	for (int b = 0; b < 2 && b < nblobs; b++) {
@@ -319,7 +315,7 @@ layer_scan(pb *r, int v1, conv_src *src)
 		need = ts_w_shape_count(s);
 		if (n != need) {
 			ts_error("weights", "%s: %s blob %d has %llu floats, but its shape %s needs "
-			         "%llu", r->path, caffe_names[idx], b, (unsigned long long)n,
+			         "%llu", r->path, ts_w_conv_names[idx], b, (unsigned long long)n,
 			         ts_w_shape_str(s, sb, sizeof sb), (unsigned long long)need);
 			return -1;
 		}
@@ -363,9 +359,9 @@ ts_w_load_caffe(const unsigned char *buf, size_t size, const char *path, int max
 	if (k < 0)
 		goto cleanup;
 	for (int i = 0; i < TS_VGG_NCONV; i++) {
-		snprintf(src[i].lname, sizeof src[i].lname, "%s", caffe_names[i]);
-		snprintf(src[i].wname, sizeof src[i].wname, "%s blob 0 (weights)", caffe_names[i]);
-		snprintf(src[i].bname, sizeof src[i].bname, "%s blob 1 (bias)", caffe_names[i]);
+		snprintf(src[i].lname, sizeof src[i].lname, "%s", ts_w_conv_names[i]);
+		snprintf(src[i].wname, sizeof src[i].wname, "%s blob 0 (weights)", ts_w_conv_names[i]);
+		snprintf(src[i].bname, sizeof src[i].bname, "%s blob 1 (bias)", ts_w_conv_names[i]);
 	}
 	if (ts_w_check_chain(path, src, 1, &nconv, out_ch))
 		goto cleanup;
@@ -383,6 +379,8 @@ ts_w_load_caffe(const unsigned char *buf, size_t size, const char *path, int max
 		    blob_scan(&bb, &s, &n, net->b[i], (size_t)net->out_ch[i]))
 			goto cleanup;
 	}
+	if (ts_w_check_finite(path, net, src, 1))
+		goto cleanup;
 	net->input = TS_INPUT_CAFFE;
 	net->mean[0] = 103.939f, net->mean[1] = 116.779f, net->mean[2] = 123.68f;
 	net->std[0] = net->std[1] = net->std[2] = 1.0f;

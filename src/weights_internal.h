@@ -77,6 +77,12 @@ uint64_t ts_w_shape_count(const shape *s);
 int ts_w_check_chain(const char *path, const conv_src *src, int caffe, int *nconv,
                      int *out_ch);
 
+/* VGG-19's convolutions by index ("conv1_1", ...). */
+extern const char *const ts_w_conv_names[TS_VGG_NCONV];
+/* Every value of net's weights and biases is finite; else -1 naming the file, the
+ * tensor (src[i].wname / bname) and its convolution (caffe: the names say it). */
+int ts_w_check_finite(const char *path, const ts_vgg *net, const conv_src *src, int caffe);
+
 /* The network in a safetensors file held in buf [size]; path names it in messages. */
 ts_vgg *ts_w_load_st(const unsigned char *buf, size_t size, const char *path);
 /* The network in a Caffe model in buf [size], nesting bounded by max_depth;

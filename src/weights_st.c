@@ -445,6 +445,8 @@ ts_w_load_st(const unsigned char *buf, size_t size, const char *path)
 		convert(net->w[i], src[i].w, nw, src[i].wdtype);
 		convert(net->b[i], src[i].b, (size_t)net->out_ch[i], src[i].bdtype);
 	}
+	if (ts_w_check_finite(path, net, src, 0))
+		goto cleanup;
 	/* input mode TORCH with ImageNet mean/std: ts_vgg_alloc's default */
 	ret = net;
 	net = NULL;

@@ -400,9 +400,11 @@ test_st_f16_bf16(void **state)
 {
 	/* half bit patterns and their exact values: subnormals, normals, extremes */
 	static const uint16_t hbits[] = { 0x0001, 0x03ff, 0x0400, 0x3c00, 0xc000, 0x7bff,
-	                                  0x8000, 0x8001, 0x3555, 0x7c00, 0xfc00, 0x7e00 };
+	                                  0x8000, 0x8001, 0x3555 };
 	const float hval[] = { 0x1p-24f, 1023 * 0x1p-24f, 0x1p-14f, 1.0f, -2.0f, 65504.0f,
-	                       -0.0f, -0x1p-24f, 0.333251953125f, INFINITY, -INFINITY, NAN };
+	                       -0.0f, -0x1p-24f, 0.333251953125f };
+	/* infinities and NaN convert to themselves, and are refused (test_nonfinite) */
+	static const uint16_t nfbits[] = { 0x7c00, 0xfc00, 0x7e00 };
 	const char *path = tmp_path("half.safetensors");
 	st_file *f = malloc(sizeof *f);
 	ts_vgg *net;
@@ -420,12 +422,8 @@ test_st_f16_bf16(void **state)
 	if (!net)
 		print_error("%s\n", ts_errmsg());
 	check_shapes(net, &m);
-	for (size_t i = 0; i < sizeof hbits / sizeof hbits[0]; i++) {
-		if (isnan(hval[i]))
-			assert_true(isnan(net->w[0][i]));
-		else
-			assert_int_equal(float_bits(net->w[0][i]), float_bits(hval[i]));
-	}
+	for (size_t i = 0; i < sizeof hbits / sizeof hbits[0]; i++)
+		assert_int_equal(float_bits(net->w[0][i]), float_bits(hval[i]));
 	for (int i = 0; i < m.nconv; i++) {
 		size_t nw = (size_t)m.out[i] * m.in[i] * 9;
 
@@ -435,6 +433,14 @@ test_st_f16_bf16(void **state)
 			assert_float_equal(net->b[i][k], m.b[i][k], fabsf(m.b[i][k]) * 0x1p-11f + 0x1p-25f);
 	}
 	ts_vgg_destroy(net);
+	for (size_t i = 0; i < 3; i++) {
+		f->t[0].data.p[2 * i + 2] = nfbits[i] & 0xff;
+		f->t[0].data.p[2 * i + 3] = nfbits[i] >> 8;
+	}
+	st_write(f, path);
+	assert_null(ts_weights_load(path));
+	assert_non_null(strstr(ts_errmsg(), "tensor features.0.weight (conv1_1) has 3 non-finite "
+	                                    "values of 108 (the first is inf at element 1)"));
 	st_free(f);
 
 	/* BF16 (written by truncation): exactly the top half of each float */
@@ -1062,6 +1068,66 @@ test_caffe_corrupt(void **state)
 	model_free(&m);
 }
 
+/* ---- non-finite values -------------------------------------------------------------- */
+
+/* A NaN or an infinity anywhere is refused at load, naming the file and the tensor:
+ * conv1_1 all NaN (what the audit tried), one infinity in a later bias, in each dtype
+ * and in Caffe files. */
+static void
+test_nonfinite(void **state)
+{
+	static const char *const dtypes[3] = { "F32", "F16", "BF16" };
+	/* a NaN and an infinity in each dtype's bits */
+	static const uint32_t nan_bits[3] = { 0x7fc00000u, 0x7e00u, 0x7fc0u };
+	static const uint32_t inf_bits[3] = { 0xff800000u, 0xfc00u, 0xff80u };
+	caffe_opts o = { 0, 0, 1, 1, 0 };
+	model m;
+	buf b;
+
+	(void)state;
+	model_make(&m, 3, 40);
+	for (int d = 0; d < 3; d++) {
+		int size = d ? 2 : 4;
+		st_file *f;
+		st_tensor *t;
+
+		/* conv1_1's weights all NaN */
+		f = malloc(sizeof *f);
+		assert_non_null(f);
+		st_from_model(f, &m, "", dtypes[d]);
+		t = st_find(f, "features.0.weight");
+		t->data.n = 0;
+		for (int k = 0; k < 4 * 3 * 9; k++)
+			put_le(&t->data, nan_bits[d], size);
+		st_expect_fail(f, "tensor features.0.weight (conv1_1) has 108 non-finite values "
+		                  "of 108 (the first is nan at element 0)");
+		/* one -inf in conv2_1's bias (element 5) */
+		f = malloc(sizeof *f);
+		assert_non_null(f);
+		st_from_model(f, &m, "model.", dtypes[d]);
+		t = st_find(f, "model.features.5.bias");
+		t->data.n = 5 * (size_t)size;
+		put_le(&t->data, inf_bits[d], size);
+		t->data.n = 8 * (size_t)size;
+		st_expect_fail(f, "tensor model.features.5.bias (conv2_1) has 1 non-finite value "
+		                  "of 8 (the first is -inf at element 5)");
+	}
+	/* Caffe: conv1_1 all NaN, then one infinity in conv1_2's bias */
+	for (int k = 0; k < 4 * 3 * 9; k++)
+		m.w[0][k] = NAN;
+	caffe_build(&b, &m, &o);
+	caffe_expect_fail(&b, "conv1_1 blob 0 (weights) has 108 non-finite values of 108");
+	free(b.p);
+	model_free(&m);
+	model_make(&m, 3, 41);
+	m.b[1][3] = INFINITY;
+	caffe_build(&b, &m, &o);
+	caffe_expect_fail(&b, "conv1_2 blob 1 (bias) has 1 non-finite value of 4 (the first "
+	                      "is inf at element 3)");
+	free(b.p);
+	model_free(&m);
+}
+
 /* ---- group ------------------------------------------------------------------------- */
 
 static int
@@ -1099,6 +1165,7 @@ main(void)
 		cmocka_unit_test(test_st_corrupt_shapes),
 		cmocka_unit_test(test_caffe_roundtrip),
 		cmocka_unit_test(test_caffe_corrupt),
+		cmocka_unit_test(test_nonfinite),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
