@@ -8,8 +8,8 @@
  * config_check.c.
  *
  * Invariants: parsing never stops at the first problem; each problem is appended to
- * the error buffer (joined by "; ") and the function returns -1 at the end.  A bad
- * value leaves the field as it was.  Strings in ts_config are owned by it (strdup),
+ * the error buffer (one per line, see error.h) and the function returns -1 at the
+ * end.  A bad value leaves the field as it was.  Strings in ts_config are owned by it (strdup),
  * replaced values are freed at once. */
 #include "tessera/config.h"
 

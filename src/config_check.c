@@ -29,37 +29,113 @@ check_file(const char *opt, const char *path, int *nerr)
 		ts_cfg_problem(nerr, "%s: \"%s\" is a directory", opt, path);
 }
 
-/* Output directory exists and can be written; the extension names a format. */
+/* Whether a file can be created in dir: a probe file made and removed at once.  Not
+ * access(W_OK): it says yes to root in any directory, and yes under /proc, where no
+ * file can be made. */
+static int
+dir_writable(const char *dir)
+{
+	char probe[4200];
+	int fd;
+
+	if (snprintf(probe, sizeof probe, "%s/.tessera-probe-XXXXXX", dir) >= (int)sizeof probe) {
+		errno = ENAMETOOLONG;
+		return 0;
+	}
+	if ((fd = mkstemp(probe)) < 0)
+		return 0;
+	close(fd);
+	unlink(probe);
+	return 1;
+}
+
+/* The directory of path ("." when it has none) into dir [size]. */
 static void
-check_out(const char *out, int *nerr)
+dir_of(const char *path, char *dir, size_t size)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		snprintf(dir, size, ".");
+	else if (slash == path)
+		snprintf(dir, size, "/");
+	else
+		snprintf(dir, size, "%.*s", (int)(slash - path), path);
+}
+
+/* A directory that exists and, unless probe is 0, where files can be created. */
+static void
+check_dir(const char *opt, const char *what, const char *dir, int probe, int *nerr)
+{
+	struct stat st;
+
+	if (stat(dir, &st))
+		ts_cfg_problem(nerr, "%s: %s \"%s\" does not exist: %s", opt, what, dir,
+			       strerror(errno));
+	else if (!S_ISDIR(st.st_mode))
+		ts_cfg_problem(nerr, "%s: \"%s\" is not a directory", opt, dir);
+	else if (probe && !dir_writable(dir))
+		ts_cfg_problem(nerr, "%s: cannot create files in %s \"%s\": %s", opt, what, dir,
+			       strerror(errno));
+	else if (!probe && access(dir, W_OK | X_OK))
+		ts_cfg_problem(nerr, "%s: cannot write in %s \"%s\": %s", opt, what, dir,
+			       strerror(errno));
+}
+
+/* A file the run will write (atomically, so its directory must take new files): the
+ * directory exists and takes files, and path is not a directory. */
+static void
+check_output_file(const char *opt, const char *path, int probe, int *nerr)
+{
+	char dir[4096];
+	struct stat st;
+
+	dir_of(path, dir, sizeof dir);
+	check_dir(opt, "directory", dir, probe, nerr);
+	if (!stat(path, &st) && S_ISDIR(st.st_mode))
+		ts_cfg_problem(nerr, "%s: \"%s\" is a directory", opt, path);
+}
+
+/* Output directory exists and can be written; the extension names a format.  The
+ * frames of --save-every go next to it (ts_render_frame_path). */
+static void
+check_out(const char *out, int probe, int *nerr)
 {
 	static const char *const exts[] = { "png", "jpg", "jpeg", "tif", "tiff", "bmp" };
 	const char *slash = strrchr(out, '/');
 	const char *base = slash ? slash + 1 : out;
 	const char *dot = strrchr(base, '.');
-	char dir[4096];
-	struct stat st;
 	int ok = 0;
 
-	if (!slash)
-		snprintf(dir, sizeof dir, ".");
-	else if (slash == out)
-		snprintf(dir, sizeof dir, "/");
-	else
-		snprintf(dir, sizeof dir, "%.*s", (int)(slash - out), out);
-	if (stat(dir, &st))
-		ts_cfg_problem(nerr, "--out: directory \"%s\" does not exist: %s", dir, strerror(errno));
-	else if (!S_ISDIR(st.st_mode))
-		ts_cfg_problem(nerr, "--out: \"%s\" is not a directory", dir);
-	else if (access(dir, W_OK | X_OK))
-		ts_cfg_problem(nerr, "--out: cannot write in directory \"%s\": %s", dir,
-			       strerror(errno));
+	check_output_file("--out", out, probe, nerr);
 	for (int i = 0; dot && i < 6; i++)
 		if (!strcasecmp(dot + 1, exts[i]))
 			ok = 1;
 	if (!ok)
 		ts_cfg_problem(nerr, "--out: \"%s\" has an unknown extension "
 			       "(use .png, .jpg, .jpeg, .tif, .tiff or .bmp)", out);
+}
+
+/* The job directory (--job-dir, default OUT.job as job.c names it) takes files: when
+ * it exists, in it; else in its parent, where it will be made. */
+static void
+check_job_dir(const ts_config *c, int *nerr)
+{
+	char dir[4096], parent[4096];
+	struct stat st;
+
+	if (c->job_dir)
+		snprintf(dir, sizeof dir, "%s", c->job_dir);
+	else
+		snprintf(dir, sizeof dir, "%s.job", c->out);
+	if (!stat(dir, &st)) {
+		check_dir("--job-dir", "job directory", dir, 1, nerr);
+		return;
+	}
+	if (!c->job_dir)
+		return; /* made in --out's directory, checked with it */
+	dir_of(dir, parent, sizeof parent);
+	check_dir("--job-dir", "the job directory's parent", parent, 1, nerr);
 }
 
 static void
@@ -133,8 +209,13 @@ ts_config_check(const ts_config *c)
 		if (!c->plan_only)
 			ts_cfg_problem(&nerr, "--out is required");
 	} else {
-		check_out(c->out, &nerr);
+		check_out(c->out, !c->plan_only, &nerr);
 	}
+	/* every file the run writes, before any work: a run must not fail at its end */
+	if (c->report && !c->plan_only)
+		check_output_file("--report", c->report, 1, &nerr);
+	if (!c->plan_only && c->out)
+		check_job_dir(c, &nerr);
 	if (c->init == TS_INIT_FILE) {
 		if (!c->init_file)
 			ts_cfg_problem(&nerr, "--init: no file given");

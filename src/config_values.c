@@ -255,11 +255,14 @@ cleanup:
 	return ret;
 }
 
+/* The weights are relative: divided by their sum, or where the sum overflows
+ * (1e308,1e308) by the largest first (the same bits as before for every sum that
+ * fits, so older plans keep their hash). */
 int
 ts_cfg_parse_blend(ts_config *c, const char *s, const char *where, int *nerr)
 {
 	char item[TS_MAX_STYLES][64];
-	double w[TS_MAX_STYLES], sum = 0;
+	double w[TS_MAX_STYLES], max = 0, sum = 0;
 	int n, bad = 0;
 
 	if ((n = split_list(s, &item[0][0], TS_MAX_STYLES, sizeof item[0], where, nerr)) < 0)
@@ -277,13 +280,23 @@ ts_cfg_parse_blend(ts_config *c, const char *s, const char *where, int *nerr)
 			ts_cfg_problem(nerr, "%s: weight \"%s\" is negative", where, item[i]);
 			bad = 1;
 		}
-		sum += w[i];
+		if (w[i] > max)
+			max = w[i];
 	}
 	if (bad)
 		return -1;
-	if (!(sum > 0) || !isfinite(sum)) {
+	if (!(max > 0)) {
 		ts_cfg_problem(nerr, "%s: the weights \"%s\" must not all be zero", where, s);
 		return -1;
+	}
+	for (int i = 0; i < n; i++)
+		sum += w[i];
+	if (!isfinite(sum)) {
+		sum = 0;
+		for (int i = 0; i < n; i++)
+			w[i] /= max;
+		for (int i = 0; i < n; i++)
+			sum += w[i]; /* in [1, n] */
 	}
 	for (int i = 0; i < n; i++)
 		c->style_blend[i] = w[i] / sum;
@@ -390,7 +403,7 @@ ts_cfg_parse_layers(ts_layer_weights *lw, const char *s, const char *opt, int *n
 {
 	char item[TS_VGG_NLAYERS][48];
 	ts_layer_weights out;
-	int n, bad = 0;
+	int n, bad = 0, dup_told[TS_VGG_NLAYERS] = { 0 };
 
 	memset(&out, 0, sizeof out);
 	if ((n = split_list(s, &item[0][0], TS_VGG_NLAYERS, sizeof item[0], opt, nerr)) < 0)
@@ -424,7 +437,22 @@ ts_cfg_parse_layers(ts_layer_weights *lw, const char *s, const char *opt, int *n
 		}
 		for (int j = 0; j < out.n; j++) {
 			if (out.layer[j] == idx) {
-				ts_cfg_problem(nerr, "%s: layer \"%s\" is given twice", opt, item[i]);
+				/* one problem per layer, however often it repeats */
+				int times = 0;
+
+				for (int k = 0; k < n; k++) {
+					char name[48];
+
+					snprintf(name, sizeof name, "%.*s", (int)strcspn(item[k], ":"),
+					         item[k]);
+					times += ts_vgg_layer_index(name) == idx;
+				}
+				if (!dup_told[idx] && times == 2)
+					ts_cfg_problem(nerr, "%s: layer \"%s\" is given twice", opt, item[i]);
+				else if (!dup_told[idx])
+					ts_cfg_problem(nerr, "%s: layer \"%s\" is given %d times", opt,
+					               item[i], times);
+				dup_told[idx] = 1;
 				bad = 1;
 				idx = -1;
 				break;

@@ -43,13 +43,39 @@ ts_error_append(const char *fmt, ...)
 	size_t len = strlen(errbuf);
 	va_list ap;
 
-	if (len && len + 2 < sizeof errbuf) {
-		memcpy(errbuf + len, "; ", 3);
-		len += 2;
+	if (len && len + 1 < sizeof errbuf) {
+		memcpy(errbuf + len, "\n", 2);
+		len += 1;
 	}
 	va_start(ap, fmt);
 	vsnprintf(errbuf + len, sizeof errbuf - len, fmt, ap);
 	va_end(ap);
+}
+
+/* The scheduler's and the job's bookkeeping are no part of what the user gave: their
+ * names say nothing to a user (a job's messages name the job directory). */
+static const char *const internal[] = { "sched: ", "job: " };
+
+void
+ts_error_print(FILE *f, const char *prefix, const char *msg)
+{
+	for (const char *p = msg; p && *p;) {
+		const char *q = strchr(p, '\n');
+		int len = q ? (int)(q - p) : (int)strlen(p);
+
+		for (size_t i = 0; i < sizeof internal / sizeof internal[0]; i++) {
+			int il = (int)strlen(internal[i]);
+
+			if (len > il && !strncmp(p, internal[i], (size_t)il)) {
+				p += il;
+				len -= il;
+				i = (size_t)-1; /* "sched: job: ..." loses both */
+			}
+		}
+		if (len > 0)
+			fprintf(f, "%s: %.*s\n", prefix, len, p);
+		p = q ? q + 1 : NULL;
+	}
 }
 
 const char *

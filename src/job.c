@@ -232,6 +232,131 @@ ts_job_dir_plan(const ts_job *j, int *found, int *same)
 	}
 }
 
+/* The "key = value" lines of a plan text, one entry per key in order of first
+ * appearance, a repeated key's values joined by "," (content_layer, style_layer). */
+typedef struct plan_kv {
+	char key[64];
+	char val[512];
+} plan_kv;
+
+static int
+plan_parse(const char *text, plan_kv *kv, int max)
+{
+	int n = 0;
+
+	for (const char *p = text; *p;) {
+		const char *eol = strchr(p, '\n'), *eq;
+		size_t len = eol ? (size_t)(eol - p) : strlen(p);
+		char line[600];
+		int k;
+
+		snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line ? len : sizeof line - 1),
+		         p);
+		p += len + (eol != NULL);
+		if (!(eq = strstr(line, " = ")) || !strncmp(line, "hash = ", 7))
+			continue;
+		line[eq - line] = '\0';
+		for (k = 0; k < n && strcmp(kv[k].key, line); k++)
+			;
+		if (k == n) {
+			if (n == max)
+				continue;
+			snprintf(kv[n].key, sizeof kv[n].key, "%.63s", line);
+			kv[n++].val[0] = '\0';
+		}
+		{
+			size_t vl = strlen(kv[k].val);
+
+			snprintf(kv[k].val + vl, sizeof kv[k].val - vl, "%s%s", vl ? "," : "",
+			         eq + 3);
+		}
+	}
+	return n;
+}
+
+/* A number as a user would write it ("0.1" for the plan's 0.10000000000000001). */
+static const char *
+plan_value(const char *v, char *buf, size_t size)
+{
+	char *end;
+	double d = strtod(v, &end);
+
+	if (end != v && !*end && strchr(v, '.')) {
+		/* the shortest text that reads back as the same double */
+		for (int prec = 1; prec <= 17; prec++) {
+			snprintf(buf, size, "%.*g", prec, d);
+			if (strtod(buf, NULL) == d)
+				break;
+		}
+	} else
+		snprintf(buf, size, "%.511s", v);
+	return buf;
+}
+
+/* Which resolved options differ between the job directory's plan.ini and this plan:
+ * "style_weight was 1, is now 2; ..." (the first few) into buf, or "" when the file
+ * cannot be read or shows no difference (then only the hash differs). */
+static void
+plan_diff(const char *path, const char *text, char *buf, size_t size)
+{
+	enum { MAXKV = 96, SHOW = 4 };
+	plan_kv *a = calloc(2 * MAXKV, sizeof *a), *b = a + MAXKV;
+	char *old = NULL, v1[512], v2[512];
+	size_t n = 0, len;
+	int na, nb, ndiff = 0;
+	FILE *f = NULL;
+
+	buf[0] = '\0';
+	if (!a || !(f = fopen(path, "r")) || !(old = calloc(1, 1 << 16)))
+		goto cleanup;
+	len = fread(old, 1, (1 << 16) - 1, f);
+	old[len] = '\0';
+	na = plan_parse(old, a, MAXKV);
+	nb = plan_parse(text, b, MAXKV);
+	/* keys of the new plan, in its order, then keys only the old one has */
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < (pass ? na : nb); i++) {
+			const plan_kv *now = pass ? NULL : &b[i], *was = pass ? &a[i] : NULL;
+			int k;
+
+			if (pass) {
+				for (k = 0; k < nb && strcmp(b[k].key, a[i].key); k++)
+					;
+				if (k < nb)
+					continue; /* compared in the first pass */
+			} else {
+				for (k = 0; k < na && strcmp(a[k].key, b[i].key); k++)
+					;
+				was = k < na ? &a[k] : NULL;
+				if (was && !strcmp(was->val, now->val))
+					continue;
+			}
+			if (++ndiff > SHOW)
+				continue;
+			if (n < size)
+				n += (size_t)snprintf(buf + n, size - n, "%s%s ", ndiff > 1 ? "; " : "",
+				                      now ? now->key : was->key);
+			if (n < size && was && now)
+				n += (size_t)snprintf(buf + n, size - n, "was %s, is now %s",
+				                      plan_value(was->val, v1, sizeof v1),
+				                      plan_value(now->val, v2, sizeof v2));
+			else if (n < size && now)
+				n += (size_t)snprintf(buf + n, size - n, "is new (%s)",
+				                      plan_value(now->val, v2, sizeof v2));
+			else if (n < size)
+				n += (size_t)snprintf(buf + n, size - n, "was %s, is now unset",
+				                      plan_value(was->val, v1, sizeof v1));
+		}
+	}
+	if (ndiff > SHOW && n < size)
+		snprintf(buf + n, size - n, "; and %d more", ndiff - SHOW);
+cleanup:
+	if (f)
+		fclose(f);
+	free(old);
+	free(a);
+}
+
 /* Create the job directory or check that it belongs to this plan. */
 static int
 setup_dir(ts_job *j, const char *text)
@@ -247,9 +372,12 @@ setup_dir(ts_job *j, const char *text)
 	ts_job_dir_plan(j, &found, &same);
 	if (found && !same) {
 		if (!j->c->fresh) {
-			ts_error("job", "the job directory \"%s\" was made by a different plan "
-			         "(other options or inputs); use --fresh to discard it, or another "
-			         "--job-dir", j->dir);
+			char diff[1024];
+
+			plan_diff(path, text, diff, sizeof diff);
+			ts_error("job", "the job directory \"%s\" was made by a different plan: %s. "
+			         "Use --fresh to discard it, or another --job-dir", j->dir,
+			         diff[0] ? diff : "other options or inputs");
 			return -1;
 		}
 	}

@@ -30,22 +30,17 @@ on_signal(int sig)
 	stop_flag = 1;
 }
 
-/* Print every "; "-joined problem of the error buffer on its own line. */
+/* Print every problem of the error buffer on its own line (see ts_error_print). */
 static void
 print_errors(int rank, int nranks, const char *msg)
 {
-	const char *p = msg;
+	char prefix[32];
 
-	while (p && *p) {
-		const char *q = strstr(p, "; ");
-		int len = q ? (int)(q - p) : (int)strlen(p);
-
-		if (nranks > 1)
-			fprintf(stderr, "tessera[rank %d]: %.*s\n", rank, len, p);
-		else
-			fprintf(stderr, "tessera: %.*s\n", len, p);
-		p = q ? q + 2 : NULL;
-	}
+	if (nranks > 1)
+		snprintf(prefix, sizeof prefix, "tessera[rank %d]", rank);
+	else
+		snprintf(prefix, sizeof prefix, "tessera");
+	ts_error_print(stderr, prefix, msg);
 }
 
 /* One tile holds the whole output: no pyramid, no job directory. */

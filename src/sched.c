@@ -35,6 +35,10 @@ enum {
 };
 
 static int my_rank, n_ranks;
+/* Rank 0 failed in a step every rank takes part in (it broadcast the failure): every
+ * rank knows, so ts_sched_abort ends them all quietly, rank 0 printing its message
+ * once, instead of MPI_Abort and a message from each rank. */
+static int failed_together;
 
 /* The prepared convolution weights, one copy per node (share_weights). */
 static MPI_Comm node_comm = MPI_COMM_NULL;
@@ -127,7 +131,8 @@ share_weights(ts_job *job)
 		munmap(p, bytes);
 	if (all_ok < 0) {
 		if (node_rank != 0)
-			ts_error("sched", "the first rank of this node failed to prepare the weights");
+			ts_error("sched", "the first rank of this node failed to prepare the "
+			         "convolution weights");
 		return -1;
 	}
 	node_unshared = 1;
@@ -199,7 +204,7 @@ run_global_level(ts_job *job, int level, volatile int *stop, int progress)
 	double t0 = ts_now();
 
 	if (!counts) {
-		ts_error("sched", "out of memory");
+		ts_error("sched", "out of memory for the exchange counts");
 		return -1;
 	}
 	r = ts_job_render_global(job, level, &comm, stop, progress, &res);
@@ -223,7 +228,7 @@ run_global_level(ts_job *job, int level, volatile int *stop, int progress)
 			                 ts_blocks_first(bl, l.rank + 1, n_ranks) <= b;)
 				l.rank++;
 			if (ts_job_log(job, &l))
-				fprintf(stderr, "tessera: %s\n", ts_errmsg());
+				ts_error_print(stderr, "tessera", ts_errmsg());
 		}
 		if (progress)
 			fprintf(stderr, "level %d: %d blocks (halo %d px) on %d rank%s, %d iterations "
@@ -237,7 +242,17 @@ run_global_level(ts_job *job, int level, volatile int *stop, int progress)
 void
 ts_sched_abort(const char *msg, int code)
 {
-	fprintf(stderr, "tessera[rank %d]: %s\n", my_rank, msg);
+	char prefix[32];
+
+	if (failed_together) {
+		if (my_rank == 0)
+			ts_error_print(stderr, "tessera", msg);
+		fflush(stderr);
+		ts_sched_finalize();
+		exit(code);
+	}
+	snprintf(prefix, sizeof prefix, "tessera[rank %d]", my_rank);
+	ts_error_print(stderr, prefix, msg);
 	fflush(stderr);
 	if (n_ranks > 1)
 		MPI_Abort(MPI_COMM_WORLD, code);
@@ -340,7 +355,7 @@ log_result(level_state *s, const double *m)
 	s->optim_s += r.optim_seconds;
 	s->layers_s += r.layers_seconds;
 	if (ts_job_log(s->job, &r))
-		fprintf(stderr, "tessera: %s\n", ts_errmsg());
+		ts_error_print(stderr, "tessera", ts_errmsg());
 	s->done++;
 	print_progress(s);
 }
@@ -470,20 +485,15 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 {
 	ts_job *job = NULL;
 	int ok = 1, ret = -1, nlevels, stopped = 0;
-	char msg[2048] = "";
 	level_state s;
 
 	memset(&s, 0, sizeof s);
 	/* Rank 0 sets up the job directory first; the others open it after. */
-	if (my_rank == 0) {
-		if (!(job = ts_job_open(c, !c->plan_only))) {
-			snprintf(msg, sizeof msg, "%s", ts_errmsg());
-			ok = 0;
-		}
-	}
+	if (my_rank == 0 && !(job = ts_job_open(c, !c->plan_only)))
+		ok = 0;
 	MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
 	if (!ok) {
-		ts_error("sched", "%s", msg + (strncmp(msg, "job: ", 5) ? 0 : 5));
+		failed_together = 1; /* rank 0's message is in its buffer */
 		return -1;
 	}
 	if (my_rank != 0 && !(job = ts_job_open(c, 0)))
@@ -511,7 +521,7 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 		s.idle = calloc((size_t)n_ranks, sizeof *s.idle);
 		s.busy = malloc((size_t)n_ranks * sizeof *s.busy);
 		if (!s.idle || !s.busy) {
-			ts_error("sched", "out of memory");
+			ts_error("sched", "out of memory for the scheduler's tables");
 			goto cleanup;
 		}
 	}
@@ -528,7 +538,7 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 			free(s.queue);
 			s.queue = malloc((size_t)s.ntiles * sizeof *s.queue);
 			if (!s.queue) {
-				ts_error("sched", "out of memory");
+				ts_error("sched", "out of memory for the tile queue");
 				hdr[0] = -1;
 			}
 			s.nqueue = s.qhead = s.done = 0;
@@ -561,9 +571,7 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 			goto cleanup;
 		}
 		if (hdr[0] < 0) {
-			if (my_rank == 0)
-				goto cleanup; /* message in the buffer */
-			ts_error("sched", "rank 0 failed");
+			failed_together = 1; /* rank 0's message is in its buffer */
 			goto cleanup;
 		}
 		if (hdr[0] == 1) {

@@ -115,7 +115,10 @@ cmp -s "$d/np1.tif" "$d/np1b.tif" || fail "output after redoing a tile differs"
 if run 1 "$d/x.tif" "$d/job1" --style-weight 5 >"$d/r.log" 2>&1; then
 	fail "a changed config was not refused"
 else
-	grep -q "different plan" "$d/r.log" && echo "ok   changed config refused" || { fail "refusal message"; cat "$d/r.log"; }
+	# the refusal names what changed, in one line with the way out
+	grep -q "different plan: style_weight was 1, is now 5\. Use --fresh" "$d/r.log" &&
+		[ "$(grep -c 'tessera' "$d/r.log")" -eq 1 ] && ! grep -q "sched:" "$d/r.log" &&
+		echo "ok   changed config refused, naming the option" || { fail "refusal message"; cat "$d/r.log"; }
 fi
 [ -f "$d/x.tif" ] && fail "refused run wrote output"
 

@@ -501,6 +501,18 @@ test_layer_lists(void **state)
 	assert_msg_has("weight of relu3_1 is negative");
 	assert_msg_has("empty layer name");
 	assert_msg_has("empty value, expected a number");
+
+	/* a layer repeated three times (with and without weights) is one problem */
+	assert_int_equal(ts_config_parse_layers(&lw, "relu1_1,relu1_1:2,relu2_1,relu1_1",
+	                                        "--style-layers"),
+	                 -1);
+	assert_string_equal(ts_errmsg(), "--style-layers: layer \"relu1_1\" is given 3 times");
+	/* problems are joined one per line, never by "; " (a message may hold one) */
+	assert_int_equal(ts_config_parse_layers(&lw, "relu9_9,relu1_1,relu1_1",
+	                                        "--style-layers"),
+	                 -1);
+	assert_string_equal(ts_errmsg(), "--style-layers: unknown layer \"relu9_9\"\n"
+	                                 "--style-layers: layer \"relu1_1\" is given twice");
 }
 
 static void
@@ -517,6 +529,14 @@ test_blend(void **state)
 	assert_int_equal(parse_args(&c, "--style-blend", "2,0,6", NULL), 0);
 	assert_true(c.style_blend[0] == 0.25 && c.style_blend[1] == 0 &&
 	            c.style_blend[2] == 0.75);
+	/* weights whose sum overflows are still relative weights */
+	assert_int_equal(parse_args(&c, "--style-blend", "1e308,1e308,0", NULL), 0);
+	assert_true(c.style_blend[0] == 0.5 && c.style_blend[1] == 0.5 &&
+	            c.style_blend[2] == 0);
+	assert_int_equal(parse_args(&c, "--style-blend", "1.7e308,1e308,1e-300", NULL), 0);
+	assert_true(c.style_blend[0] > 0.62 && c.style_blend[0] < 0.63 &&
+	            c.style_blend[2] == 0);
+	assert_int_equal(parse_args(&c, "--style-blend", "2,0,6", NULL), 0);
 
 	/* count mismatch: found by the check, with the counts */
 	assert_int_equal(parse_args(&c, "--content", content_path, "--style", style_path,

@@ -15,8 +15,13 @@ void ts_error(const char *module, const char *fmt, ...)
 /* Same, with ": strerror(errno)" appended (errno is read before anything else). */
 void ts_error_errno(const char *module, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* Append "; message" to the current message (to report several problems at once). */
+/* Append a problem to the current message (to report several problems at once): the
+ * problems are joined by '\n', one per line (a message itself has no newline, so
+ * printers split at '\n' and prefix each line, never at "; " inside a message). */
 void ts_error_append(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print msg to f for a user: each problem on its own line as "prefix: problem",
+ * without the internal module names "sched: " and "job: " in front. */
+void ts_error_print(FILE *f, const char *prefix, const char *msg);
 /* The last message ("" if none); valid until the next ts_error* call on this thread. */
 const char *ts_errmsg(void);
 void ts_error_clear(void);
