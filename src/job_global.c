@@ -496,6 +496,7 @@ int
 ts_job_global_plan(const ts_job *j, int level, int nranks, ts_job_global_cost *out)
 {
 	ts_blocks *bl = ts_job_blocks(j, level);
+	ts_optim_params oo = ts_job_touched_optim(j, ts_job_iterations(j, level));
 
 	memset(out, 0, sizeof *out);
 	if (!bl)
@@ -515,11 +516,23 @@ ts_job_global_plan(const ts_job *j, int level, int nranks, ts_job_global_cost *o
 			out->pixels += px * (b + 1 < b1 ? 1.5 : 1.0);
 		}
 		bytes = (double)ts_coupled_bytes(j->net, &j->op, bl, b0, b1) +
-		        (double)ts_optim_bytes(&j->oo, vars ? vars : 1) + 4.0 * vars;
+		        (double)ts_optim_bytes(&oo, vars ? vars : 1) + 4.0 * vars;
 		out->rank_bytes = bytes > out->rank_bytes ? bytes : out->rank_bytes;
 	}
 	ts_blocks_destroy(bl);
 	return 0;
+}
+
+ts_optim_params
+ts_job_touched_optim(const ts_job *j, int iterations)
+{
+	ts_optim_params oo = j->oo;
+
+	/* n iterations add at most n pairs, and one slot more is written: the rest of
+	 * the history is allocated but never touched (never resident) */
+	if (oo.kind == TS_OPTIM_LBFGS && oo.history > iterations + 1)
+		oo.history = iterations + 1 > 1 ? iterations + 1 : 1;
+	return oo;
 }
 
 /* --- assembly: the blocks meeting a band, copied --- */

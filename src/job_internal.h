@@ -51,5 +51,8 @@ typedef struct ts_job_global_cost {
 	                    * pass (counted as half) of all but each rank's last block */
 } ts_job_global_cost;
 int ts_job_global_plan(const ts_job *j, int level, int nranks, ts_job_global_cost *out);
+/* The optimizer parameters with the history a level of `iterations` can fill: what
+ * it will hold resident (--plan). */
+ts_optim_params ts_job_touched_optim(const ts_job *j, int iterations);
 
 #endif

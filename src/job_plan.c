@@ -19,12 +19,14 @@ fmt_bytes(double b, char *buf, size_t size)
 
 /* Per-rank peak while rendering a tile of the level. */
 static double
-tile_bytes(const ts_job *j, const ts_level *lv)
+tile_bytes(const ts_job *j, const ts_level *lv, int iterations)
 {
+	ts_optim_params oo = ts_job_touched_optim(j, iterations);
+
 	size_t n = (size_t)3 * lv->tw * lv->th;
 	double b = (double)ts_objective_bytes(j->net, lv->th, lv->tw, &j->op);
 
-	b += (double)ts_optim_bytes(&j->oo, n);
+	b += (double)ts_optim_bytes(&oo, n);
 	b += 4.0 * n * 4; /* content, start, gradient, tile file */
 	return b;
 }
@@ -82,7 +84,7 @@ ts_job_print_plan(ts_job *j, FILE *f, int nranks)
 	for (int k = 0; k < p->nlevels; k++) {
 		const ts_level *lv = &p->level[k];
 		int nt = lv->ncols * lv->nrows, it = ts_job_iterations(j, k);
-		double tb = tile_bytes(j, lv);
+		double tb = tile_bytes(j, lv, it);
 		double s = nt * (it + 1.0) * pass_s * ((double)lv->tw * lv->th) / ((double)side * side);
 		/* assembly on rank 0: the tile rows meeting one band, and the band */
 		double ab = 3.0 * 4 * lv->tw * lv->th * lv->ncols * (1 + (OUT_TILE + lv->th - 1) / lv->th) +
