@@ -29,6 +29,22 @@
 
 #include "job_internal.h"
 
+/* Which tiles of one level JOB/log.jsonl has a line for, read once per level (the
+ * scheduler asks about every tile of a level in turn). */
+static struct logged {
+	const ts_job *j;
+	uint64_t hash;
+	int level, ncols, n;
+	unsigned char *seen; /* [n]: tile index has a line */
+} logged;
+
+static void
+logged_reset(void)
+{
+	free(logged.seen);
+	memset(&logged, 0, sizeof logged);
+}
+
 /* CRC32 of a file's bytes (identity of an input in the plan hash). */
 static int
 file_crc(const char *path, uLong *crc, long long *size)
@@ -232,129 +248,25 @@ ts_job_dir_plan(const ts_job *j, int *found, int *same)
 	}
 }
 
-/* The "key = value" lines of a plan text, one entry per key in order of first
- * appearance, a repeated key's values joined by "," (content_layer, style_layer). */
-typedef struct plan_kv {
-	char key[64];
-	char val[512];
-} plan_kv;
-
-static int
-plan_parse(const char *text, plan_kv *kv, int max)
-{
-	int n = 0;
-
-	for (const char *p = text; *p;) {
-		const char *eol = strchr(p, '\n'), *eq;
-		size_t len = eol ? (size_t)(eol - p) : strlen(p);
-		char line[600];
-		int k;
-
-		snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line ? len : sizeof line - 1),
-		         p);
-		p += len + (eol != NULL);
-		if (!(eq = strstr(line, " = ")) || !strncmp(line, "hash = ", 7))
-			continue;
-		line[eq - line] = '\0';
-		for (k = 0; k < n && strcmp(kv[k].key, line); k++)
-			;
-		if (k == n) {
-			if (n == max)
-				continue;
-			snprintf(kv[n].key, sizeof kv[n].key, "%.63s", line);
-			kv[n++].val[0] = '\0';
-		}
-		{
-			size_t vl = strlen(kv[k].val);
-
-			snprintf(kv[k].val + vl, sizeof kv[k].val - vl, "%s%s", vl ? "," : "",
-			         eq + 3);
-		}
-	}
-	return n;
-}
-
-/* A number as a user would write it ("0.1" for the plan's 0.10000000000000001). */
-static const char *
-plan_value(const char *v, char *buf, size_t size)
-{
-	char *end;
-	double d = strtod(v, &end);
-
-	if (end != v && !*end && strchr(v, '.')) {
-		/* the shortest text that reads back as the same double */
-		for (int prec = 1; prec <= 17; prec++) {
-			snprintf(buf, size, "%.*g", prec, d);
-			if (strtod(buf, NULL) == d)
-				break;
-		}
-	} else
-		snprintf(buf, size, "%.511s", v);
-	return buf;
-}
-
-/* Which resolved options differ between the job directory's plan.ini and this plan:
- * "style_weight was 1, is now 2; ..." (the first few) into buf, or "" when the file
- * cannot be read or shows no difference (then only the hash differs). */
+/* Which resolved options differ between the job directory's plan.ini and this plan
+ * (ts_config_text_diff), or "" when the file cannot be read. */
 static void
 plan_diff(const char *path, const char *text, char *buf, size_t size)
 {
-	enum { MAXKV = 96, SHOW = 4 };
-	plan_kv *a = calloc(2 * MAXKV, sizeof *a), *b = a + MAXKV;
-	char *old = NULL, v1[512], v2[512];
-	size_t n = 0, len;
-	int na, nb, ndiff = 0;
-	FILE *f = NULL;
+	char *old = calloc(1, 1 << 16);
+	FILE *f = old ? fopen(path, "r") : NULL;
 
 	buf[0] = '\0';
-	if (!a || !(f = fopen(path, "r")) || !(old = calloc(1, 1 << 16)))
-		goto cleanup;
-	len = fread(old, 1, (1 << 16) - 1, f);
-	old[len] = '\0';
-	na = plan_parse(old, a, MAXKV);
-	nb = plan_parse(text, b, MAXKV);
-	/* keys of the new plan, in its order, then keys only the old one has */
-	for (int pass = 0; pass < 2; pass++) {
-		for (int i = 0; i < (pass ? na : nb); i++) {
-			const plan_kv *now = pass ? NULL : &b[i], *was = pass ? &a[i] : NULL;
-			int k;
+	if (f) {
+		char *h;
 
-			if (pass) {
-				for (k = 0; k < nb && strcmp(b[k].key, a[i].key); k++)
-					;
-				if (k < nb)
-					continue; /* compared in the first pass */
-			} else {
-				for (k = 0; k < na && strcmp(a[k].key, b[i].key); k++)
-					;
-				was = k < na ? &a[k] : NULL;
-				if (was && !strcmp(was->val, now->val))
-					continue;
-			}
-			if (++ndiff > SHOW)
-				continue;
-			if (n < size)
-				n += (size_t)snprintf(buf + n, size - n, "%s%s ", ndiff > 1 ? "; " : "",
-				                      now ? now->key : was->key);
-			if (n < size && was && now)
-				n += (size_t)snprintf(buf + n, size - n, "was %s, is now %s",
-				                      plan_value(was->val, v1, sizeof v1),
-				                      plan_value(now->val, v2, sizeof v2));
-			else if (n < size && now)
-				n += (size_t)snprintf(buf + n, size - n, "is new (%s)",
-				                      plan_value(now->val, v2, sizeof v2));
-			else if (n < size)
-				n += (size_t)snprintf(buf + n, size - n, "was %s, is now unset",
-				                      plan_value(was->val, v1, sizeof v1));
-		}
-	}
-	if (ndiff > SHOW && n < size)
-		snprintf(buf + n, size - n, "; and %d more", ndiff - SHOW);
-cleanup:
-	if (f)
+		old[fread(old, 1, (1 << 16) - 1, f)] = '\0';
 		fclose(f);
+		if ((h = strstr(old, "\nhash = "))) /* setup_dir's line after the plan */
+			h[1] = '\0';
+		ts_config_text_diff(old, text, buf, size);
+	}
 	free(old);
-	free(a);
 }
 
 /* Create the job directory or check that it belongs to this plan. */
@@ -456,6 +368,8 @@ ts_job_close(ts_job *j)
 {
 	if (!j)
 		return;
+	if (logged.j == j)
+		logged_reset();
 	ts_tiff_reader_close(j->content_tiff);
 	ts_image_destroy(j->content_img);
 	ts_stylizer_destroy(j->sty);
@@ -538,17 +452,63 @@ tile_rect(const ts_job *j, int level, int index, int *row, int *col, int *x, int
 	ts_plan_tile_rect(j->plan, level, *row, *col, x, y, w, h);
 }
 
+/* An int after "\"key\":" in a log line, or -1. */
+static int
+line_int(const char *line, const char *key)
+{
+	const char *p = strstr(line, key);
+
+	return p ? atoi(p + strlen(key)) : -1;
+}
+
+static unsigned char *
+logged_level(ts_job *j, int level)
+{
+	const ts_level *lv = &j->plan->level[level];
+	char path[4400], line[4096];
+	FILE *f;
+
+	if (logged.seen && logged.j == j && logged.hash == j->hash && logged.level == level)
+		return logged.seen;
+	logged_reset();
+	if (!(logged.seen = calloc((size_t)lv->ncols * lv->nrows, 1)))
+		return NULL;
+	logged.j = j;
+	logged.hash = j->hash;
+	logged.level = level;
+	logged.ncols = lv->ncols;
+	logged.n = lv->ncols * lv->nrows;
+	snprintf(path, sizeof path, "%s/log.jsonl", j->dir);
+	if ((f = fopen(path, "r"))) {
+		while (fgets(line, sizeof line, f)) {
+			int r = line_int(line, "\"row\":"), c = line_int(line, "\"col\":");
+
+			if (line_int(line, "\"level\":") == level && r >= 0 && r < lv->nrows &&
+			    c >= 0 && c < lv->ncols)
+				logged.seen[r * lv->ncols + c] = 1;
+		}
+		fclose(f);
+	}
+	return logged.seen;
+}
+
 int
 ts_job_tile_valid(ts_job *j, int level, int index)
 {
 	ts_tile_result r;
 	char path[4400];
 	int row, col, x, y, w, h, st;
+	unsigned char *seen;
 
 	tile_rect(j, level, index, &row, &col, &x, &y, &w, &h);
 	ts_ckpt_path(j->dir, level, row, col, path, sizeof path);
 	st = ts_ckpt_read(path, j->hash, level, row, col, w, h, &r);
 	if (st == 0) {
+		/* A tile's line is written just after its checkpoint (sched.c): a process
+		 * killed in between leaves a checkpoint without a line, written here from
+		 * the checkpoint (without the time breakdown, which it does not keep). */
+		if ((seen = logged_level(j, level)) && !seen[index] && ts_job_log(j, &r))
+			ts_error_print(stderr, "tessera", ts_errmsg());
 		ts_ckpt_result_fini(&r);
 		return 1;
 	}
@@ -726,6 +686,9 @@ cleanup:
 int
 ts_job_log(ts_job *j, const ts_tile_result *res)
 {
+	if (logged.seen && logged.j == j && logged.level == res->level &&
+	    res->row * logged.ncols + res->col < logged.n)
+		logged.seen[res->row * logged.ncols + res->col] = 1;
 	return ts_ckpt_log_append(j->dir, res);
 }
 

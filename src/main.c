@@ -4,7 +4,16 @@
  * only place, with sched.c, that ends the process on an error.
  *
  * Exit status: 0 done; 1 error; 2 bad options; 75 stopped by a signal (resumable:
- * run the same command again). */
+ * run the same command again).
+ *
+ * Stop signals: SIGINT, SIGTERM and SIGUSR1.  Under Open MPI 4.1's mpirun, SIGTERM to
+ * mpirun itself (what PBS and a batch script's shell pass on) makes mpirun end the
+ * ranks (SIGTERM, then SIGKILL a second later) and exit 1 whatever the ranks return:
+ * its signal handler sets the status before any rank has exited, so the ranks stop
+ * cleanly but 75 cannot reach the caller.  mpirun forwards SIGUSR1 to the ranks and
+ * then returns their status, 75: schedulers can send it ahead of the time limit
+ * (Slurm: --signal=B:USR1@120; PBS: qsig -s USR1).  SIGTERM to the ranks themselves
+ * (srun, Slurm's step signals) stops them with 75 as well. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +107,7 @@ main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL); /* forwarded by mpirun, unlike SIGTERM */
 
 	single = c.plan_only ? 0 : fits_one_tile(&c);
 	if (single < 0) {

@@ -10,7 +10,14 @@
  * Before the levels the ranks of each node share one copy of the prepared convolution
  * weights (share_weights).
  * Finished tiles are written by whoever rendered them (checkpoints in the shared job
- * directory); rank 0 appends their log lines, so log.jsonl has a single writer. */
+ * directory), and so are their log lines: right after the checkpoint, before the tile
+ * is reported, so that a rank killed later leaves no checkpoint without its line.
+ * Each line is one write() with O_APPEND (ts_ckpt_log_append): whole lines that never
+ * interleave on a local file system and on Lustre and GPFS; NFS does not promise that
+ * between clients.  A rank killed between its checkpoint and its line leaves a tile
+ * without a line: rank 0 writes it from the checkpoint when it next checks the level's
+ * tiles (ts_job_tile_valid, at the level's start), so after any resume every
+ * checkpoint has exactly one line. */
 #include "tessera/sched.h"
 
 #include <mpi.h>
@@ -66,20 +73,38 @@ ts_sched_finalize(void)
 	MPI_Finalize();
 }
 
+/* The name of a job's shared weights: from the plan and the job directory (as the
+ * options name it), so that the next start of the same job finds and removes what a
+ * run killed at the wrong moment left (see share_weights). */
+static void
+shm_name(const ts_job *job, const ts_config *c, char *name, size_t size)
+{
+	const char *dir = c->job_dir ? c->job_dir : c->out ? c->out : "";
+	uint64_t h = 1469598103934665603ULL ^ ts_job_hash(job); /* FNV-1a */
+
+	for (const char *p = dir; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	snprintf(name, size, "/tessera-weights-%016llx", (unsigned long long)h);
+}
+
 /* Lay out the network's prepared weights (400 MB at full width: more than a 512
  * tile's activations) once per node: the node's first rank computes them into a POSIX
  * shared memory object, the others map it read-only once it is written.  The space
  * is reserved first (posix_fallocate), so a full /dev/shm is a refusal here and not a
- * SIGBUS later; the name is unlinked as soon as every rank has it mapped.  (Not
- * MPI_Win_allocate_shared: Open MPI 4.1's leaves the other ranks waiting forever when
- * the leader's segment cannot be made.)  Alone on its node, or where the memory cannot
- * be had, a rank makes its own.  Collective over the world; 0 or -1 with a message. */
+ * SIGBUS later.  Nothing is left in /dev/shm when a rank dies: the name is unlinked
+ * the moment the object is made, and the others open it through the first rank's
+ * descriptor (/proc/PID/fd/N), which the first rank holds until they have; a kill in
+ * the microseconds between making and unlinking leaves a name that the next start of
+ * the same job removes first (shm_name).  (Not MPI_Win_allocate_shared: Open MPI 4.1's
+ * leaves the other ranks waiting forever when the leader's segment cannot be made.)
+ * Alone on its node, or where the memory cannot be had, a rank makes its own.
+ * Collective over the world; 0 or -1 with a message. */
 static int
-share_weights(ts_job *job)
+share_weights(ts_job *job, const ts_config *c)
 {
 	size_t n = ts_job_prepared_floats(job), bytes = n * sizeof(float);
-	int node_rank = 0, ok = 1, all_ok = 0, fd = -1, created = 0;
-	char name[64] = "";
+	int node_rank = 0, ok = 1, all_ok = 0, fd = -1;
+	char name[64] = "", peer[64] = "";
 	void *p = MAP_FAILED;
 
 	if (node_comm == MPI_COMM_NULL)
@@ -92,13 +117,14 @@ share_weights(ts_job *job)
 	if (node_rank == 0) {
 		int e = 0;
 
-		snprintf(name, sizeof name, "/tessera-weights-%ld", (long)getpid());
-		created = (fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600)) >= 0;
-		if (!created)
+		shm_name(job, c, name, sizeof name);
+		shm_unlink(name); /* left by a run of this job killed while making it */
+		if ((fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600)) < 0)
 			e = errno;
-		else if ((e = posix_fallocate(fd, 0, (off_t)bytes)) == 0 &&
-		         (p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) ==
-		                 MAP_FAILED)
+		else
+			shm_unlink(name); /* from here on nothing named is left behind */
+		if (!e && (e = posix_fallocate(fd, 0, (off_t)bytes)) == 0 &&
+		    (p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED)
 			e = errno;
 		if (e) {
 			ok = 0;
@@ -108,20 +134,21 @@ share_weights(ts_job *job)
 		} else if (ts_job_prepare_weights(job, p, 1)) {
 			ok = -1;
 		}
+		snprintf(peer, sizeof peer, "/proc/%ld/fd/%d", (long)getpid(), fd);
 	}
 	/* the leader has written them (or failed): the others may map them */
 	MPI_Bcast(&ok, 1, MPI_INT, 0, node_comm);
-	MPI_Bcast(name, sizeof name, MPI_CHAR, 0, node_comm);
+	MPI_Bcast(peer, sizeof peer, MPI_CHAR, 0, node_comm);
 	if (ok == 1 && node_rank != 0) {
-		if ((fd = shm_open(name, O_RDONLY, 0)) < 0 ||
+		if ((fd = open(peer, O_RDONLY | O_CLOEXEC)) < 0 ||
 		    (p = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED)
 			ok = 0;
 	}
-	if (fd >= 0)
+	if (fd >= 0 && node_rank != 0)
 		close(fd);
 	MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, node_comm);
-	if (created)
-		shm_unlink(name); /* the mappings keep the memory; nothing is left behind */
+	if (fd >= 0 && node_rank == 0)
+		close(fd); /* every peer has its own descriptor or mapping now */
 	if (all_ok == 1) {
 		shm_base = p;
 		shm_bytes = bytes;
@@ -344,7 +371,7 @@ unpack_result(const double *m, int level, const ts_level *lv, ts_tile_result *r)
 }
 
 static void
-log_result(level_state *s, const double *m)
+count_result(level_state *s, const double *m)
 {
 	ts_tile_result r;
 
@@ -354,10 +381,17 @@ log_result(level_state *s, const double *m)
 	s->loss_s += r.loss_seconds;
 	s->optim_s += r.optim_seconds;
 	s->layers_s += r.layers_seconds;
-	if (ts_job_log(s->job, &r))
-		ts_error_print(stderr, "tessera", ts_errmsg());
-	s->done++;
+	s->done++; /* its renderer logged it (log_tile) */
 	print_progress(s);
+}
+
+/* A tile just rendered (its checkpoint written) gets its log line from its renderer,
+ * before it is reported: see the header. */
+static void
+log_tile(ts_job *job, const ts_tile_result *res)
+{
+	if (ts_job_log(job, res))
+		ts_error_print(stderr, "tessera", ts_errmsg());
 }
 
 /* Answer one request (rank 0). */
@@ -369,7 +403,7 @@ serve_one(level_state *s, int src)
 
 	MPI_Recv(m, R_N, MPI_DOUBLE, src, TAG_REQ, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
 	if (m[R_INDEX] >= 0)
-		log_result(s, m);
+		count_result(s, m);
 	if (s->busy[src] >= 0 && m[R_INDEX] < 0) {
 		/* the tile was dropped (worker stopping): put it back */
 		s->queue[--s->qhead] = s->busy[src];
@@ -430,8 +464,9 @@ coordinate_level(level_state *s)
 			{
 				double m[R_N];
 
+				log_tile(s->job, &res);
 				pack_result(&res, idx, 0, 0, m);
-				log_result(s, m);
+				count_result(s, m);
 			}
 			continue;
 		}
@@ -473,10 +508,12 @@ work_level(ts_job *job, int level, volatile int *stop)
 		r = ts_job_render_tile(job, level, reply, my_rank, stop, NULL, NULL, &res);
 		if (r < 0)
 			return -1;
-		if (r == 1)
+		if (r == 1) {
 			pack_result(NULL, -1, my_rank, 1, m); /* dropped: leaving */
-		else
+		} else {
+			log_tile(job, &res);
 			pack_result(&res, reply, my_rank, stop && *stop, m);
+		}
 	}
 }
 
@@ -504,7 +541,7 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 		ts_job_close(job);
 		return 0;
 	}
-	if (share_weights(job))
+	if (share_weights(job, c))
 		goto cleanup;
 	if (my_rank == 0 && c->progress != TS_PROGRESS_OFF && node_ranks > 1)
 		fprintf(stderr, node_unshared ? "prepared weights: %.0f MiB in each of the %d ranks "

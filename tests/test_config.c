@@ -550,6 +550,29 @@ test_blend(void **state)
 	ts_config_fini(&c);
 }
 
+/* What changed between two plans, key by key, numbers as a user writes them. */
+static void
+test_text_diff(void **state)
+{
+	const char *old = "[plan]\nversion = 1\nstyle_weight = 1\ntv_weight = 0.01\n"
+	                  "style_layer = relu1_1:1\nstyle_layer = relu2_1:1\nseed = 0\n";
+	char buf[512];
+
+	(void)state;
+	ts_config_text_diff(old, old, buf, sizeof buf);
+	assert_string_equal(buf, "");
+	ts_config_text_diff(old, "[plan]\nversion = 1\nstyle_weight = 2\n"
+	                    "tv_weight = 0.10000000000000001\nstyle_layer = relu1_1:1\n"
+	                    "seed = 0\ngram = global\n", buf, sizeof buf);
+	assert_string_equal(buf, "style_weight was 1, is now 2; tv_weight was 0.01, is now 0.1; "
+	                         "style_layer was relu1_1:1,relu2_1:1, is now relu1_1:1; "
+	                         "gram is new (global)");
+	ts_config_text_diff("a = 1\nb = 1\nc = 1\nd = 1\ne = 1\nf = 1\n", "a = 2\nb = 2\n"
+	                    "c = 2\nd = 2\ne = 2\n", buf, sizeof buf);
+	assert_string_equal(buf, "a was 1, is now 2; b was 1, is now 2; c was 1, is now 2; "
+	                         "d was 1, is now 2; and 2 more");
+}
+
 static void
 test_print_size(void **state)
 {
@@ -729,6 +752,7 @@ main(void)
 		cmocka_unit_test(test_bad_numbers),
 		cmocka_unit_test(test_layer_lists),
 		cmocka_unit_test(test_blend),
+		cmocka_unit_test(test_text_diff),
 		cmocka_unit_test(test_print_size),
 		cmocka_unit_test(test_check_good_and_files),
 		cmocka_unit_test(test_check_ranges_together),

@@ -121,6 +121,12 @@ int ts_config_parse_layers(ts_layer_weights *lw, const char *s, const char *opt)
 /* Print --help text to f. */
 void ts_config_usage(FILE *f);
 
+/* The keys whose values differ between two texts of "key = value" lines (a plan.ini
+ * and the plan of a new run): "style_weight was 1, is now 2; ..." for the first four
+ * keys and "; and N more", into buf [size] ("" when none differ).  Lines without
+ * " = " are ignored; a repeated key's values are compared as one list. */
+void ts_config_text_diff(const char *old, const char *text, char *buf, size_t size);
+
 /* Free owned strings; the struct may be reused after ts_config_defaults. */
 void ts_config_fini(ts_config *c);
 
