@@ -334,17 +334,19 @@ ts_w_load_caffe(const unsigned char *buf, size_t size, const char *path, int max
                 int *nlayers)
 {
 	conv_src src[TS_VGG_NCONV];
-	pb r = { buf, buf + size, buf, path, 0, max_depth };
+	pb r;
 	ts_vgg *net = NULL, *ret = NULL;
 	pb_field f;
 	int out_ch[TS_VGG_NCONV], nconv, k;
 
 	memset(src, 0, sizeof src);
 	*nlayers = 0;
-	if (size == 0) {
+	/* before any pointer arithmetic: an empty file is never mapped (buf NULL) */
+	if (size == 0 || !buf) {
 		ts_error("weights", "%s: empty file", path);
 		goto cleanup;
 	}
+	r = (pb){ buf, buf + size, buf, path, 0, max_depth };
 	/* NetParameter: layer = 100 (new format), layers = 2 (V1). */
 	while ((k = pb_next(&r, &f)) == 1) {
 		pb sub;
