@@ -1,0 +1,169 @@
+/* render_inputs: what a configuration asks of a render, made concrete: the network,
+ * the output size, the style images at their scale, the start image (--init), the
+ * optimizer's parameters and the frame names.  Shared by the single-picture render
+ * (render.c) and the tiled job (job.c). */
+#include "tessera/render.h"
+#include "tessera/resample.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tessera/error.h"
+#include "tessera/weights.h"
+
+ts_vgg *
+ts_render_network(const ts_config *c)
+{
+	if (!c->weights || !strcmp(c->weights, "builtin"))
+		return ts_vgg_create_builtin(c->builtin_seed, c->builtin_width);
+	return ts_weights_load(c->weights);
+}
+
+void
+ts_render_output_size(const ts_config *c, int cw, int ch, int *w, int *h)
+{
+	double ow = 0, oh = 0;
+
+	if (c->print_w > 0 && c->print_h > 0) {
+		ow = c->print_w * c->dpi;
+		oh = c->print_h * c->dpi;
+	} else if (c->width > 0 && c->height > 0) {
+		ow = c->width;
+		oh = c->height;
+	} else if (c->width > 0) {
+		ow = c->width;
+		oh = (double)ch * c->width / cw;
+	} else if (c->height > 0) {
+		oh = c->height;
+		ow = (double)cw * c->height / ch;
+	} else if (c->size > 0) {
+		double s = (double)c->size / (cw > ch ? cw : ch);
+		ow = cw * s;
+		oh = ch * s;
+	} else {
+		ow = cw;
+		oh = ch;
+	}
+	*w = ow < 1 ? 1 : (int)lround(ow);
+	*h = oh < 1 ? 1 : (int)lround(oh);
+}
+
+int
+ts_render_style_images(const ts_config *c, int long_side, ts_image **out)
+{
+	int i;
+
+	for (i = 0; i < c->nstyle; i++)
+		out[i] = NULL;
+	for (i = 0; i < c->nstyle; i++) {
+		ts_image *im = ts_image_load(c->style[i], 0);
+		double s;
+		int w, h;
+
+		if (!im)
+			goto fail;
+		s = c->style_scale * long_side / (double)(im->w > im->h ? im->w : im->h);
+		w = (int)lround(im->w * s);
+		h = (int)lround(im->h * s);
+		if (w < 1)
+			w = 1;
+		if (h < 1)
+			h = 1;
+		if (w != im->w || h != im->h) {
+			out[i] = ts_image_resize(im, w, h);
+			ts_image_destroy(im);
+			if (!out[i])
+				goto fail;
+		} else {
+			out[i] = im;
+		}
+	}
+	return 0;
+fail:
+	for (int j = 0; j < c->nstyle; j++) {
+		ts_image_destroy(out[j]);
+		out[j] = NULL;
+	}
+	return -1;
+}
+
+/* splitmix64: the noise of --init noise, identical on every machine. */
+static uint64_t
+splitmix64(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+ts_image *
+ts_render_init_image(const ts_config *c, const ts_image *content, ts_image *const *styles)
+{
+	ts_image *im = NULL, *src = NULL;
+	size_t n = (size_t)3 * content->w * content->h;
+
+	switch (c->init) {
+	case TS_INIT_CONTENT:
+		if (!(im = ts_image_crop(content, 0, 0, content->w, content->h)))
+			return NULL;
+		break;
+	case TS_INIT_NOISE: {
+		uint64_t s = c->seed;
+
+		if (!(im = ts_image_create(content->w, content->h)))
+			return NULL;
+		for (size_t i = 0; i < n; i++)
+			im->px[i] = (float)((splitmix64(&s) >> 40) * (1.0 / 16777216.0));
+		break;
+	}
+	case TS_INIT_STYLE:
+		im = ts_image_resize(styles[0], content->w, content->h);
+		break;
+	case TS_INIT_FILE:
+		if (!(src = ts_image_load(c->init_file, 0)))
+			return NULL;
+		if (src->w == content->w && src->h == content->h) {
+			im = src;
+			src = NULL;
+		} else if ((im = ts_image_create(content->w, content->h)) &&
+		           ts_resample_planar(src->px, src->w, src->h, im->w, im->h, 0, 0, im->w,
+		                              im->h, im->px)) {
+			/* resampled exactly as a level is upsampled to the next, so a render
+			 * from a lower level's image compares with a tiled level directly */
+			ts_image_destroy(im);
+			im = NULL;
+		}
+		break;
+	}
+	ts_image_destroy(src);
+	return im;
+}
+
+void
+ts_render_optim_params(const ts_config *c, ts_optim_params *p)
+{
+	ts_optim_defaults(p, c->optimizer);
+	if (c->optimizer == TS_OPTIM_LBFGS) {
+		p->history = c->lbfgs_history;
+		p->history_half = c->lbfgs_half;
+	}
+	if (c->learning_rate > 0)
+		p->lr = c->learning_rate;
+}
+
+void
+ts_render_frame_path(const char *out, int iter, char *buf, size_t size)
+{
+	const char *slash = strrchr(out, '/');
+	const char *dot = strrchr(out, '.');
+
+	if (!dot || (slash && dot < slash))
+		snprintf(buf, size, "%s_%05d", out, iter);
+	else
+		snprintf(buf, size, "%.*s_%05d%s", (int)(dot - out), out, iter, dot);
+}
