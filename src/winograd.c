@@ -13,13 +13,16 @@
  * bits do not depend on the thread count.
  *
  * Invariants: nothing allocates (transform buffers are on the stack, the super-chunk
- * lives in the caller's workspace); BLAS is reached through conv.c. */
+ * lives in the caller's workspace); BLAS is reached through blas.h, the pooling
+ * rows through pool.h: nothing here calls conv.c. */
 #include "winograd.h"
 
 #include <string.h>
 
+#include "tessera/blas.h"
 #include "tessera/error.h"
 #include "tessera/par.h"
+#include "tessera/pool.h"
 
 /* Winograd F(m x m, 3x3), alpha = m + 2 (Lavin & Gray 2016, interpolation points
  * 0, -1, 1, -2, 2 and infinity for m = 4; 0, -1, 1 for m = 2):

@@ -1,4 +1,6 @@
-/* blas: make sure OpenBLAS runs the kernels this CPU can run.
+/* blas: OpenBLAS for tessera: the row-major wrappers every kernel calls (ts_sgemm,
+ * ts_sgemm_serial, ts_ssyrk_upper; blas.c and par.c are the only files that include
+ * cblas.h), and making sure OpenBLAS runs the kernels this CPU can run.
  *
  * OpenBLAS built with DYNAMIC_ARCH (Debian's) picks its kernels when the library is
  * loaded, from the CPU's family and model.  A model newer than the library (Debian
@@ -37,5 +39,21 @@ const char *ts_blas_core(void);
 /* One line on what ts_blas_init did ("OpenBLAS chose Prescott for this CPU; restarted
  * with OPENBLAS_CORETYPE=SkylakeX"), or NULL when it did nothing. */
 const char *ts_blas_note(void);
+
+/* Row-major C = alpha * op(A) op(B) + beta * C; op transposes when trans is nonzero.
+ * op(A): [m, k], op(B): [k, n], C: [m, n] with leading dimensions lda, ldb, ldc.
+ * Runs on ts_par threads, split in blocks of rows of C (or columns, when C has few
+ * rows) fixed by the shape, so the result does not depend on the thread count. */
+void ts_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+              int lda, const float *b, int ldb, float beta, float *c, int ldc);
+
+/* Upper triangle of C [n, n] = alpha * A A^T + beta * C for A [n, k] (row-major, lda),
+ * on the calling thread (ts_gram spreads blocks of these over the threads). */
+void ts_ssyrk_upper(int n, int k, float alpha, const float *a, int lda, float beta, float *c,
+                    int ldc);
+/* ts_sgemm on the calling thread (for work items that are already spread). */
+void ts_sgemm_serial(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                     const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                     int ldc);
 
 #endif

@@ -1,17 +1,19 @@
-/* conv: the numeric kernels of the network: 3x3 convolution (pad 1, stride 1)
- * forward and input-gradient backward as im2col + sgemm over column chunks,
- * ReLU, 2x2 stride-2 pooling (average or max), and a row-major sgemm wrapper.
+/* conv: 3x3 convolution (pad 1, stride 1) forward and input-gradient backward as
+ * im2col + sgemm over column chunks, and the prepared convolutions the network runs.
+ * ReLU and pooling are in pool.h, the sgemm wrappers in blas.h (both included here,
+ * so that a user of conv.h sees the whole family).
  *
  * All tensors are single images in planar layout [C, H, W], float32.  Nothing here
  * allocates: the caller passes a workspace of ts_conv_ws_floats() floats, whose size
  * is bounded (columns are processed in chunks), so a large tile does not need a
- * [9*IC, H*W] im2col buffer.  Only conv.c includes cblas.h. */
+ * [9*IC, H*W] im2col buffer.  BLAS is reached through blas.h. */
 #ifndef TESSERA_CONV_H
 #define TESSERA_CONV_H
 
 #include <stddef.h>
 
-typedef enum ts_pool_mode { TS_POOL_AVG = 0, TS_POOL_MAX = 1 } ts_pool_mode;
+#include "tessera/blas.h"
+#include "tessera/pool.h"
 
 /* Floats of workspace that ts_conv3x3_forward/backward need for these shapes. */
 size_t ts_conv_ws_floats(int ic, int oc, int h, int w);
@@ -27,54 +29,8 @@ void ts_conv3x3_forward(const float *x, int ic, int h, int w, const float *wt,
 void ts_conv3x3_backward(const float *dy, int oc, int h, int w, const float *wt, int ic,
                          float *dx, float *ws, size_t ws_floats);
 
-/* In place: x = max(x, 0). */
-void ts_relu_forward(float *x, size_t n);
-/* dy *= (y > 0), where y is the ReLU output (y > 0 exactly where the input was). */
-void ts_relu_backward(const float *y, float *dy, size_t n);
-
-/* 2x2 stride 2 pooling, floor mode (an odd last row/column is dropped, as PyTorch).
- * x: [c, h, w]; y: [c, h/2, w/2]. */
-void ts_pool_forward(const float *x, int c, int h, int w, float *y, ts_pool_mode mode);
-/* dx: [c, h, w] (overwritten; dropped rows/columns get 0); x is the forward input
- * (read only for max pooling: the gradient goes to the first maximum). */
-void ts_pool_backward(const float *x, const float *dy, int c, int h, int w, float *dx,
-                      ts_pool_mode mode);
-/* ts_pool_forward, also writing idx [c, h/2, w/2]: per output, bit k (the 2x2 window
- * in row-major order) set when input k is > 0, and for max pooling the position of the
- * window's maximum (0..3, the one ts_pool_backward gives the gradient to) in bits 4-5. */
-void ts_pool_forward_idx(const float *x, int c, int h, int w, float *y, unsigned char *idx,
-                         ts_pool_mode mode);
-/* One output row of ts_pool_forward_idx from input rows a and b (ow windows). */
-void ts_pool_rows_idx(const float *a, const float *b, int ow, ts_pool_mode mode, float *y,
-                      unsigned char *idx);
-/* One input row of ts_pool_backward_idx (row 2 i + odd, from the pool's row i of idx
- * and dy): out[0, 2 ow); the one routine behind the pool's and the fused backward. */
-void ts_pool_grad_row(const unsigned char *idx, const float *g, int ow, ts_pool_mode mode,
-                      int relu, int odd, float *out);
-/* ts_pool_backward from idx instead of x; with relu, also the backward pass of a ReLU
- * before the pool (x its output): only inputs > 0 get a gradient.  The same bits as
- * ts_pool_backward followed by the mask. */
-void ts_pool_backward_idx(const unsigned char *idx, const float *dy, int c, int h, int w,
-                          float *dx, ts_pool_mode mode, int relu);
-
 /* Threads the kernels use from now on (see par.h; n < 1: the default). */
 void ts_conv_set_threads(int n);
-
-/* Row-major C = alpha * op(A) op(B) + beta * C; op transposes when trans is nonzero.
- * op(A): [m, k], op(B): [k, n], C: [m, n] with leading dimensions lda, ldb, ldc.
- * Runs on ts_par threads, split in blocks of rows of C (or columns, when C has few
- * rows) fixed by the shape, so the result does not depend on the thread count. */
-void ts_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
-              int lda, const float *b, int ldb, float beta, float *c, int ldc);
-
-/* Upper triangle of C [n, n] = alpha * A A^T + beta * C for A [n, k] (row-major, lda),
- * on the calling thread (ts_gram spreads blocks of these over the threads). */
-void ts_ssyrk_upper(int n, int k, float alpha, const float *a, int lda, float beta, float *c,
-                    int ldc);
-/* ts_sgemm on the calling thread (for work items that are already spread). */
-void ts_sgemm_serial(int trans_a, int trans_b, int m, int n, int k, float alpha,
-                     const float *a, int lda, const float *b, int ldb, float beta, float *c,
-                     int ldc);
 
 /* ---- Prepared convolutions: what the network runs --------------------------------
  *
