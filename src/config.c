@@ -209,7 +209,7 @@ set_value(ts_config *c, const optdef *o, const char *v, const char *where, int f
 		if (ts_cfg_parse_int(v, where, &i, nerr))
 			break;
 		if (i < 1)
-			ts_cfg_problem(nerr, "%s: %d is not in 1..%d", where, i, MAX_DIM);
+			ts_error_add(nerr, NULL, "%s: %d is not in 1..%d", where, i, MAX_DIM);
 		else
 			*field_int(c, o) = i;
 		break;
@@ -226,7 +226,7 @@ set_value(ts_config *c, const optdef *o, const char *v, const char *where, int f
 	case K_CLIFLAG:
 		b = 1;
 		if (from_ini && (b = ts_cfg_parse_bool(v)) < 0) {
-			ts_cfg_problem(nerr, "%s: \"%s\" is not a boolean (true/false, yes/no, on/off, 1/0)",
+			ts_error_add(nerr, NULL, "%s: \"%s\" is not a boolean (true/false, yes/no, on/off, 1/0)",
 				       where, v);
 			break;
 		}
@@ -239,37 +239,37 @@ set_value(ts_config *c, const optdef *o, const char *v, const char *where, int f
 		break;
 	case K_ONOFF:
 		if ((b = ts_cfg_parse_bool(v)) < 0)
-			ts_cfg_problem(nerr, "%s: \"%s\" is not on or off", where, v);
+			ts_error_add(nerr, NULL, "%s: \"%s\" is not on or off", where, v);
 		else
 			*field_int(c, o) = b;
 		break;
 	case K_POOL:
 		if ((i = ts_cfg_parse_name(v, pool_names, 2)) < 0)
-			ts_cfg_problem(nerr, "%s: \"%s\" is not avg or max", where, v);
+			ts_error_add(nerr, NULL, "%s: \"%s\" is not avg or max", where, v);
 		else
 			c->pool = (ts_pool_mode)i;
 		break;
 	case K_OPTIM:
 		if ((i = ts_cfg_parse_name(v, optim_names, 2)) < 0)
-			ts_cfg_problem(nerr, "%s: \"%s\" is not lbfgs or adam", where, v);
+			ts_error_add(nerr, NULL, "%s: \"%s\" is not lbfgs or adam", where, v);
 		else
 			c->optimizer = (ts_optim_kind)i;
 		break;
 	case K_LBPREC:
 		if ((i = ts_cfg_parse_name(v, lbprec_names, 2)) < 0)
-			ts_cfg_problem(nerr, "%s: \"%s\" is not single or half", where, v);
+			ts_error_add(nerr, NULL, "%s: \"%s\" is not single or half", where, v);
 		else
 			c->lbfgs_half = i;
 		break;
 	case K_GRAM:
 		if ((i = ts_cfg_parse_name(v, gram_names, 2)) < 0)
-			ts_cfg_problem(nerr, "%s: \"%s\" is not tile or global", where, v);
+			ts_error_add(nerr, NULL, "%s: \"%s\" is not tile or global", where, v);
 		else
 			c->gram_global = i;
 		break;
 	case K_PROGRESS:
 		if ((i = ts_cfg_parse_name(v, progress_names, 3)) < 0)
-			ts_cfg_problem(nerr, "%s: \"%s\" is not auto, on or off", where, v);
+			ts_error_add(nerr, NULL, "%s: \"%s\" is not auto, on or off", where, v);
 		else
 			c->progress = (ts_progress_mode)i;
 		break;
@@ -501,11 +501,11 @@ on_ini_key(void *user, const char *section, const char *name, const char *value)
 
 	(void)section; /* sections only group keys for the reader */
 	if (!o) {
-		ts_cfg_problem(&x->nerr, "config: %s:%d: unknown key \"%s\"", x->path, x->lineno, name);
+		ts_error_add(&x->nerr, NULL, "config: %s:%d: unknown key \"%s\"", x->path, x->lineno, name);
 		return 1;
 	}
 	if (o->kind == K_CONFIG || o->kind == K_CLIFLAG) {
-		ts_cfg_problem(&x->nerr, "config: %s:%d: \"%s\" is only a command-line option", x->path,
+		ts_error_add(&x->nerr, NULL, "config: %s:%d: \"%s\" is only a command-line option", x->path,
 			       x->lineno, name);
 		return 1;
 	}
@@ -525,7 +525,7 @@ load_ini(ts_config *c, const char *path, int *nerr)
 
 	/* Read only, closed below; the file is parsed line by line. */
 	if (!(x.f = fopen(path, "r"))) {
-		ts_cfg_problem(nerr, "config: cannot open \"%s\": %s", path, strerror(errno));
+		ts_error_add(nerr, NULL, "config: cannot open \"%s\": %s", path, strerror(errno));
 		return;
 	}
 	/* Debian's libinih takes these at run time: lines as long as paths need, and
@@ -540,12 +540,12 @@ load_ini(ts_config *c, const char *path, int *nerr)
 	ini_max_line = saved_max;
 	ini_allow_multiline = saved_multi;
 	if (ferror(x.f))
-		ts_cfg_problem(&x.nerr, "config: cannot read \"%s\": %s", path, strerror(errno));
+		ts_error_add(&x.nerr, NULL, "config: cannot read \"%s\": %s", path, strerror(errno));
 	else if (r > 0)
-		ts_cfg_problem(&x.nerr, "config: %s:%d: not a \"key = value\" line or [section]", path,
+		ts_error_add(&x.nerr, NULL, "config: %s:%d: not a \"key = value\" line or [section]", path,
 			       r);
 	else if (r < 0)
-		ts_cfg_problem(&x.nerr, "config: %s: out of memory", path);
+		ts_error_add(&x.nerr, NULL, "config: %s: out of memory", path);
 	fclose(x.f);
 	*nerr += x.nerr;
 }
@@ -622,26 +622,26 @@ ts_config_parse(ts_config *c, int argc, char **argv)
 			snprintf(where, sizeof where, "--%s", o->name);
 			set_value(c, o, optarg ? optarg : "", where, 0, &nerr);
 		} else if (r == 1) {
-			ts_cfg_problem(&nerr, "unexpected argument \"%s\"", optarg);
+			ts_error_add(&nerr, NULL, "unexpected argument \"%s\"", optarg);
 		} else if (r == ':') {
 			if (optopt >= OPT_VAL_BASE && optopt < OPT_VAL_BASE + NOPTIONS)
-				ts_cfg_problem(&nerr, "--%s needs a value", options[optopt - OPT_VAL_BASE].name);
+				ts_error_add(&nerr, NULL, "--%s needs a value", options[optopt - OPT_VAL_BASE].name);
 			else
-				ts_cfg_problem(&nerr, "%s needs a value", argv[optind - 1]);
+				ts_error_add(&nerr, NULL, "%s needs a value", argv[optind - 1]);
 		} else if (optopt >= OPT_VAL_BASE && optopt < OPT_VAL_BASE + NOPTIONS) {
-			ts_cfg_problem(&nerr, "--%s takes no value", options[optopt - OPT_VAL_BASE].name);
+			ts_error_add(&nerr, NULL, "--%s takes no value", options[optopt - OPT_VAL_BASE].name);
 		} else if (optopt > 0 && optopt < 256) {
-			ts_cfg_problem(&nerr, "unknown option -%c", optopt);
+			ts_error_add(&nerr, NULL, "unknown option -%c", optopt);
 		} else {
 			const char *arg = argv[optind - 1];
 			const char *eq = strchr(arg, '=');
 
-			ts_cfg_problem(&nerr, "unknown option %.*s", eq ? (int)(eq - arg) : (int)strlen(arg),
+			ts_error_add(&nerr, NULL, "unknown option %.*s", eq ? (int)(eq - arg) : (int)strlen(arg),
 				       arg);
 		}
 	}
 	for (int i = optind; i < argc; i++) /* after "--" */
-		ts_cfg_problem(&nerr, "unexpected argument \"%s\"", argv[i]);
+		ts_error_add(&nerr, NULL, "unexpected argument \"%s\"", argv[i]);
 
 	if (!c->has_blend)
 		for (int i = 0; i < c->nstyle; i++)

@@ -22,11 +22,11 @@ check_file(const char *opt, const char *path, int *nerr)
 	struct stat st;
 
 	if (access(path, R_OK)) {
-		ts_cfg_problem(nerr, "%s: cannot read \"%s\": %s", opt, path, strerror(errno));
+		ts_error_add(nerr, NULL, "%s: cannot read \"%s\": %s", opt, path, strerror(errno));
 		return;
 	}
 	if (!stat(path, &st) && S_ISDIR(st.st_mode))
-		ts_cfg_problem(nerr, "%s: \"%s\" is a directory", opt, path);
+		ts_error_add(nerr, NULL, "%s: \"%s\" is a directory", opt, path);
 }
 
 /* Whether a file can be created in dir: a probe file made and removed at once.  Not
@@ -70,15 +70,15 @@ check_dir(const char *opt, const char *what, const char *dir, int probe, int *ne
 	struct stat st;
 
 	if (stat(dir, &st))
-		ts_cfg_problem(nerr, "%s: %s \"%s\" does not exist: %s", opt, what, dir,
+		ts_error_add(nerr, NULL, "%s: %s \"%s\" does not exist: %s", opt, what, dir,
 			       strerror(errno));
 	else if (!S_ISDIR(st.st_mode))
-		ts_cfg_problem(nerr, "%s: \"%s\" is not a directory", opt, dir);
+		ts_error_add(nerr, NULL, "%s: \"%s\" is not a directory", opt, dir);
 	else if (probe && !dir_writable(dir))
-		ts_cfg_problem(nerr, "%s: cannot create files in %s \"%s\": %s", opt, what, dir,
+		ts_error_add(nerr, NULL, "%s: cannot create files in %s \"%s\": %s", opt, what, dir,
 			       strerror(errno));
 	else if (!probe && access(dir, W_OK | X_OK))
-		ts_cfg_problem(nerr, "%s: cannot write in %s \"%s\": %s", opt, what, dir,
+		ts_error_add(nerr, NULL, "%s: cannot write in %s \"%s\": %s", opt, what, dir,
 			       strerror(errno));
 }
 
@@ -93,7 +93,7 @@ check_output_file(const char *opt, const char *path, int probe, int *nerr)
 	dir_of(path, dir, sizeof dir);
 	check_dir(opt, "directory", dir, probe, nerr);
 	if (!stat(path, &st) && S_ISDIR(st.st_mode))
-		ts_cfg_problem(nerr, "%s: \"%s\" is a directory", opt, path);
+		ts_error_add(nerr, NULL, "%s: \"%s\" is a directory", opt, path);
 }
 
 /* Output directory exists and can be written; the extension names a format.  The
@@ -112,7 +112,7 @@ check_out(const char *out, int probe, int *nerr)
 		if (!strcasecmp(dot + 1, exts[i]))
 			ok = 1;
 	if (!ok)
-		ts_cfg_problem(nerr, "--out: \"%s\" has an unknown extension "
+		ts_error_add(nerr, NULL, "--out: \"%s\" has an unknown extension "
 			       "(use .png, .jpg, .jpeg, .tif, .tiff or .bmp)", out);
 }
 
@@ -142,14 +142,14 @@ static void
 check_layers(const char *opt, const ts_layer_weights *lw, int *nerr)
 {
 	if (lw->n < 0 || lw->n > TS_VGG_NLAYERS) {
-		ts_cfg_problem(nerr, "%s: %d layers", opt, lw->n);
+		ts_error_add(nerr, NULL, "%s: %d layers", opt, lw->n);
 		return;
 	}
 	for (int i = 0; i < lw->n; i++) {
 		if (lw->layer[i] < 0 || lw->layer[i] >= TS_VGG_NLAYERS)
-			ts_cfg_problem(nerr, "%s: layer index %d is not a VGG-19 layer", opt, lw->layer[i]);
+			ts_error_add(nerr, NULL, "%s: layer index %d is not a VGG-19 layer", opt, lw->layer[i]);
 		else if (!(lw->w[i] >= 0) || !isfinite(lw->w[i]))
-			ts_cfg_problem(nerr, "%s: weight %g of %s is not a non-negative number", opt,
+			ts_error_add(nerr, NULL, "%s: weight %g of %s is not a non-negative number", opt,
 				       lw->w[i], ts_vgg_layer_name(lw->layer[i]));
 	}
 }
@@ -158,14 +158,14 @@ static void
 check_int(const char *opt, int v, int lo, int hi, int *nerr)
 {
 	if (v < lo || v > hi)
-		ts_cfg_problem(nerr, "%s: %d is not in %d..%d", opt, v, lo, hi);
+		ts_error_add(nerr, NULL, "%s: %d is not in %d..%d", opt, v, lo, hi);
 }
 
 static void
 check_weight(const char *opt, double v, int *nerr)
 {
 	if (!(v >= 0) || !isfinite(v))
-		ts_cfg_problem(nerr, "%s: %g is negative", opt, v);
+		ts_error_add(nerr, NULL, "%s: %g is negative", opt, v);
 }
 
 int
@@ -180,34 +180,34 @@ ts_config_check(const ts_config *c)
 	if (c->config_path)
 		check_file("--config", c->config_path, &nerr);
 	if (!c->content)
-		ts_cfg_problem(&nerr, "--content is required");
+		ts_error_add(&nerr, NULL, "--content is required");
 	else
 		check_file("--content", c->content, &nerr);
 	if (c->nstyle < 1 || c->nstyle > TS_MAX_STYLES)
-		ts_cfg_problem(&nerr, "--style is required");
+		ts_error_add(&nerr, NULL, "--style is required");
 	for (int i = 0; i < c->nstyle && i < TS_MAX_STYLES; i++) {
 		if (!c->style[i])
-			ts_cfg_problem(&nerr, "--style: style %d has no file name", i + 1);
+			ts_error_add(&nerr, NULL, "--style: style %d has no file name", i + 1);
 		else
 			check_file("--style", c->style[i], &nerr);
 	}
 	if (c->has_blend && c->has_blend != c->nstyle) {
-		ts_cfg_problem(&nerr, "--style-blend: %d weight%s for %d style%s", c->has_blend,
+		ts_error_add(&nerr, NULL, "--style-blend: %d weight%s for %d style%s", c->has_blend,
 			       c->has_blend == 1 ? "" : "s", c->nstyle, c->nstyle == 1 ? "" : "s");
 	} else if (c->nstyle > 0 && c->nstyle <= TS_MAX_STYLES) {
 		double sum = 0;
 
 		for (int i = 0; i < c->nstyle; i++) {
 			if (!(c->style_blend[i] >= 0))
-				ts_cfg_problem(&nerr, "--style-blend: weight %g is negative", c->style_blend[i]);
+				ts_error_add(&nerr, NULL, "--style-blend: weight %g is negative", c->style_blend[i]);
 			sum += c->style_blend[i];
 		}
 		if (!(sum > 0))
-			ts_cfg_problem(&nerr, "--style-blend: the weights are all zero");
+			ts_error_add(&nerr, NULL, "--style-blend: the weights are all zero");
 	}
 	if (!c->out) {
 		if (!c->plan_only)
-			ts_cfg_problem(&nerr, "--out is required");
+			ts_error_add(&nerr, NULL, "--out is required");
 	} else {
 		check_out(c->out, !c->plan_only, &nerr);
 	}
@@ -218,7 +218,7 @@ ts_config_check(const ts_config *c)
 		check_job_dir(c, &nerr);
 	if (c->init == TS_INIT_FILE) {
 		if (!c->init_file)
-			ts_cfg_problem(&nerr, "--init: no file given");
+			ts_error_add(&nerr, NULL, "--init: no file given");
 		else
 			check_file("--init", c->init_file, &nerr);
 	}
@@ -233,20 +233,20 @@ ts_config_check(const ts_config *c)
 	if (c->size)
 		check_int("--size", c->size, 1, MAX_DIM, &nerr);
 	if (c->size && dims)
-		ts_cfg_problem(&nerr, "--size excludes --width and --height");
+		ts_error_add(&nerr, NULL, "--size excludes --width and --height");
 	if (print) {
 		if (c->dpi <= 0)
-			ts_cfg_problem(&nerr, "--print-size needs --dpi > 0 (got %d)", c->dpi);
+			ts_error_add(&nerr, NULL, "--print-size needs --dpi > 0 (got %d)", c->dpi);
 		if (dims || c->size)
-			ts_cfg_problem(&nerr, "--print-size excludes --width, --height and --size");
+			ts_error_add(&nerr, NULL, "--print-size excludes --width, --height and --size");
 		if (!(c->print_w > 0) || !(c->print_h > 0))
-			ts_cfg_problem(&nerr, "--print-size: width and height must be positive");
+			ts_error_add(&nerr, NULL, "--print-size: width and height must be positive");
 		else if (c->dpi > 0 &&
 		         (c->print_w * c->dpi > MAX_DIM || c->print_h * c->dpi > MAX_DIM))
-			ts_cfg_problem(&nerr, "--print-size: %gx%gin at %d dpi is more than %d pixels a side",
+			ts_error_add(&nerr, NULL, "--print-size: %gx%gin at %d dpi is more than %d pixels a side",
 				       c->print_w, c->print_h, c->dpi, MAX_DIM);
 	} else if (c->dpi < 0) {
-		ts_cfg_problem(&nerr, "--dpi: %d is negative", c->dpi);
+		ts_error_add(&nerr, NULL, "--dpi: %d is negative", c->dpi);
 	}
 
 	/* objective */
@@ -256,39 +256,39 @@ ts_config_check(const ts_config *c)
 	check_layers("--content-layers", &c->content_layers, &nerr);
 	check_layers("--style-layers", &c->style_layers, &nerr);
 	if (c->content_layers.n == 0 && c->style_layers.n == 0)
-		ts_cfg_problem(&nerr, "no layers: give --content-layers or --style-layers");
+		ts_error_add(&nerr, NULL, "no layers: give --content-layers or --style-layers");
 	if (!(c->style_scale > 0 && c->style_scale <= 16))
-		ts_cfg_problem(&nerr, "--style-scale: %g is not in (0, 16]", c->style_scale);
+		ts_error_add(&nerr, NULL, "--style-scale: %g is not in (0, 16]", c->style_scale);
 
 	/* start and optimizer */
 	if (c->iterations < 0)
-		ts_cfg_problem(&nerr, "--iterations: %d is negative", c->iterations);
+		ts_error_add(&nerr, NULL, "--iterations: %d is negative", c->iterations);
 	check_int("--lbfgs-history", c->lbfgs_history, 1, 1000, &nerr);
 	if (!(c->learning_rate >= 0) || !isfinite(c->learning_rate))
-		ts_cfg_problem(&nerr, "--learning-rate: %g is negative", c->learning_rate);
+		ts_error_add(&nerr, NULL, "--learning-rate: %g is negative", c->learning_rate);
 	check_int("--builtin-width", c->builtin_width, 1, 64, &nerr);
 
 	/* outputs of the run */
 	if (c->save_every < 0)
-		ts_cfg_problem(&nerr, "--save-every: %d is negative", c->save_every);
+		ts_error_add(&nerr, NULL, "--save-every: %d is negative", c->save_every);
 	if (c->checkpoint_every < 0)
-		ts_cfg_problem(&nerr, "--checkpoint-every: %d is negative", c->checkpoint_every);
+		ts_error_add(&nerr, NULL, "--checkpoint-every: %d is negative", c->checkpoint_every);
 	if (c->threads < 0)
-		ts_cfg_problem(&nerr, "--threads: %d is negative", c->threads);
+		ts_error_add(&nerr, NULL, "--threads: %d is negative", c->threads);
 
 	/* tiles */
 	if (c->tile < 64 || c->tile % 16)
-		ts_cfg_problem(&nerr, "--tile: %d is not a multiple of 16 of at least 64", c->tile);
+		ts_error_add(&nerr, NULL, "--tile: %d is not a multiple of 16 of at least 64", c->tile);
 	if (c->overlap < 0 || c->overlap >= c->tile / 2)
-		ts_cfg_problem(&nerr, "--overlap: %d is not in 0..%d (less than half the tile)",
+		ts_error_add(&nerr, NULL, "--overlap: %d is not in 0..%d (less than half the tile)",
 			       c->overlap, c->tile / 2 - 1);
 	if (!(c->level_factor > 1 && c->level_factor <= 8))
-		ts_cfg_problem(&nerr, "--level-factor: %g is not in (1, 8]", c->level_factor);
+		ts_error_add(&nerr, NULL, "--level-factor: %g is not in (1, 8]", c->level_factor);
 	if (c->nlevel_iterations < 0 || c->nlevel_iterations > MAX_LEVELS)
-		ts_cfg_problem(&nerr, "--level-iterations: %d entries", c->nlevel_iterations);
+		ts_error_add(&nerr, NULL, "--level-iterations: %d entries", c->nlevel_iterations);
 	for (int i = 0; i < c->nlevel_iterations && i < MAX_LEVELS; i++)
 		if (c->level_iterations[i] < 0)
-			ts_cfg_problem(&nerr, "--level-iterations: %d is negative", c->level_iterations[i]);
+			ts_error_add(&nerr, NULL, "--level-iterations: %d is negative", c->level_iterations[i]);
 	return nerr ? -1 : 0;
 }
 

@@ -11,14 +11,11 @@
 #define MAX_DIM 1000000       /* largest output side in pixels */
 #define MAX_LEVELS 16         /* entries of level_iterations */
 
-/* Append one problem to the error buffer and count it in *nerr. */
-void ts_cfg_problem(int *nerr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
 /* The --init modes other than a file, by ts_init_mode. */
 extern const char *const ts_cfg_init_names[3];
 
 /* Value parsers (config_values.c).  `where` names the option or INI line in
- * messages; those that take nerr return 0, or -1 after ts_cfg_problem, leaving the
+ * messages; those that take nerr return 0, or -1 after ts_error_add, leaving the
  * target as it was; ts_cfg_parse_bool gives 1, 0 or -1 (not a boolean),
  * ts_cfg_parse_name the index in names[n] or -1. */
 int ts_cfg_parse_int(const char *s, const char *where, int *out, int *nerr);

@@ -17,20 +17,6 @@
 
 const char *const ts_cfg_init_names[3] = { "content", "noise", "style" };
 
-/* Append one problem to the error buffer and count it. */
-void
-ts_cfg_problem(int *nerr, const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	ts_error_append("%s", msg);
-	(*nerr)++;
-}
-
 /* Strict integer: the whole string, no blanks, within int. */
 int
 ts_cfg_parse_int(const char *s, const char *where, int *out, int *nerr)
@@ -39,17 +25,17 @@ ts_cfg_parse_int(const char *s, const char *where, int *out, int *nerr)
 	long v;
 
 	if (!*s) {
-		ts_cfg_problem(nerr, "%s: empty value, expected an integer", where);
+		ts_error_add(nerr, NULL, "%s: empty value, expected an integer", where);
 		return -1;
 	}
 	errno = 0;
 	v = strtol(s, &end, 10);
 	if (isspace((unsigned char)s[0]) || end == s || *end) {
-		ts_cfg_problem(nerr, "%s: \"%s\" is not an integer", where, s);
+		ts_error_add(nerr, NULL, "%s: \"%s\" is not an integer", where, s);
 		return -1;
 	}
 	if (errno == ERANGE || v < INT_MIN || v > INT_MAX) {
-		ts_cfg_problem(nerr, "%s: \"%s\" is out of range", where, s);
+		ts_error_add(nerr, NULL, "%s: \"%s\" is out of range", where, s);
 		return -1;
 	}
 	*out = (int)v;
@@ -64,17 +50,17 @@ ts_cfg_parse_u64(const char *s, const char *where, uint64_t *out, int *nerr)
 	unsigned long long v;
 
 	if (!*s) {
-		ts_cfg_problem(nerr, "%s: empty value, expected an integer", where);
+		ts_error_add(nerr, NULL, "%s: empty value, expected an integer", where);
 		return -1;
 	}
 	errno = 0;
 	v = strtoull(s, &end, 10);
 	if (!isdigit((unsigned char)s[0]) || *end) {
-		ts_cfg_problem(nerr, "%s: \"%s\" is not a non-negative integer", where, s);
+		ts_error_add(nerr, NULL, "%s: \"%s\" is not a non-negative integer", where, s);
 		return -1;
 	}
 	if (errno == ERANGE) {
-		ts_cfg_problem(nerr, "%s: \"%s\" is out of range", where, s);
+		ts_error_add(nerr, NULL, "%s: \"%s\" is out of range", where, s);
 		return -1;
 	}
 	*out = (uint64_t)v;
@@ -89,21 +75,21 @@ ts_cfg_parse_double(const char *s, const char *where, double *out, int *nerr)
 	double v;
 
 	if (!*s) {
-		ts_cfg_problem(nerr, "%s: empty value, expected a number", where);
+		ts_error_add(nerr, NULL, "%s: empty value, expected a number", where);
 		return -1;
 	}
 	errno = 0;
 	v = strtod(s, &end);
 	if (isspace((unsigned char)s[0]) || end == s || *end) {
-		ts_cfg_problem(nerr, "%s: \"%s\" is not a number", where, s);
+		ts_error_add(nerr, NULL, "%s: \"%s\" is not a number", where, s);
 		return -1;
 	}
 	if (errno == ERANGE) {
-		ts_cfg_problem(nerr, "%s: \"%s\" is out of range", where, s);
+		ts_error_add(nerr, NULL, "%s: \"%s\" is out of range", where, s);
 		return -1;
 	}
 	if (!isfinite(v)) {
-		ts_cfg_problem(nerr, "%s: \"%s\" is not a finite number", where, s);
+		ts_error_add(nerr, NULL, "%s: \"%s\" is not a finite number", where, s);
 		return -1;
 	}
 	*out = v;
@@ -143,11 +129,11 @@ ts_cfg_set_string(char **dst, const char *s, const char *where, int *nerr)
 	char *copy;
 
 	if (!*s) {
-		ts_cfg_problem(nerr, "%s: empty value", where);
+		ts_error_add(nerr, NULL, "%s: empty value", where);
 		return -1;
 	}
 	if (!(copy = strdup(s))) {
-		ts_cfg_problem(nerr, "%s: out of memory", where);
+		ts_error_add(nerr, NULL, "%s: out of memory", where);
 		return -1;
 	}
 	free(*dst);
@@ -178,11 +164,11 @@ split_list(const char *s, char *item, int max, size_t len, const char *where, in
 		while (b > a && isspace((unsigned char)b[-1]))
 			b--;
 		if (n == max) {
-			ts_cfg_problem(nerr, "%s: more than %d entries", where, max);
+			ts_error_add(nerr, NULL, "%s: more than %d entries", where, max);
 			return -1;
 		}
 		if ((size_t)(b - a) >= len) {
-			ts_cfg_problem(nerr, "%s: entry \"%.*s\" is too long", where, (int)(b - a), a);
+			ts_error_add(nerr, NULL, "%s: entry \"%.*s\" is too long", where, (int)(b - a), a);
 			return -1;
 		}
 		memcpy(item + (size_t)n * len, a, (size_t)(b - a));
@@ -203,7 +189,7 @@ ts_cfg_parse_styles(ts_config *c, const char *s, const char *where, int *nerr)
 	int n = 0, bad = 0, ret = -1;
 
 	if (!(copy = strdup(s))) {
-		ts_cfg_problem(nerr, "%s: out of memory", where);
+		ts_error_add(nerr, NULL, "%s: out of memory", where);
 		goto cleanup;
 	}
 	/* Paths keep their blanks; only empty entries are refused. */
@@ -212,7 +198,7 @@ ts_cfg_parse_styles(ts_config *c, const char *s, const char *where, int *nerr)
 		if (!tok)
 			break;
 		if (n == TS_MAX_STYLES) {
-			ts_cfg_problem(nerr, "%s: more than %d styles", where, TS_MAX_STYLES);
+			ts_error_add(nerr, NULL, "%s: more than %d styles", where, TS_MAX_STYLES);
 			bad = 1;
 			break;
 		}
@@ -221,14 +207,14 @@ ts_cfg_parse_styles(ts_config *c, const char *s, const char *where, int *nerr)
 		for (size_t k = strlen(tok); k > 0 && isspace((unsigned char)tok[k - 1]); k--)
 			tok[k - 1] = '\0';
 		if (!*tok) {
-			ts_cfg_problem(nerr, "%s: empty style file name in \"%s\"", where, s);
+			ts_error_add(nerr, NULL, "%s: empty style file name in \"%s\"", where, s);
 			bad = 1;
 			break;
 		}
 		list[n++] = tok;
 	}
 	if (!bad && (n == 0 || strstr(s, ",,") || s[0] == ',' || s[strlen(s) - 1] == ',')) {
-		ts_cfg_problem(nerr, "%s: empty style file name in \"%s\"", where, s);
+		ts_error_add(nerr, NULL, "%s: empty style file name in \"%s\"", where, s);
 		bad = 1;
 	}
 	if (bad)
@@ -237,7 +223,7 @@ ts_cfg_parse_styles(ts_config *c, const char *s, const char *where, int *nerr)
 		char *d = strdup(list[i]);
 
 		if (!d) {
-			ts_cfg_problem(nerr, "%s: out of memory", where);
+			ts_error_add(nerr, NULL, "%s: out of memory", where);
 			goto cleanup;
 		}
 		list[i] = d;
@@ -268,7 +254,7 @@ ts_cfg_parse_blend(ts_config *c, const char *s, const char *where, int *nerr)
 	if ((n = split_list(s, &item[0][0], TS_MAX_STYLES, sizeof item[0], where, nerr)) < 0)
 		return -1;
 	if (n == 0) {
-		ts_cfg_problem(nerr, "%s: empty list", where);
+		ts_error_add(nerr, NULL, "%s: empty list", where);
 		return -1;
 	}
 	for (int i = 0; i < n; i++) {
@@ -277,7 +263,7 @@ ts_cfg_parse_blend(ts_config *c, const char *s, const char *where, int *nerr)
 			continue;
 		}
 		if (w[i] < 0) {
-			ts_cfg_problem(nerr, "%s: weight \"%s\" is negative", where, item[i]);
+			ts_error_add(nerr, NULL, "%s: weight \"%s\" is negative", where, item[i]);
 			bad = 1;
 		}
 		if (w[i] > max)
@@ -286,7 +272,7 @@ ts_cfg_parse_blend(ts_config *c, const char *s, const char *where, int *nerr)
 	if (bad)
 		return -1;
 	if (!(max > 0)) {
-		ts_cfg_problem(nerr, "%s: the weights \"%s\" must not all be zero", where, s);
+		ts_error_add(nerr, NULL, "%s: the weights \"%s\" must not all be zero", where, s);
 		return -1;
 	}
 	for (int i = 0; i < n; i++)
@@ -363,18 +349,18 @@ ts_cfg_parse_print(ts_config *c, const char *s, const char *where, int *nerr)
 	else if (!strcmp(p, "mm"))
 		scale = 1 / 25.4;
 	else {
-		ts_cfg_problem(nerr, "%s: unit \"%s\" is not in, cm or mm", where, p);
+		ts_error_add(nerr, NULL, "%s: unit \"%s\" is not in, cm or mm", where, p);
 		return -1;
 	}
 	if (!(w > 0) || !(h > 0) || !isfinite(w) || !isfinite(h)) {
-		ts_cfg_problem(nerr, "%s: width and height must be positive", where);
+		ts_error_add(nerr, NULL, "%s: width and height must be positive", where);
 		return -1;
 	}
 	c->print_w = w * scale;
 	c->print_h = h * scale;
 	return 0;
 bad:
-	ts_cfg_problem(nerr, "%s: \"%s\" is not WIDTHxHEIGHT with a unit (e.g. 24x36in, 594x841mm)",
+	ts_error_add(nerr, NULL, "%s: \"%s\" is not WIDTHxHEIGHT with a unit (e.g. 24x36in, 594x841mm)",
 		       where, s);
 	return -1;
 }
@@ -420,18 +406,18 @@ ts_cfg_parse_layers(ts_layer_weights *lw, const char *s, const char *opt, int *n
 				continue;
 			}
 			if (w < 0) {
-				ts_cfg_problem(nerr, "%s: weight of %s is negative", opt, item[i]);
+				ts_error_add(nerr, NULL, "%s: weight of %s is negative", opt, item[i]);
 				bad = 1;
 				continue;
 			}
 		}
 		if (!item[i][0]) {
-			ts_cfg_problem(nerr, "%s: empty layer name in \"%s\"", opt, s);
+			ts_error_add(nerr, NULL, "%s: empty layer name in \"%s\"", opt, s);
 			bad = 1;
 			continue;
 		}
 		if ((idx = ts_vgg_layer_index(item[i])) < 0) {
-			ts_cfg_problem(nerr, "%s: unknown layer \"%s\"", opt, item[i]);
+			ts_error_add(nerr, NULL, "%s: unknown layer \"%s\"", opt, item[i]);
 			bad = 1;
 			continue;
 		}
@@ -448,9 +434,9 @@ ts_cfg_parse_layers(ts_layer_weights *lw, const char *s, const char *opt, int *n
 					times += ts_vgg_layer_index(name) == idx;
 				}
 				if (!dup_told[idx] && times == 2)
-					ts_cfg_problem(nerr, "%s: layer \"%s\" is given twice", opt, item[i]);
+					ts_error_add(nerr, NULL, "%s: layer \"%s\" is given twice", opt, item[i]);
 				else if (!dup_told[idx])
-					ts_cfg_problem(nerr, "%s: layer \"%s\" is given %d times", opt,
+					ts_error_add(nerr, NULL, "%s: layer \"%s\" is given %d times", opt,
 					               item[i], times);
 				dup_told[idx] = 1;
 				bad = 1;

@@ -38,18 +38,25 @@ ts_error_errno(const char *module, const char *fmt, ...)
 }
 
 void
-ts_error_append(const char *fmt, ...)
+ts_error_add(int *nerr, const char *module, const char *fmt, ...)
 {
 	size_t len = strlen(errbuf);
 	va_list ap;
+	int n = 0;
 
 	if (len && len + 1 < sizeof errbuf) {
 		memcpy(errbuf + len, "\n", 2);
 		len += 1;
 	}
-	va_start(ap, fmt);
-	vsnprintf(errbuf + len, sizeof errbuf - len, fmt, ap);
-	va_end(ap);
+	if (module && len < sizeof errbuf)
+		n = snprintf(errbuf + len, sizeof errbuf - len, "%s: ", module);
+	if (n >= 0 && len + (size_t)n < sizeof errbuf) {
+		va_start(ap, fmt);
+		vsnprintf(errbuf + len + (size_t)n, sizeof errbuf - len - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	if (nerr)
+		(*nerr)++;
 }
 
 /* The scheduler's and the job's bookkeeping are no part of what the user gave: their

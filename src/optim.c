@@ -49,36 +49,28 @@ check_params(const ts_optim_params *p, size_t n)
 	int bad = 0;
 
 	ts_error_clear();
-#define BAD(...)                                   \
-	do {                                       \
-		if (bad++)                         \
-			ts_error_append(__VA_ARGS__); \
-		else                               \
-			ts_error("optim", __VA_ARGS__); \
-	} while (0)
 	if (n == 0)
-		BAD("no variables (n = 0)");
+		ts_error_add(&bad, "optim", "no variables (n = 0)");
 	if (p->kind != TS_OPTIM_LBFGS && p->kind != TS_OPTIM_ADAM)
-		BAD("unknown optimizer kind %d", (int)p->kind);
+		ts_error_add(&bad, "optim", "unknown optimizer kind %d", (int)p->kind);
 	if (!(p->lr > 0.0) || !isfinite(p->lr))
-		BAD("learning rate must be > 0 (got %g)", p->lr);
+		ts_error_add(&bad, "optim", "learning rate must be > 0 (got %g)", p->lr);
 	if (p->kind == TS_OPTIM_LBFGS && p->history < 1)
-		BAD("L-BFGS history must be >= 1 (got %d)", p->history);
+		ts_error_add(&bad, "optim", "L-BFGS history must be >= 1 (got %d)", p->history);
 	if (p->kind == TS_OPTIM_LBFGS && p->history > TS_OPTIM_MAX_HISTORY)
-		BAD("L-BFGS history must be <= %d (got %d)", TS_OPTIM_MAX_HISTORY, p->history);
+		ts_error_add(&bad, "optim", "L-BFGS history must be <= %d (got %d)", TS_OPTIM_MAX_HISTORY, p->history);
 	if (p->kind == TS_OPTIM_ADAM) {
 		if (!(p->beta1 >= 0.0 && p->beta1 < 1.0))
-			BAD("Adam beta1 must be in [0, 1) (got %g)", p->beta1);
+			ts_error_add(&bad, "optim", "Adam beta1 must be in [0, 1) (got %g)", p->beta1);
 		if (!(p->beta2 >= 0.0 && p->beta2 < 1.0))
-			BAD("Adam beta2 must be in [0, 1) (got %g)", p->beta2);
+			ts_error_add(&bad, "optim", "Adam beta2 must be in [0, 1) (got %g)", p->beta2);
 		if (!(p->eps >= 0.0))
-			BAD("Adam eps must be >= 0 (got %g)", p->eps);
+			ts_error_add(&bad, "optim", "Adam eps must be >= 0 (got %g)", p->eps);
 	}
 	if (!(p->tol_grad >= 0.0))
-		BAD("tol_grad must be >= 0 (got %g)", p->tol_grad);
+		ts_error_add(&bad, "optim", "tol_grad must be >= 0 (got %g)", p->tol_grad);
 	if (!(p->tol_change >= 0.0))
-		BAD("tol_change must be >= 0 (got %g)", p->tol_change);
-#undef BAD
+		ts_error_add(&bad, "optim", "tol_change must be >= 0 (got %g)", p->tol_change);
 	return bad ? -1 : 0;
 }
 

@@ -42,23 +42,6 @@ axis_grid(int n, int t, int o, int *count, int *len, int **pos)
 	return 0;
 }
 
-/* Record one bad number: the first replaces the message, the next ones are appended. */
-static void __attribute__((format(printf, 2, 3)))
-problem(int *bad, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	if (*bad)
-		ts_error_append("plan: %s", msg);
-	else
-		ts_error("plan", "%s", msg);
-	*bad = 1;
-}
-
 static int
 round_div(int n, double f)
 {
@@ -74,14 +57,15 @@ ts_plan_create(int w, int h, int tile, int overlap, double factor)
 	int sizes[TS_MAX_LEVELS][2];
 	int n = 0, bad = 0;
 
+	ts_error_clear();
 	if (w < 1 || h < 1)
-		problem(&bad, "output size %dx%d: both sides must be at least 1", w, h);
+		ts_error_add(&bad, "plan", "output size %dx%d: both sides must be at least 1", w, h);
 	if (tile < 1)
-		problem(&bad, "tile side %d must be at least 1", tile);
+		ts_error_add(&bad, "plan", "tile side %d must be at least 1", tile);
 	else if (overlap < 0 || overlap >= tile)
-		problem(&bad, "overlap %d must be in [0, tile side %d)", overlap, tile);
+		ts_error_add(&bad, "plan", "overlap %d must be in [0, tile side %d)", overlap, tile);
 	if (!isfinite(factor) || factor <= 1.0)
-		problem(&bad, "level factor %g must be greater than 1", factor);
+		ts_error_add(&bad, "plan", "level factor %g must be greater than 1", factor);
 	if (bad)
 		return NULL;
 

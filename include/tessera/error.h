@@ -15,10 +15,14 @@ void ts_error(const char *module, const char *fmt, ...)
 /* Same, with ": strerror(errno)" appended (errno is read before anything else). */
 void ts_error_errno(const char *module, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* Append a problem to the current message (to report several problems at once): the
- * problems are joined by '\n', one per line (a message itself has no newline, so
- * printers split at '\n' and prefix each line, never at "; " inside a message). */
-void ts_error_append(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The one door for reporting several problems at once (a whole configuration's, say):
+ * append "module: message" (module NULL: the message alone) to the current message on
+ * a line of its own and count it in *nerr (nerr may be NULL).  Problems are joined by
+ * '\n' (a message itself has no newline, so printers split at '\n' and prefix each
+ * line, never at "; " inside a message).  A check calls ts_error_clear() first, then
+ * ts_error_add for each problem, and fails when *nerr > 0. */
+void ts_error_add(int *nerr, const char *module, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /* Print msg to f for a user: each problem on its own line as "prefix: problem",
  * without the internal module names "sched: " and "job: " in front. */
 void ts_error_print(FILE *f, const char *prefix, const char *msg);
