@@ -19,6 +19,7 @@
 #include <zlib.h>
 
 #include "tessera/error.h"
+#include "tessera/file.h"
 
 /* Pixels are converted to little-endian bytes this many floats at a time. */
 #define CHUNK 4096
@@ -149,45 +150,15 @@ ts_ckpt_path(const char *job, int level, int row, int col, char *buf, size_t siz
 	return 0;
 }
 
-/* fsync a directory (after an entry in it was created or renamed). */
-static int
-sync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY);
-	int ret = 0;
-
-	if (fd < 0)
-		return -1;
-	if (fsync(fd) && errno != EINVAL) /* some filesystems cannot sync directories */
-		ret = -1;
-	close(fd);
-	return ret;
-}
-
-static void
-parent_of(const char *path, char *buf, size_t size)
-{
-	const char *slash = strrchr(path, '/');
-
-	if (!slash)
-		snprintf(buf, size, ".");
-	else if (slash == path)
-		snprintf(buf, size, "/");
-	else
-		snprintf(buf, size, "%.*s", (int)(slash - path), path);
-}
-
 /* mkdir one directory; fsync its parent when it was created. */
 static int
 make_dir(const char *dir)
 {
-	char parent[PATH_MAX];
 	struct stat st;
 
 	if (mkdir(dir, 0777) == 0) {
-		parent_of(dir, parent, sizeof parent);
-		if (sync_dir(parent)) {
-			ts_error_errno("ckpt", "cannot sync the directory \"%s\"", parent);
+		if (ts_file_sync_dir(dir)) {
+			ts_error_errno("ckpt", "cannot sync the directory holding \"%s\"", dir);
 			return -1;
 		}
 		return 0;
@@ -259,52 +230,21 @@ write_body(FILE *f, const ts_tile_result *r)
 	return 0;
 }
 
-/* Write the tile atomically: a crash leaves no file or the previous one. */
+/* Write the tile atomically (file.h): a crash leaves no file or the previous one. */
 int
 ts_ckpt_write(const ts_tile_result *r, const char *path)
 {
-	char tmp[PATH_MAX], dir[PATH_MAX];
-	FILE *f = NULL;
-	int ret = -1, made = 0;
+	ts_file *f;
 
 	TS_ASSERT(r->w > 0 && r->h > 0 && r->px);
-	if (snprintf(tmp, sizeof tmp, "%s.part", path) >= (int)sizeof tmp) {
-		ts_error("ckpt", "tile path \"%s\" is too long", path);
-		goto cleanup;
+	if (!(f = ts_file_open("ckpt", path)))
+		return -1;
+	if (write_body(ts_file_stream(f), r)) {
+		ts_error_errno("ckpt", "cannot write \"%s\"", path);
+		ts_file_abort(f);
+		return -1;
 	}
-	/* the temporary file: whole tile, then renamed over path */
-	if (!(f = fopen(tmp, "wb"))) {
-		ts_error_errno("ckpt", "cannot create \"%s\"", tmp);
-		goto cleanup;
-	}
-	made = 1;
-	if (write_body(f, r) || fflush(f) || fsync(fileno(f))) {
-		ts_error_errno("ckpt", "cannot write \"%s\"", tmp);
-		goto cleanup;
-	}
-	if (fclose(f)) {
-		f = NULL;
-		ts_error_errno("ckpt", "cannot write \"%s\"", tmp);
-		goto cleanup;
-	}
-	f = NULL;
-	if (rename(tmp, path)) {
-		ts_error_errno("ckpt", "cannot rename \"%s\" to \"%s\"", tmp, path);
-		goto cleanup;
-	}
-	made = 0;
-	parent_of(path, dir, sizeof dir);
-	if (sync_dir(dir)) {
-		ts_error_errno("ckpt", "cannot sync the directory of \"%s\"", path);
-		goto cleanup;
-	}
-	ret = 0;
-cleanup:
-	if (f)
-		fclose(f);
-	if (made)
-		unlink(tmp);
-	return ret;
+	return ts_file_commit(f);
 }
 
 void
@@ -495,21 +435,14 @@ cleanup:
 int
 ts_ckpt_blob_write(const char *path, const void *const *parts, const size_t *sizes, int n)
 {
-	char tmp[PATH_MAX], dir[PATH_MAX];
-	FILE *f = NULL;
-	int ret = -1, made = 0;
+	ts_file *f;
+	FILE *s;
 	uLong crc = crc32(0L, Z_NULL, 0);
 	unsigned char tail[4];
 
-	if (snprintf(tmp, sizeof tmp, "%s.part", path) >= (int)sizeof tmp) {
-		ts_error("ckpt", "path \"%s\" is too long", path);
-		goto cleanup;
-	}
-	if (!(f = fopen(tmp, "wb"))) {
-		ts_error_errno("ckpt", "cannot create \"%s\"", tmp);
-		goto cleanup;
-	}
-	made = 1;
+	if (!(f = ts_file_open("ckpt", path)))
+		return -1;
+	s = ts_file_stream(f);
 	for (int i = 0; i < n; i++) {
 		const unsigned char *p = parts[i];
 
@@ -519,39 +452,17 @@ ts_ckpt_blob_write(const char *path, const void *const *parts, const size_t *siz
 
 			crc = crc32(crc, p + o, (uInt)m);
 		}
-		if (sizes[i] && fwrite(p, 1, sizes[i], f) != sizes[i]) {
-			ts_error_errno("ckpt", "cannot write \"%s\"", tmp);
-			goto cleanup;
-		}
+		if (sizes[i] && fwrite(p, 1, sizes[i], s) != sizes[i])
+			goto fail;
 	}
 	put_u32(tail, (uint32_t)crc);
-	if (fwrite(tail, 1, sizeof tail, f) != sizeof tail || fflush(f) || fsync(fileno(f))) {
-		ts_error_errno("ckpt", "cannot write \"%s\"", tmp);
-		goto cleanup;
-	}
-	if (fclose(f)) {
-		f = NULL;
-		ts_error_errno("ckpt", "cannot write \"%s\"", tmp);
-		goto cleanup;
-	}
-	f = NULL;
-	if (rename(tmp, path)) {
-		ts_error_errno("ckpt", "cannot rename \"%s\" to \"%s\"", tmp, path);
-		goto cleanup;
-	}
-	made = 0;
-	parent_of(path, dir, sizeof dir);
-	if (sync_dir(dir)) {
-		ts_error_errno("ckpt", "cannot sync the directory of \"%s\"", path);
-		goto cleanup;
-	}
-	ret = 0;
-cleanup:
-	if (f)
-		fclose(f);
-	if (made)
-		unlink(tmp);
-	return ret;
+	if (fwrite(tail, 1, sizeof tail, s) != sizeof tail)
+		goto fail;
+	return ts_file_commit(f);
+fail:
+	ts_error_errno("ckpt", "cannot write \"%s\"", path);
+	ts_file_abort(f);
+	return -1;
 }
 
 int

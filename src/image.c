@@ -3,11 +3,12 @@
  *
  * Invariants: a ts_image always owns px of exactly 3 * w * h floats with w, h > 0.
  * Readers are chosen by magic bytes, never by extension; writers by extension.  Every
- * writer produces "<path>.part" and only image_commit() renames it, so a failure
+ * writer produces "<path>.part" and only ts_file_commit_part() renames it, so a failure
  * never leaves a partial file under the real name (and removes the .part). */
 #include "image_internal.h"
 
 #include "tessera/error.h"
+#include "tessera/file.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -230,7 +231,7 @@ ts_image_save(const ts_image *im, const char *path, int bits)
 		         fmt == IMAGE_TIFF ? "TIFF" : "PNG", bits);
 		goto cleanup;
 	}
-	if (!(part = image_part_path(path)))
+	if (!(part = ts_file_part_name("image", path)))
 		goto cleanup;
 	/* a back end removes its .part itself when it fails */
 	if (fmt == IMAGE_TIFF) {
@@ -242,92 +243,11 @@ ts_image_save(const ts_image *im, const char *path, int bits)
 	} else if (image_stb_write(im, part, path, fmt)) {
 		goto cleanup;
 	}
-	if (image_commit(part, path))
+	if (ts_file_commit_part("image", part, path))
 		goto cleanup;
 	ret = 0;
 cleanup:
 	free(part);
-	return ret;
-}
-
-char *
-image_part_path(const char *path)
-{
-	size_t n = strlen(path);
-	char *part = malloc(n + sizeof ".part");
-
-	if (!part) {
-		ts_error("image", "cannot write %s: out of memory", path);
-		return NULL;
-	}
-	memcpy(part, path, n);
-	memcpy(part + n, ".part", sizeof ".part");
-	return part;
-}
-
-/* fsync the directory holding path, so that a rename survives a crash.  Filesystems
- * that cannot sync directories (EINVAL) are accepted. */
-static int
-fsync_dir(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char *dir = NULL;
-	int fd = -1, ret = -1, e;
-
-	if (!slash)
-		dir = strdup(".");
-	else if (slash == path)
-		dir = strdup("/");
-	else
-		dir = strndup(path, (size_t)(slash - path));
-	if (!dir) {
-		errno = ENOMEM;
-		goto cleanup;
-	}
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		goto cleanup;
-	if (fsync(fd) && errno != EINVAL)
-		goto cleanup;
-	ret = 0;
-cleanup:
-	e = errno;
-	if (fd >= 0)
-		close(fd);
-	free(dir);
-	errno = e;
-	return ret;
-}
-
-int
-image_commit(const char *part, const char *path)
-{
-	int fd = -1, ret = -1;
-
-	if ((fd = open(part, O_WRONLY | O_CLOEXEC)) < 0 || fsync(fd)) {
-		ts_error_errno("image", "cannot write %s", path);
-		goto cleanup;
-	}
-	if (close(fd)) {
-		fd = -1;
-		ts_error_errno("image", "cannot write %s", path);
-		goto cleanup;
-	}
-	fd = -1;
-	if (rename(part, path)) {
-		ts_error_errno("image", "cannot write %s", path);
-		goto cleanup;
-	}
-	if (fsync_dir(path)) {
-		/* the file is complete under its name, only its durability is in doubt */
-		ts_error_errno("image", "cannot write %s: directory sync", path);
-		return -1;
-	}
-	ret = 0;
-cleanup:
-	if (fd >= 0)
-		close(fd);
-	if (ret)
-		unlink(part);
 	return ret;
 }
 

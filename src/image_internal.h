@@ -5,8 +5,8 @@
  * image_jpeg.c (libjpeg-turbo, libexif), image_stb.c (stb: BMP reading, JPEG/BMP
  * writing) and image_tiff.c (libtiff).  A back end checks a file's size from its
  * header with image_check_size() before it decodes a single pixel.  A writer writes a
- * complete "<path>.part" and closes it; image_commit() then makes it durable and
- * renames it.
+ * complete "<path>.part" (ts_file_part_name) and closes it; ts_file_commit_part
+ * (file.h) then makes it durable and renames it.
  * Every message names the real path, never the ".part". */
 #ifndef TESSERA_IMAGE_INTERNAL_H
 #define TESSERA_IMAGE_INTERNAL_H
@@ -28,11 +28,6 @@ enum image_format {
 /* Format from the first n bytes of a file (n may be < 8). */
 enum image_format image_detect(const unsigned char *magic, size_t n);
 
-/* "<path>.part" in a new string (caller frees); NULL with a message. */
-char *image_part_path(const char *path);
-/* fsync the closed file part, rename it to path, fsync path's directory.  On failure
- * part is removed and -1 returned with "image: cannot write PATH: reason". */
-int image_commit(const char *part, const char *path);
 
 /* Check a size read from a header, before decoding: w, h > 0, each fits in int, and
  * w * h <= max_pixels (max_pixels <= 0: no budget).  The product is never formed, so

@@ -16,6 +16,7 @@
 #include "image_internal.h"
 
 #include "tessera/error.h"
+#include "tessera/file.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -531,7 +532,7 @@ ts_tiff_writer_open(const char *path, int w, int h, int bits, int tile)
 		ts_error("image", "cannot write %s: out of memory", path);
 		goto cleanup;
 	}
-	if (!(wr->part = image_part_path(path)))
+	if (!(wr->part = ts_file_part_name("image", path)))
 		goto cleanup;
 	wr->w = (uint32_t)w, wr->h = (uint32_t)h, wr->tile = (uint32_t)tile, wr->bits = bits;
 	if (!(wr->tif = tiff_open(wr->part, "w8"))) {
@@ -622,7 +623,7 @@ ts_tiff_writer_close(ts_tiff_writer *wr, int abort)
 		TIFFClose(wr->tif);
 	if (wr->part) {
 		if (!abort && ret == 0)
-			ret = image_commit(wr->part, wr->path); /* removes the .part on failure */
+			ret = ts_file_commit_part("image", wr->part, wr->path); /* removes the .part on failure */
 		else
 			unlink(wr->part);
 	}

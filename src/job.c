@@ -2,7 +2,7 @@
  *
  * Invariants: the checkpoint files are the truth; an assembled level (JOB/L<k>.tif)
  * is rebuilt from them whenever a level is assembled.  Every file is written to a
- * temporary name, fsynced and renamed.  No function here holds the full-resolution
+ * temporary name, fsynced and renamed (file.h).  No function here holds the full-resolution
  * picture in floating point: tiles, bands of tile rows and regions only (a PNG/JPEG
  * content is decoded whole; large inputs should be TIFF). */
 #include "tessera/job.h"
@@ -20,6 +20,7 @@
 
 #include "tessera/conv.h"
 #include "tessera/error.h"
+#include "tessera/file.h"
 #include "tessera/par.h"
 #include "tessera/image.h"
 #include "tessera/loss.h"
@@ -194,41 +195,6 @@ empty_dir(const char *dir)
 	return 0;
 }
 
-static int
-write_file_atomic(const char *path, const char *text)
-{
-	char tmp[4500];
-	FILE *f = NULL;
-	int ret = -1;
-
-	snprintf(tmp, sizeof tmp, "%s.part", path);
-	if (!(f = fopen(tmp, "wb"))) {
-		ts_error_errno("job", "cannot create \"%s\"", tmp);
-		goto cleanup;
-	}
-	if (fputs(text, f) == EOF || fflush(f) || fsync(fileno(f))) {
-		ts_error_errno("job", "cannot write \"%s\"", tmp);
-		goto cleanup;
-	}
-	if (fclose(f)) {
-		f = NULL;
-		ts_error_errno("job", "cannot write \"%s\"", tmp);
-		goto cleanup;
-	}
-	f = NULL;
-	if (rename(tmp, path)) {
-		ts_error_errno("job", "cannot rename \"%s\"", tmp);
-		goto cleanup;
-	}
-	ret = 0;
-cleanup:
-	if (f)
-		fclose(f);
-	if (ret)
-		unlink(tmp);
-	return ret;
-}
-
 /* Whether JOB/plan.ini exists (*found) and names this plan's hash (*same). */
 void
 ts_job_dir_plan(const ts_job *j, int *found, int *same)
@@ -305,7 +271,7 @@ setup_dir(ts_job *j, const char *text)
 			return -1;
 		}
 		snprintf(full, n, "%shash = %016llx\n", text, (unsigned long long)j->hash);
-		r = write_file_atomic(path, full);
+		r = ts_file_write("job", path, full, strlen(full));
 		free(full);
 		if (r)
 			return -1;

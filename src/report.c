@@ -16,6 +16,7 @@
 
 #include "tessera/blas.h"
 #include "tessera/error.h"
+#include "tessera/file.h"
 
 struct ts_report {
 	cJSON *root;       /* the whole report (owned) */
@@ -283,18 +284,13 @@ cleanup:
 int
 ts_report_write(const ts_report *r, const char *path)
 {
-	char tmp[PATH_MAX];
 	char *text = NULL;
-	FILE *f = NULL;
+	ts_file *f = NULL;
 	size_t len;
-	int ret = -1, made = 0;
+	int ret = -1;
 
 	if (r->oom) {
 		ts_error("report", "out of memory while building \"%s\"", path);
-		goto cleanup;
-	}
-	if ((size_t)snprintf(tmp, sizeof tmp, "%s.part", path) >= sizeof tmp) {
-		ts_error("report", "path too long: \"%s\"", path);
 		goto cleanup;
 	}
 	if (!(text = cJSON_Print(r->root))) {
@@ -302,35 +298,18 @@ ts_report_write(const ts_report *r, const char *path)
 		goto cleanup;
 	}
 	len = strlen(text);
-	/* Write-only temporary beside path: renamed over path once complete and on disk,
-	 * removed on any failure, so path is either the old file or the whole new one. */
-	if (!(f = fopen(tmp, "w"))) {
-		ts_error_errno("report", "cannot create \"%s\"", tmp);
+	/* atomically (file.h): path is either the old file or the whole new one */
+	if (!(f = ts_file_open("report", path)))
+		goto cleanup;
+	if (fwrite(text, 1, len, ts_file_stream(f)) != len ||
+	    fputc('\n', ts_file_stream(f)) == EOF) {
+		ts_error_errno("report", "cannot write \"%s\"", path);
 		goto cleanup;
 	}
-	made = 1;
-	if (fwrite(text, 1, len, f) != len || fputc('\n', f) == EOF || fflush(f) ||
-	    fsync(fileno(f))) {
-		ts_error_errno("report", "cannot write \"%s\"", tmp);
-		goto cleanup;
-	}
-	if (fclose(f)) {
-		f = NULL;
-		ts_error_errno("report", "cannot close \"%s\"", tmp);
-		goto cleanup;
-	}
+	ret = ts_file_commit(f);
 	f = NULL;
-	if (rename(tmp, path)) {
-		ts_error_errno("report", "cannot rename \"%s\" to \"%s\"", tmp, path);
-		goto cleanup;
-	}
-	made = 0;
-	ret = 0;
 cleanup:
-	if (f)
-		fclose(f);
-	if (made)
-		remove(tmp);
+	ts_file_abort(f);
 	cJSON_free(text);
 	return ret;
 }
