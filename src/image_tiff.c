@@ -39,10 +39,18 @@ static pthread_once_t handlers_once = PTHREAD_ONCE_INIT;
 static void
 on_error(const char *module, const char *fmt, va_list ap)
 {
+	int e = errno; /* a failed write(2) just before: libtiff's text omits it */
+	size_t n;
+
 	(void)module;
 	if (tiff_msg[0]) /* the first error is the cause, later ones consequences */
 		return;
 	vsnprintf(tiff_msg, sizeof tiff_msg, fmt, ap);
+	/* only the errors a write gives (a stale errno must not explain a decode error) */
+	if (e == ENOSPC || e == EDQUOT || e == EFBIG || e == EIO) {
+		n = strlen(tiff_msg);
+		snprintf(tiff_msg + n, sizeof tiff_msg - n, ": %s", strerror(e));
+	}
 }
 
 static void
