@@ -44,6 +44,16 @@ ls "$d"/job1/L2/*.tile >/dev/null 2>&1 && [ "$(ls "$d"/job1/L2/*.tile | wc -l)" 
 	echo "ok   12 block files at the last level" || fail "block files: $(ls "$d"/job1/L2 2>&1)"
 grep -c '"level":2' "$d/job1/log.jsonl" | grep -qx 12 || fail "log.jsonl: 12 lines for level 2 expected"
 
+# the 16-bit history and Adam are spread over the ranks the same way
+for opt in "--lbfgs-precision half" "--optimizer adam"; do
+	tag=$(echo "$opt" | tr -dc 'a-z')
+	# shellcheck disable=SC2086
+	run 1 "$d/${tag}1.tif" "$d/job${tag}1" $opt >"$d/$tag.log" 2>&1 &&
+		run 2 "$d/${tag}2.tif" "$d/job${tag}2" $opt >>"$d/$tag.log" 2>&1 || { fail "$opt runs"; cat "$d/$tag.log"; }
+	cmp -s "$d/${tag}1.tif" "$d/${tag}2.tif" && echo "ok   $opt: np=1 and np=2 identical" || fail "$opt: np=1 vs np=2 differ"
+	cmp -s "$d/np1.tif" "$d/${tag}1.tif" && fail "$opt gave the default's bits"
+done
+
 # 2. tile mode is another render (and another plan)
 run 1 "$d/tile.tif" "$d/jobtile" --gram tile >"$d/tile.log" 2>&1 || { fail "tile run"; cat "$d/tile.log"; }
 cmp -s "$d/np1.tif" "$d/tile.tif" && fail "tile and global gave the same bits"
