@@ -7,7 +7,8 @@ set -eu
 pkgs="build-essential pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libtiff-dev
 libtiff-tools libstb-dev libjpeg62-turbo-dev libpng-dev libexif-dev libinih-dev libcjson-dev
 zlib1g-dev libcmocka-dev
-clang libclang-rt-dev"
+clang libclang-rt-dev
+slurm-wlm munge"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
