@@ -133,7 +133,10 @@ static const optdef options[] = {
 	{ "save-every", K_INT, F(save_every), "N",
 	  "write the image every N iterations (0: never)", NULL },
 	{ "progress", K_PROGRESS, F(progress), "auto|on|off",
-	  "progress line on stderr (auto: when a terminal)", NULL },
+	  "progress on stderr (auto: a live line on a terminal, else a line every "
+	  "--progress-every seconds)", NULL },
+	{ "progress-every", K_INT, F(progress_every), "SECONDS",
+	  "--progress auto without a terminal (a batch log): a line every SECONDS", NULL },
 	{ "quiet", K_QUIET, 0, NULL, "same as --progress off", NULL },
 	{ "threads", K_INT, F(threads), "N",
 	  "compute threads per rank (0: $OPENBLAS_NUM_THREADS, $OMP_NUM_THREADS, else the "
@@ -324,6 +327,7 @@ ts_config_defaults(ts_config *c)
 	c->builtin_width = 1;
 	c->builtin_seed = DEFAULT_BUILTIN_SEED;
 	c->progress = TS_PROGRESS_AUTO;
+	c->progress_every = 60;
 	c->tile = 512;
 	c->overlap = 128;
 	c->checkpoint_every = 20;

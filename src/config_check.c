@@ -271,6 +271,9 @@ ts_config_check(const ts_config *c)
 	/* outputs of the run */
 	if (c->save_every < 0)
 		ts_error_add(&nerr, NULL, "--save-every: %d is negative", c->save_every);
+	if (c->progress_every < 1)
+		ts_error_add(&nerr, NULL, "--progress-every: %d is not a positive number of seconds",
+		             c->progress_every);
 	if (c->checkpoint_every < 0)
 		ts_error_add(&nerr, NULL, "--checkpoint-every: %d is negative", c->checkpoint_every);
 	if (c->threads < 0)

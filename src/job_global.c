@@ -356,6 +356,7 @@ ts_job_render_global(ts_job *j, int level, const ts_comm *comm, volatile int *st
 	double o0 = ts_optim_seconds(), n0 = ts_vgg_layers_seconds(), f = 0, sent = 0;
 	int rank = comm && comm->nranks > 1 ? comm->rank : 0;
 	int restored, gen = 1, saved_it;
+	double last_line = 0;
 
 	memset(&e, 0, sizeof e);
 	TS_ASSERT(j->targets && j->targets_level == level && level > 0);
@@ -431,9 +432,11 @@ ts_job_render_global(ts_job *j, int level, const ts_comm *comm, volatile int *st
 				goto cleanup;
 			saved_it = it;
 		}
-		if (progress && rank == 0) {
+		if (progress && rank == 0 &&
+		    (progress < 0 || it == iters || ts_now() - last_line >= progress)) {
 			double el = ts_now() - t0, per = ts_now() - ti;
 
+			last_line = ts_now();
 			fprintf(stderr, "level %d: iteration %d/%d  loss %.6g  %.2f s/iteration  ETA "
 			        "%.0f s\n", level, it, iters, f, per,
 			        (iters - it) * (el / it));

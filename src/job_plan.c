@@ -124,3 +124,18 @@ ts_job_print_plan(ts_job *j, FILE *f, int nranks)
 	        total_s / 60 / nranks, nranks, nranks == 1 ? "" : "s");
 	return 0;
 }
+
+double
+ts_job_level_work(ts_job *j, int level, int nranks)
+{
+	const ts_level *lv = &j->plan->level[level];
+	double it = ts_job_iterations(j, level) + 1.0;
+
+	if (ts_job_level_global(j, level)) {
+		ts_job_global_cost g;
+
+		if (ts_job_global_plan(j, level, nranks, &g) == 0)
+			return it * g.pixels;
+	}
+	return it * lv->ncols * lv->nrows * (double)lv->tw * lv->th;
+}

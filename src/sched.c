@@ -22,11 +22,13 @@
 
 #include <mpi.h>
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tessera/error.h"
@@ -299,29 +301,54 @@ typedef struct level_state {
 	volatile int *stop;
 	int failed;
 	int progress, tty;
+	int batch;                   /* --progress auto in a batch log: a line every */
+	double every, last;          /* `every` seconds at most (last: when) */
 	double t0;
 	int done_at_start;
+	/* the whole job's ETA: work in pixel-passes (ts_job_level_work), done this run */
+	double run_t0, run_work;     /* since the run started, work finished */
+	double tile_work;            /* one tile of this level */
+	double later_work;           /* the levels after this one */
 	double tile_s, conv_s;       /* summed over the tiles rendered this run: all, */
 	double loss_s, optim_s;      /* in convolutions, losses, the optimizer, */
 	double layers_s;             /* the network's other layers */
 } level_state;
 
 static void
-print_progress(level_state *s)
+fmt_eta(double v, char *buf, size_t size)
 {
-	double el = ts_now() - s->t0;
+	long t = (long)(v + 0.5);
+
+	if (!(v >= 0) || !isfinite(v))
+		snprintf(buf, size, "?");
+	else if (t >= 3600)
+		snprintf(buf, size, "%ldh%02ldm", t / 3600, t / 60 % 60);
+	else
+		snprintf(buf, size, "%ldm%02lds", t / 60, t % 60);
+}
+
+/* The progress line; in a batch log at most one every s->every seconds unless force
+ * (a level's first and last line). */
+static void
+print_progress(level_state *s, int force)
+{
+	double now = ts_now(), el = now - s->t0;
 	int made = s->done - s->done_at_start;
 	double rate = el > 0 ? made / el : 0;
-	char eta[32] = "?";
+	double jrate = now > s->run_t0 && s->run_work > 0 ? s->run_work / (now - s->run_t0) : 0;
+	char eta[32] = "?", jeta[32] = "?";
 
-	if (!s->progress)
+	if (!s->progress || (s->batch && !force && now - s->last < s->every))
 		return;
-	if (rate > 0) {
-		long v = (long)((s->ntiles - s->done) / rate + 0.5);
-		snprintf(eta, sizeof eta, "%ldm%02lds", v / 60, v % 60);
-	}
-	fprintf(stderr, "%slevel %d: %d/%d tiles  %.3f tiles/s  ETA %s%s", s->tty ? "\r" : "",
-	        s->level, s->done, s->ntiles, rate, eta, s->tty ? "\033[K" : "\n");
+	s->last = now;
+	if (rate > 0)
+		fmt_eta((s->ntiles - s->done) / rate, eta, sizeof eta);
+	if (jrate > 0)
+		fmt_eta(((s->ntiles - s->done) * s->tile_work + s->later_work) / jrate, jeta,
+		        sizeof jeta);
+	fprintf(stderr, "%slevel %d: %d/%d tiles  %.3f tiles/s  ETA %s, job %s%s",
+	        s->tty ? "\r" : "", s->level, s->done, s->ntiles, rate, eta, jeta,
+	        s->tty ? "\033[K" : "\n");
 	fflush(stderr);
 }
 
@@ -382,7 +409,8 @@ count_result(level_state *s, const double *m)
 	s->optim_s += r.optim_seconds;
 	s->layers_s += r.layers_seconds;
 	s->done++; /* its renderer logged it (log_tile) */
-	print_progress(s);
+	s->run_work += s->tile_work;
+	print_progress(s, s->done == s->ntiles);
 }
 
 /* A tile just rendered (its checkpoint written) gets its log line from its renderer,
@@ -553,7 +581,10 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 	s.job = job;
 	s.stop = stop;
 	s.tty = isatty(fileno(stderr));
-	s.progress = c->progress == TS_PROGRESS_ON || (c->progress == TS_PROGRESS_AUTO && s.tty);
+	s.progress = c->progress == TS_PROGRESS_ON || c->progress == TS_PROGRESS_AUTO;
+	s.batch = c->progress == TS_PROGRESS_AUTO && !s.tty;
+	s.every = c->progress_every;
+	s.run_t0 = ts_now();
 	if (my_rank == 0) {
 		s.idle = calloc((size_t)n_ranks, sizeof *s.idle);
 		s.busy = malloc((size_t)n_ranks * sizeof *s.busy);
@@ -619,7 +650,8 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 			if (my_rank != 0)
 				ts_targets_update(t);
 			if (ts_job_level_global(job, level)) {
-				int r = run_global_level(job, level, stop, s.progress);
+				int r = run_global_level(job, level, stop,
+				                         !s.progress ? 0 : s.batch ? (int)s.every : -1);
 
 				if (r < 0)
 					goto cleanup;
@@ -627,6 +659,7 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 					stopped = 1;
 					continue; /* rank 0's next broadcast says stop */
 				}
+				s.run_work += ts_job_level_work(job, level, n_ranks);
 			} else if (my_rank == 0) {
 				int r;
 
@@ -637,7 +670,13 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 				s.nidle = 0;
 				s.t0 = ts_now();
 				s.tile_s = s.conv_s = s.loss_s = s.optim_s = s.layers_s = 0.0;
-				print_progress(&s);
+				s.last = 0;
+				s.tile_work = ts_job_level_work(job, level, n_ranks) /
+				              (s.ntiles > 0 ? s.ntiles : 1);
+				s.later_work = 0;
+				for (int k = level + 1; k < nlevels; k++)
+					s.later_work += ts_job_level_work(job, k, n_ranks);
+				print_progress(&s, 1);
 				r = coordinate_level(&s);
 				if (s.progress && s.tty)
 					fputc('\n', stderr);
@@ -660,6 +699,11 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 					goto cleanup; /* workers are aborted by the caller */
 				if (r == 1) {
 					stopped = 1;
+					if (s.run_work == 0 && s.progress)
+						fprintf(stderr, "tessera: stopped before any tile of this run "
+						        "finished (level %d's tiles had run %.0f s): a time "
+						        "limit must leave more than one tile's time\n", level,
+						        ts_now() - s.t0);
 					continue; /* the next broadcast says stop */
 				}
 			} else if (work_level(job, level, stop)) {
@@ -671,6 +715,14 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 	}
 	/* stopped during the last level: every worker is idle and done */
 	ret = stopped ? 1 : 0;
+	if (ret == 0 && my_rank == 0 && s.progress && c->out) {
+		struct stat st;
+		const ts_plan *p = ts_job_plan(job);
+
+		if (stat(c->out, &st) == 0)
+			fprintf(stderr, "wrote %s (%dx%d, %.1f MiB) in %.0f s\n", c->out, p->w, p->h,
+			        (double)st.st_size / 1048576.0, ts_now() - s.run_t0);
+	}
 cleanup:
 	free(s.queue);
 	free(s.idle);

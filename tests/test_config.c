@@ -669,9 +669,12 @@ test_check_ranges_together(void **state)
 	                            "--threads", "-2", "--style-scale", "17",
 	                            "--builtin-width", "65", "--content-layers", "",
 	                            "--style-layers", "", "--level-iterations", "3,-1",
-	                            "--learning-rate", "-0.1", NULL),
+	                            "--learning-rate", "-0.1", "--progress-every", "0",
+	                            "--checkpoint-every", "-1", NULL),
 	                 0);
 	assert_int_equal(ts_config_check(&c), -1);
+	assert_msg_has("--progress-every: 0 is not a positive number of seconds");
+	assert_msg_has("--checkpoint-every: -1 is negative");
 	assert_msg_has("nodir\" does not exist");
 	assert_msg_has("out.xyz\" has an unknown extension");
 	assert_msg_has("--width: 2000000 is not in 1..1000000");
@@ -721,7 +724,7 @@ test_usage_lists_every_option(void **state)
 		"--learning-rate", "--weights", "--builtin-width", "--builtin-seed", "--report",
 		"--save-every", "--progress", "--quiet", "--threads", "--tile N", "--overlap",
 		"--job-dir", "--plan", "--fresh", "--level-factor", "--level-iterations",
-		"--gram tile|global", "--checkpoint-every N",
+		"--gram tile|global", "--checkpoint-every N", "--progress-every SECONDS",
 		"--help", "--version", "(default: 512)", "(default: relu4_2)", "(default: 0.01)"
 	};
 	char *text = NULL;

@@ -82,6 +82,7 @@ typedef struct ts_config {
 	char *report;                  /* --report FILE.json (NULL) */
 	int save_every;                /* --save-every N (0: never) */
 	ts_progress_mode progress;     /* --progress auto|on|off, --quiet = off */
+	int progress_every;            /* --progress-every SECONDS (60): auto in a batch log */
 	int threads;                   /* --threads N: BLAS threads (0: library default) */
 
 	/* tiled renderer */

@@ -43,6 +43,10 @@ int ts_job_prepare_weights(ts_job *j, float *mem, int compute);
  * (from a short measured pass on this machine). */
 int ts_job_print_plan(ts_job *j, FILE *f, int nranks);
 
+/* The work of a level, in pixels a pass runs (iterations + 1 passes over its tiles'
+ * pixels, or a global level's evaluated pixels), for the whole job's ETA. */
+double ts_job_level_work(ts_job *j, int level, int nranks);
+
 /* Style targets of a level.  compute: load and scale the styles and compute the
  * Gram matrices (rank 0); otherwise only allocate them (to receive a broadcast).
  * The job owns the result (replacing the previous level's). */
@@ -80,7 +84,7 @@ int ts_job_level_done(ts_job *j, int level);
 /* Optimize a global level: every process calls it together, with comm (NULL: one
  * process, every block), and the current targets.  stop (may be NULL) is polled
  * between iterations (any process's stop stops all); progress: rank 0 prints a line
- * per iteration.  At the end each process writes its blocks' checkpoints.  res: the
+ * per iteration (< 0), at most one every `progress` seconds (> 0), or none (0).  At the end each process writes its blocks' checkpoints.  res: the
  * level's losses, iterations and time; res->x, res->y the blocks [x, y) written here,
  * res->w the KiB this process sent a step.  0 done, 1 stopped (nothing written), -1
  * error. */
