@@ -141,4 +141,12 @@ cmp -s "$d/z.png" "$d/zs.png" && echo "ok   --init FILE resampled as a level is 
 run 1 "$d/p.tif" "$d/jobp" --plan >"$d/plan.txt" 2>&1 || fail "--plan"
 grep -q "blocks" "$d/plan.txt" && grep -q "halo" "$d/plan.txt" || { fail "--plan: blocks and halo"; cat "$d/plan.txt"; }
 
+# 8. a batch log (--progress auto, no terminal): level and job ETA lines, and the last
+# line names the output and its size
+"$T" "${common[@]}" --progress auto --progress-every 1 --out "$d/b.tif" --job-dir "$d/jobb" \
+	>"$d/b.log" 2>&1 </dev/null || { fail "batch-log run"; cat "$d/b.log"; }
+grep -q "^level 0: 1/1 tiles .* ETA .*, job " "$d/b.log" && grep -q "^level 2: iteration 3/3" "$d/b.log" &&
+	grep -q "^wrote $d/b.tif (400x300, .* MiB)" "$d/b.log" && echo "ok   batch log: ETA lines and the output named" ||
+	{ fail "batch log"; cat "$d/b.log"; }
+
 [ $fails -eq 0 ]
