@@ -469,6 +469,106 @@ find_option(const char *name)
 	return NULL;
 }
 
+/* Edit distance of a and b (lower case, '_' as '-', a swap of neighbours one edit), at
+ * most 64 characters each. */
+static int
+edit_distance(const char *a, const char *b)
+{
+	int la = (int)strlen(a), lb = (int)strlen(b), d[65][65];
+
+	if (la > 64 || lb > 64)
+		return 99;
+	for (int i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (int k = 0; k <= lb; k++)
+		d[0][k] = k;
+	for (int i = 1; i <= la; i++)
+		for (int k = 1; k <= lb; k++) {
+			int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[k - 1]);
+			int sub = d[i - 1][k - 1] + !(ca == cb || (ca == '-' && cb == '_') ||
+			                              (ca == '_' && cb == '-'));
+			int del = d[i - 1][k] + 1, ins = d[i][k - 1] + 1;
+
+			d[i][k] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+			/* two letters swapped count as one edit ("stlye") */
+			if (i > 1 && k > 1 && ca == tolower((unsigned char)b[k - 2]) &&
+			    cb == tolower((unsigned char)a[i - 2]) && d[i - 2][k - 2] + 1 < d[i][k])
+				d[i][k] = d[i - 2][k - 2] + 1;
+		}
+	return d[la][lb];
+}
+
+/* The option nearest to a misspelled name (within a third of its length, at least 1;
+ * 2 from 6 letters on), or NULL. */
+static const optdef *
+nearest_option(const char *name)
+{
+	const optdef *best = NULL;
+	int bd = 99, len = (int)strlen(name), lim = len / 3 > 1 ? len / 3 : 1;
+
+	for (int i = 0; i < NOPTIONS; i++) {
+		int dist;
+
+		if (options[i].kind == K_GROUP)
+			continue;
+		dist = edit_distance(options[i].name, name);
+		if (dist < bd) {
+			bd = dist;
+			best = &options[i];
+		}
+	}
+	return bd <= lim ? best : NULL;
+}
+
+/* neural-style's (Justin Johnson's Lua tool) and its PyTorch port's single-dash options,
+ * and tessera's names for them. */
+static const struct {
+	const char *theirs, *ours;
+} neural_style[] = {
+	{ "style_image", "--style FILE[,FILE...]" }, { "content_image", "--content FILE" },
+	{ "image_size", "--size N (the long side)" }, { "num_iterations", "--iterations N" },
+	{ "output_image", "--out FILE" }, { "content_weight", "--content-weight X" },
+	{ "style_weight", "--style-weight X" }, { "tv_weight", "--tv-weight X" },
+	{ "style_scale", "--style-scale X" }, { "style_blend_weights", "--style-blend W,W..." },
+	{ "init", "--init content|noise|style|FILE" }, { "init_image", "--init FILE" },
+	{ "optimizer", "--optimizer lbfgs|adam" }, { "learning_rate", "--learning-rate X" },
+	{ "lbfgs_num_correction", "--lbfgs-history N" }, { "pooling", "--pool avg|max" },
+	{ "original_colors", "--original-colors" }, { "seed", "--seed N" },
+	{ "save_iter", "--save-every N" }, { "print_iter", "--progress on" },
+	{ "content_layers", "--content-layers L,..." }, { "style_layers", "--style-layers L,..." },
+	{ "model_file", "--weights FILE (.safetensors or .caffemodel)" },
+	{ "gpu", "nothing: tessera runs on CPUs (--threads N, MPI ranks)" },
+	{ "backend", "nothing: tessera runs on CPUs" },
+};
+
+/* A single-dash word ("-style_image"): one problem naming the option to use, so that
+ * getopt never reads it as a row of one-letter options.  Returns whether arg is one. */
+static int
+single_dash_word(const char *arg, int *nerr)
+{
+	const char *name = arg + 1, *eq;
+	const optdef *o;
+	char word[128];
+
+	if (arg[0] != '-' || arg[1] == '-' || !isalpha((unsigned char)arg[1]) || !arg[2])
+		return 0;
+	eq = strchr(name, '=');
+	snprintf(word, sizeof word, "%.*s", eq ? (int)(eq - name) : (int)strlen(name), name);
+	for (size_t i = 0; i < sizeof neural_style / sizeof neural_style[0]; i++)
+		if (!strcmp(word, neural_style[i].theirs)) {
+			ts_error_add(nerr, NULL, "-%s is neural-style's spelling: tessera's is %s (options "
+			             "have two dashes)", word, neural_style[i].ours);
+			return 1;
+		}
+	if ((o = find_option(word)) || (o = nearest_option(word)))
+		ts_error_add(nerr, NULL, "-%s: options have two dashes: did you mean --%s?", word,
+		             o->name);
+	else
+		ts_error_add(nerr, NULL, "unknown option -%s (options have two dashes; see --help)",
+		             word);
+	return 1;
+}
+
 typedef struct ini_ctx {
 	ts_config *c;
 	const char *path;
@@ -505,7 +605,14 @@ on_ini_key(void *user, const char *section, const char *name, const char *value)
 
 	(void)section; /* sections only group keys for the reader */
 	if (!o) {
-		ts_error_add(&x->nerr, NULL, "config: %s:%d: unknown key \"%s\"", x->path, x->lineno, name);
+		const optdef *near = nearest_option(name);
+
+		if (near)
+			ts_error_add(&x->nerr, NULL, "config: %s:%d: unknown key \"%s\"; did you mean "
+			             "\"%s\"?", x->path, x->lineno, name, near->name);
+		else
+			ts_error_add(&x->nerr, NULL, "config: %s:%d: unknown key \"%s\"", x->path,
+			             x->lineno, name);
 		return 1;
 	}
 	if (o->kind == K_CONFIG || o->kind == K_CLIFLAG) {
@@ -600,11 +707,31 @@ ts_config_parse(ts_config *c, int argc, char **argv)
 	/* '-': arguments in order (positional ones come back as 1, argv untouched);
 	 * ':': a missing value comes back as ':' */
 	static const char optstring[] = "-:";
-	int nerr = 0, r, given = 0;
+	int nerr = 0, r, given = 0, after_unknown = 0;
 
 	ts_error_clear();
 	build_longopts(lo);
 	opterr = 0;
+	/* single-dash words (neural-style's habits) are reported once each and left out,
+	 * with the value after them, so getopt never reads "-style_image" letter by letter */
+	{
+		int n = 1;
+
+		for (int i = 1; i < argc; i++) {
+			if (!strcmp(argv[i], "--")) {
+				while (i < argc)
+					argv[n++] = argv[i++];
+				break;
+			}
+			if (single_dash_word(argv[i], &nerr)) {
+				if (!strchr(argv[i], '=') && i + 1 < argc && argv[i + 1][0] != '-')
+					i++;
+				continue;
+			}
+			argv[n++] = argv[i];
+		}
+		argc = n;
+	}
 
 	/* Pass 1: only --config, so that the file lies under the command line. */
 	optind = 0;
@@ -619,14 +746,17 @@ ts_config_parse(ts_config *c, int argc, char **argv)
 	optind = 0;
 	while ((r = getopt_long(argc, argv, optstring, lo, NULL)) != -1) {
 		char where[128];
+		int unknown = after_unknown;
 
+		after_unknown = 0;
 		if (r >= OPT_VAL_BASE && r < OPT_VAL_BASE + NOPTIONS) {
 			const optdef *o = &options[r - OPT_VAL_BASE];
 
 			snprintf(where, sizeof where, "--%s", o->name);
 			set_value(c, o, optarg ? optarg : "", where, 0, &nerr);
 		} else if (r == 1) {
-			ts_error_add(&nerr, NULL, "unexpected argument \"%s\"", optarg);
+			if (!unknown) /* else the value of the unknown option just reported */
+				ts_error_add(&nerr, NULL, "unexpected argument \"%s\"", optarg);
 		} else if (r == ':') {
 			if (optopt >= OPT_VAL_BASE && optopt < OPT_VAL_BASE + NOPTIONS)
 				ts_error_add(&nerr, NULL, "--%s needs a value", options[optopt - OPT_VAL_BASE].name);
@@ -639,9 +769,17 @@ ts_config_parse(ts_config *c, int argc, char **argv)
 		} else {
 			const char *arg = argv[optind - 1];
 			const char *eq = strchr(arg, '=');
+			char word[128];
+			const optdef *near;
 
-			ts_error_add(&nerr, NULL, "unknown option %.*s", eq ? (int)(eq - arg) : (int)strlen(arg),
-				       arg);
+			snprintf(word, sizeof word, "%.*s", eq ? (int)(eq - arg) : (int)strlen(arg), arg);
+			near = word[0] == '-' && word[1] == '-' ? nearest_option(word + 2) : NULL;
+			if (near)
+				ts_error_add(&nerr, NULL, "unknown option %s; did you mean --%s?", word,
+				             near->name);
+			else
+				ts_error_add(&nerr, NULL, "unknown option %s", word);
+			after_unknown = !eq;
 		}
 	}
 	for (int i = optind; i < argc; i++) /* after "--" */

@@ -256,6 +256,18 @@ ts_weights_load(const char *path)
 		return NULL;
 	hlen = m.size >= 8 ? ts_w_le64(m.p) : 0;
 	st = m.size >= 9 && hlen <= ST_MAX_HEADER && hlen <= m.size - 8 && m.p[8] == '{';
+	/* PyTorch's own files (torchvision's vgg19-dcbb9e9d.pth): a zip archive of
+	 * pickles (torch.save since 1.6), or a bare pickle (protocol 2, 0x80 0x02) */
+	if (!st && ((m.size >= 4 && !memcmp(m.p, "PK\003\004", 4)) ||
+	            (m.size >= 2 && m.p[0] == 0x80 && m.p[1] >= 2 && m.p[1] <= 5) ||
+	            ends_with(path, ".pth") || ends_with(path, ".pt"))) {
+		ts_error("weights", "%s is a PyTorch checkpoint (pickle), which tessera does not "
+		         "execute; convert it once to safetensors: python3 -c \"import torch, "
+		         "safetensors.torch as s; s.save_file(torch.load('%s'), 'vgg19.safetensors')\" "
+		         "and pass --weights vgg19.safetensors", path, path);
+		unmap_file(&m);
+		return NULL;
+	}
 	/* A damaged file that is named as safetensors gets safetensors' message. */
 	if (st || ends_with(path, ".safetensors"))
 		net = ts_w_load_st(m.p, m.size, path);

@@ -394,7 +394,6 @@ test_bad_options_together(void **state)
 	                 -1);
 	assert_msg_has("--width: \"12x\" is not an integer");
 	assert_msg_has("unknown option --bogus");
-	assert_msg_has("unexpected argument \"3\"");
 	assert_msg_has("--pool: \"min\" is not avg or max");
 	assert_msg_has("--optimizer: \"sgd\" is not lbfgs or adam");
 	assert_msg_has("--lbfgs-precision: \"double\" is not single or half");
@@ -426,6 +425,21 @@ test_unknown_option(void **state)
 	assert_string_equal(ts_errmsg(), "unknown option -z");
 	assert_int_equal(parse_args(&c, "--", "--width", NULL), -1);
 	assert_string_equal(ts_errmsg(), "unexpected argument \"--width\"");
+	/* a misspelling gets the option meant, and its value no second line */
+	assert_int_equal(parse_args(&c, "--stlye", "a.png", NULL), -1);
+	assert_string_equal(ts_errmsg(), "unknown option --stlye; did you mean --style?");
+	assert_int_equal(parse_args(&c, "--iteratoins=3", NULL), -1);
+	assert_string_equal(ts_errmsg(), "unknown option --iteratoins; did you mean --iterations?");
+	/* neural-style's single-dash habits: one line each, naming tessera's option */
+	assert_int_equal(parse_args(&c, "-style_image", "x.jpg", "-num_iterations", "500", NULL),
+	                 -1);
+	assert_string_equal(ts_errmsg(),
+	                    "-style_image is neural-style's spelling: tessera's is --style "
+	                    "FILE[,FILE...] (options have two dashes)\n"
+	                    "-num_iterations is neural-style's spelling: tessera's is "
+	                    "--iterations N (options have two dashes)");
+	assert_int_equal(parse_args(&c, "-widht", "3", NULL), -1);
+	assert_string_equal(ts_errmsg(), "-widht: options have two dashes: did you mean --width?");
 	ts_config_fini(&c);
 }
 

@@ -1153,10 +1153,31 @@ teardown(void **state)
 	return rmdir(tmpdir);
 }
 
+/* PyTorch's own .pth (a zip of pickles, or a bare pickle) gets one message that says
+ * what it is and how to convert it, never a protobuf parser's complaint. */
+static void
+test_pth_named(void **state)
+{
+	static const unsigned char zip[] = { 'P', 'K', 3, 4, 20, 0, 0, 0, 8, 0 };
+	static const unsigned char pickle[] = { 0x80, 2, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46 };
+	const char *a = tmp_path("vgg19-dcbb9e9d.pth"), *b = tmp_path("old.bin");
+
+	(void)state;
+	write_file(a, zip, sizeof zip);
+	assert_null(ts_weights_load(a));
+	assert_non_null(strstr(ts_errmsg(), "is a PyTorch checkpoint"));
+	assert_non_null(strstr(ts_errmsg(), "safetensors"));
+	assert_null(strstr(ts_errmsg(), "protobuf"));
+	write_file(b, pickle, sizeof pickle);
+	assert_null(ts_weights_load(b));
+	assert_non_null(strstr(ts_errmsg(), "is a PyTorch checkpoint"));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pth_named),
 		cmocka_unit_test(test_st_f32_roundtrip),
 		cmocka_unit_test(test_st_f16_bf16),
 		cmocka_unit_test(test_st_prefix_and_short),
