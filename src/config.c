@@ -160,7 +160,8 @@ static const optdef options[] = {
 	{ "level-factor", K_DOUBLE, F(level_factor), "X",
 	  "size ratio between pyramid levels, in (1, 8]", NULL },
 	{ "level-iterations", K_INTLIST, 0, "N[,N...]",
-	  "iterations per level from level 0", "--iterations" },
+	  "iterations per level from level 0 (fewer than levels: the last repeats)",
+	  "--iterations" },
 
 	{ "Other:", K_GROUP, 0, NULL, NULL, NULL },
 	{ "help", K_CLIFLAG, F(show_help), NULL, "print this help and exit", NULL },

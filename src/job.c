@@ -312,6 +312,15 @@ ts_job_open(const ts_config *c, int setup)
 	if (!(j->plan = ts_plan_create(j->out_w, j->out_h, c->tile, c->overlap,
 	                               c->level_factor)))
 		goto fail;
+	/* fewer values than levels: the last repeats; more cannot be meant */
+	if (c->nlevel_iterations > j->plan->nlevels) {
+		ts_error("job", "--level-iterations: %d values, but a %dx%d output at tile %d and "
+		         "level factor %g has %d level%s (level 0: %dx%d): give at most %d",
+		         c->nlevel_iterations, j->out_w, j->out_h, c->tile, c->level_factor,
+		         j->plan->nlevels, j->plan->nlevels == 1 ? "" : "s", j->plan->level[0].w,
+		         j->plan->level[0].h, j->plan->nlevels);
+		goto fail;
+	}
 	if (!(text = malloc(text_size)) || plan_text(j, text, text_size))
 		goto fail;
 	j->hash = ts_plan_hash(text);

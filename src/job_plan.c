@@ -57,6 +57,11 @@ ts_job_print_plan(ts_job *j, FILE *f, int nranks)
 		        (unsigned long long)j->hash, nranks, nranks == 1 ? "" : "s");
 	}
 	ts_plan_print(p, f);
+	if (j->c->nlevel_iterations > 0 && j->c->nlevel_iterations < p->nlevels)
+		fprintf(f, "--level-iterations gives %d value%s for %d levels: the last repeats "
+		        "for levels %d..%d\n", j->c->nlevel_iterations,
+		        j->c->nlevel_iterations == 1 ? "" : "s", p->nlevels, j->c->nlevel_iterations,
+		        p->nlevels - 1);
 	/* the prepared weights as a run has them: apart from the ranks' own memory */
 	if (!j->net->nprep && ts_job_prepare_weights(j, NULL, 1))
 		return -1;

@@ -141,7 +141,16 @@ cmp -s "$d/z.png" "$d/zs.png" && echo "ok   --init FILE resampled as a level is 
 run 1 "$d/p.tif" "$d/jobp" --plan >"$d/plan.txt" 2>&1 || fail "--plan"
 grep -q "blocks" "$d/plan.txt" && grep -q "halo" "$d/plan.txt" || { fail "--plan: blocks and halo"; cat "$d/plan.txt"; }
 
-# 8. a batch log (--progress auto, no terminal): level and job ETA lines, and the last
+# 8. more --level-iterations values than levels: refused, naming the levels
+if run 1 "$d/li.tif" "$d/jobli" --level-iterations 4,3,3,2 >"$d/li.log" 2>&1; then
+	fail "4 values for 3 levels accepted"
+else
+	grep -q "4 values, but a 400x300 output .* has 3 levels" "$d/li.log" &&
+		echo "ok   too many --level-iterations values refused" || { fail "level-iterations message"; cat "$d/li.log"; }
+fi
+[ -e "$d/li.tif" ] && fail "refused run wrote output"
+
+# 9. a batch log (--progress auto, no terminal): level and job ETA lines, and the last
 # line names the output and its size
 "$T" "${common[@]}" --progress auto --progress-every 1 --out "$d/b.tif" --job-dir "$d/jobb" \
 	>"$d/b.log" 2>&1 </dev/null || { fail "batch-log run"; cat "$d/b.log"; }
