@@ -597,6 +597,57 @@ ini_read(char *str, int num, void *stream)
 	return s;
 }
 
+/* A file named in an INI file is relative to the INI file's folder (so that a
+ * config and its pictures travel together): value with each relative path of a path
+ * key prefixed by that folder, or NULL to keep value as it is.  Caller frees. */
+static char *
+ini_relative(const char *ini, const optdef *o, const char *value)
+{
+	static const char *const keys[] = { "content", "style", "out", "weights", "report",
+		                            "job-dir", "init" };
+	const char *slash = strrchr(ini, '/');
+	size_t dl, n;
+	char *out, *q;
+	int path_key = 0;
+
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		path_key |= !strcmp(o->name, keys[i]);
+	if (!path_key || !slash || !*value)
+		return NULL;
+	if ((!strcmp(o->name, "weights") && !strcmp(value, "builtin")) ||
+	    (!strcmp(o->name, "init") && (!strcmp(value, "content") || !strcmp(value, "noise") ||
+	                                  !strcmp(value, "style"))) ||
+	    (!strcmp(o->name, "report") && !strcmp(value, "none")))
+		return NULL;
+	dl = (size_t)(slash - ini) + 1; /* the folder with its '/' */
+	n = strlen(value);
+	if (!(out = malloc(n + 1 + dl * (n + 1))))
+		return NULL;
+	q = out;
+	/* style: every element of the comma list */
+	for (const char *p = value; *p;) {
+		const char *e = strcmp(o->name, "style") ? NULL : strchr(p, ',');
+		size_t len;
+
+		while (*p == ' ' || *p == '\t') /* spaces after a comma stay where they are */
+			*q++ = *p++;
+		len = e ? (size_t)(e - p) : strlen(p);
+		if (len && p[0] != '/') {
+			memcpy(q, ini, dl);
+			q += dl;
+		}
+		memcpy(q, p, len);
+		q += len;
+		p += len;
+		if (e) {
+			*q++ = ',';
+			p++;
+		}
+	}
+	*q = '\0';
+	return out;
+}
+
 static int
 on_ini_key(void *user, const char *section, const char *name, const char *value)
 {
@@ -622,7 +673,12 @@ on_ini_key(void *user, const char *section, const char *name, const char *value)
 		return 1;
 	}
 	snprintf(where, sizeof where, "config: %s:%d: %s", x->path, x->lineno, name);
-	set_value(x->c, o, value, where, 1, &x->nerr);
+	{
+		char *v = ini_relative(x->path, o, value);
+
+		set_value(x->c, o, v ? v : value, where, 1, &x->nerr);
+		free(v);
+	}
 	return 1;
 }
 

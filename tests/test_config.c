@@ -357,9 +357,10 @@ test_ini_errors(void **state)
 	assert_msg_has(where);
 	snprintf(where, sizeof where, "%s:7:", ini);
 	assert_msg_has(where);
-	/* the rest of the file is still applied */
+	/* the rest of the file is still applied; a file it names is relative to its folder */
 	assert_int_equal(c.tile, 128);
-	assert_string_equal(c.content, "a.png");
+	snprintf(where, sizeof where, "%s/a.png", dir);
+	assert_string_equal(c.content, where);
 	ts_config_fini(&c);
 
 	/* errors of the file and of the command line come together */
