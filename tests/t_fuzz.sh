@@ -19,7 +19,7 @@ trap 'rm -rf "$d"' EXIT
 
 # harness:corpus folders it reads (mkcorpus writes one folder per kind of input)
 harnesses="safetensors:safetensors,caffe caffe:caffe,safetensors ini:ini argv:argv
-image:image,tiff tiff_region:tiff,image ckpt:ckpt"
+image:image,tiff tiff_region:tiff,image ckpt:ckpt plan:ini,ckpt"
 
 if ! command -v "$CLANG" >/dev/null 2>&1; then
 	echo "t_fuzz: skipped: no $CLANG (bash tools/deps.sh installs clang)"
