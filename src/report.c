@@ -281,6 +281,131 @@ cleanup:
 	return ret;
 }
 
+/* The object of level k in "levels", or NULL. */
+static cJSON *
+level_obj(cJSON *levels, int k)
+{
+	cJSON *it;
+
+	cJSON_ArrayForEach(it, levels)
+	{
+		cJSON *l = cJSON_GetObjectItem(it, "level");
+
+		if (l && (int)l->valuedouble == k)
+			return it;
+	}
+	return NULL;
+}
+
+int
+ts_report_level_add(ts_report *r, const ts_report_level *lv, int nranks)
+{
+	cJSON *levels = cJSON_GetObjectItem(r->root, "levels"), *o = NULL, *tiles, *ranks;
+	double *busy = NULL, total_s = 0;
+	int *count = NULL, ntiles = 0, bad = 0;
+
+	if (!levels && !(levels = cJSON_AddArrayToObject(r->root, "levels")))
+		goto oom;
+	if (!(o = cJSON_CreateObject()))
+		goto oom;
+	bad |= !cJSON_AddNumberToObject(o, "level", lv->level);
+	bad |= !cJSON_AddNumberToObject(o, "width", lv->w);
+	bad |= !cJSON_AddNumberToObject(o, "height", lv->h);
+	bad |= !cJSON_AddStringToObject(o, "gram", lv->global ? "global" : "tile");
+	bad |= !cJSON_AddNumberToObject(o, "iterations", lv->iterations);
+	bad |= !cJSON_AddNumberToObject(o, lv->global ? "blocks" : "tiles", lv->ntiles);
+	bad |= !cJSON_AddNumberToObject(o, "done_before", lv->done_before);
+	bad |= !cJSON_AddNumberToObject(o, "seconds", lv->seconds);
+	bad |= !cJSON_AddNumberToObject(o, "conv_seconds", lv->conv_s);
+	bad |= !cJSON_AddNumberToObject(o, "layers_seconds", lv->layers_s);
+	bad |= !cJSON_AddNumberToObject(o, "loss_seconds", lv->loss_s);
+	bad |= !cJSON_AddNumberToObject(o, "optim_seconds", lv->optim_s);
+	bad |= !cJSON_AddNumberToObject(o, "tile_seconds", lv->tile_s);
+	if (bad || !(tiles = cJSON_AddArrayToObject(o, lv->global ? "block_list" : "tile_list")))
+		goto oom;
+	for (int i = 0; i < lv->ntiles_done; i++) {
+		const ts_report_tile *t = &lv->tiles[i];
+		cJSON *e = cJSON_CreateObject();
+
+		if (!e || !cJSON_AddItemToArray(tiles, e))
+			goto oom;
+		bad |= !cJSON_AddNumberToObject(e, "row", t->row);
+		bad |= !cJSON_AddNumberToObject(e, "col", t->col);
+		bad |= !cJSON_AddNumberToObject(e, "rank", t->rank);
+		bad |= !cJSON_AddNumberToObject(e, "iterations", t->iterations);
+		bad |= !cJSON_AddNumberToObject(e, "content", t->content);
+		bad |= !cJSON_AddNumberToObject(e, "style", t->style);
+		bad |= !cJSON_AddNumberToObject(e, "tv", t->tv);
+		bad |= !cJSON_AddNumberToObject(e, "total", t->total);
+		bad |= !cJSON_AddNumberToObject(e, "seconds", t->seconds);
+		if (bad)
+			goto oom;
+	}
+	{
+		cJSON *old = level_obj(levels, lv->level);
+
+		if (old)
+			cJSON_ReplaceItemViaPointer(levels, old, o);
+		else if (!cJSON_AddItemToArray(levels, o))
+			goto oom;
+		o = NULL;
+	}
+	/* per rank over every level: tiles rendered in this run and their busy seconds */
+	busy = calloc((size_t)nranks, sizeof *busy);
+	count = calloc((size_t)nranks, sizeof *count);
+	if (!busy || !count)
+		goto oom;
+	{
+		cJSON *l;
+
+		cJSON_ArrayForEach(l, levels)
+		{
+			int global = !strcmp(cJSON_GetObjectItem(l, "gram")->valuestring, "global");
+			cJSON *list = cJSON_GetObjectItem(l, global ? "block_list" : "tile_list"), *e;
+
+			total_s += cJSON_GetObjectItem(l, "seconds")->valuedouble;
+			cJSON_ArrayForEach(e, list)
+			{
+				int rk = (int)cJSON_GetObjectItem(e, "rank")->valuedouble;
+
+				if (rk < 0 || rk >= nranks)
+					continue;
+				count[rk]++;
+				ntiles++;
+				/* a block's seconds are its level's, shared by all ranks */
+				if (!global)
+					busy[rk] += cJSON_GetObjectItem(e, "seconds")->valuedouble;
+			}
+			if (global)
+				for (int k = 0; k < nranks; k++)
+					busy[k] += cJSON_GetObjectItem(l, "seconds")->valuedouble;
+		}
+	}
+	cJSON_DeleteItemFromObject(r->root, "ranks");
+	if (!(ranks = cJSON_AddArrayToObject(r->root, "ranks")))
+		goto oom;
+	for (int k = 0; k < nranks; k++) {
+		cJSON *e = cJSON_CreateObject();
+
+		if (!e || !cJSON_AddItemToArray(ranks, e) || !cJSON_AddNumberToObject(e, "rank", k) ||
+		    !cJSON_AddNumberToObject(e, "tiles", count[k]) ||
+		    !cJSON_AddNumberToObject(e, "busy_seconds", busy[k]))
+			goto oom;
+	}
+	ts_report_set(r, "job_seconds", total_s);
+	ts_report_set(r, "tiles_rendered", ntiles);
+	free(busy);
+	free(count);
+	return 0;
+oom:
+	cJSON_Delete(o);
+	free(busy);
+	free(count);
+	r->oom = 1;
+	ts_error("report", "out of memory");
+	return -1;
+}
+
 int
 ts_report_write(const ts_report *r, const char *path)
 {

@@ -34,6 +34,7 @@
 #include "tessera/error.h"
 #include "tessera/par.h"
 #include "tessera/job.h"
+#include "tessera/report.h"
 
 enum { TAG_REQ = 11, TAG_REPLY = 12 };
 
@@ -223,8 +224,12 @@ comm_exchange(void *user, const float *send, const size_t *scount, float *recv,
 /* A global level (--gram global): every rank optimizes its blocks together; rank 0
  * then logs a line per block (after a barrier: every block file exists).  0, 1
  * stopped, -1 error (the caller aborts). */
+typedef struct level_state level_state;
+static void report_global(level_state *s, int level, const ts_tile_result *res,
+                          const ts_blocks *bl, double seconds);
+
 static int
-run_global_level(ts_job *job, int level, volatile int *stop, int progress)
+run_global_level(ts_job *job, int level, volatile int *stop, int progress, level_state *s)
 {
 	int *counts = calloc(4 * (size_t)n_ranks, sizeof *counts), r;
 	ts_comm comm = { counts, my_rank, n_ranks, comm_sum_i64, comm_sum_f64, comm_max_f64,
@@ -263,6 +268,7 @@ run_global_level(ts_job *job, int level, volatile int *stop, int progress)
 			fprintf(stderr, "level %d: %d blocks (halo %d px) on %d rank%s, %d iterations "
 			        "in %.1f s; rank 0 sent %d KiB a step\n", level, bl->n, bl->halo,
 			        n_ranks, n_ranks == 1 ? "" : "s", res.iterations, ts_now() - t0, res.w);
+		report_global(s, level, &res, bl, ts_now() - t0);
 		ts_blocks_destroy(bl);
 	}
 	return 0;
@@ -290,7 +296,7 @@ ts_sched_abort(const char *msg, int code)
 }
 
 /* Rank 0's view of one level. */
-typedef struct level_state {
+struct level_state {
 	ts_job *job;
 	int level, ntiles;
 	int *queue, nqueue, qhead;   /* tiles to hand out, in order */
@@ -309,10 +315,15 @@ typedef struct level_state {
 	double run_t0, run_work;     /* since the run started, work finished */
 	double tile_work;            /* one tile of this level */
 	double later_work;           /* the levels after this one */
+	/* --report in a tiled run (rank 0): the tiles rendered in this level */
+	const ts_config *cfg;
+	ts_report *report;
+	ts_report_tile *rtiles;
+	int nrtiles, rtiles_cap;
 	double tile_s, conv_s;       /* summed over the tiles rendered this run: all, */
 	double loss_s, optim_s;      /* in convolutions, losses, the optimizer, */
 	double layers_s;             /* the network's other layers */
-} level_state;
+};
 
 static void
 fmt_eta(double v, char *buf, size_t size)
@@ -403,6 +414,21 @@ count_result(level_state *s, const double *m)
 	ts_tile_result r;
 
 	unpack_result(m, s->level, &ts_job_plan(s->job)->level[s->level], &r);
+	if (s->report) {
+		if (s->nrtiles == s->rtiles_cap) {
+			int cap = s->rtiles_cap ? 2 * s->rtiles_cap : 64;
+			ts_report_tile *t = realloc(s->rtiles, (size_t)cap * sizeof *t);
+
+			if (t) {
+				s->rtiles = t;
+				s->rtiles_cap = cap;
+			}
+		}
+		if (s->nrtiles < s->rtiles_cap)
+			s->rtiles[s->nrtiles++] = (ts_report_tile){ r.row, r.col, r.rank, r.iterations,
+				                                    r.content, r.style, r.tv, r.total,
+				                                    r.seconds };
+	}
 	s->tile_s += r.seconds;
 	s->conv_s += r.conv_seconds;
 	s->loss_s += r.loss_seconds;
@@ -420,6 +446,54 @@ log_tile(ts_job *job, const ts_tile_result *res)
 {
 	if (ts_job_log(job, res))
 		ts_error_print(stderr, "tessera", ts_errmsg());
+}
+
+/* Rank 0: the level just run into the job's report, which is written (atomically)
+ * after every level.  A failure to write is said and the render goes on. */
+static void
+report_level(level_state *s, int level, int global, double seconds, int ntiles,
+             int done_before)
+{
+	const ts_level *lv = &ts_job_plan(s->job)->level[level];
+	ts_report_level rl = { level, lv->w, lv->h, global, ts_job_iterations(s->job, level),
+		               ntiles, done_before, seconds, s->conv_s, s->layers_s, s->loss_s,
+		               s->optim_s, s->tile_s, s->rtiles, s->nrtiles };
+	const ts_config *c = s->cfg;
+
+	if (!s->report)
+		return;
+	if (ts_report_level_add(s->report, &rl, n_ranks) || ts_report_write(s->report, c->report))
+		ts_error_print(stderr, "tessera", ts_errmsg());
+	s->nrtiles = 0;
+}
+
+/* Rank 0: a global level into the report, a line per block (the level's losses and
+ * time: the blocks are one problem). */
+static void
+report_global(level_state *s, int level, const ts_tile_result *res, const ts_blocks *bl,
+              double seconds)
+{
+	if (!s->report)
+		return;
+	free(s->rtiles);
+	s->rtiles = calloc((size_t)bl->n, sizeof *s->rtiles);
+	s->rtiles_cap = s->rtiles ? bl->n : 0;
+	s->nrtiles = 0;
+	for (int b = 0; b < s->rtiles_cap; b++) {
+		int rk = 0;
+
+		while (rk + 1 < n_ranks && ts_blocks_first(bl, rk + 1, n_ranks) <= b)
+			rk++;
+		s->rtiles[s->nrtiles++] = (ts_report_tile){ b / bl->ncols, b % bl->ncols, rk,
+			                                    res->iterations, res->content, res->style,
+			                                    res->tv, res->total, res->seconds };
+	}
+	s->tile_s = res->seconds;
+	s->conv_s = res->conv_seconds;
+	s->loss_s = res->loss_seconds;
+	s->optim_s = res->optim_seconds;
+	s->layers_s = res->layers_seconds;
+	report_level(s, level, 1, seconds, bl->n, 0);
 }
 
 /* Answer one request (rank 0). */
@@ -585,6 +659,23 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 	s.batch = c->progress == TS_PROGRESS_AUTO && !s.tty;
 	s.every = c->progress_every;
 	s.run_t0 = ts_now();
+	s.cfg = c;
+	if (my_rank == 0 && c->report) { /* the job's report: settings, plan, levels, ranks */
+		const ts_plan *p = ts_job_plan(job);
+
+		if (!(s.report = ts_report_create(c)))
+			goto cleanup;
+		ts_report_set(s.report, "width", p->w);
+		ts_report_set(s.report, "height", p->h);
+		ts_report_set(s.report, "levels_in_plan", p->nlevels);
+		ts_report_set(s.report, "nranks", n_ranks);
+		{
+			char h[32];
+
+			snprintf(h, sizeof h, "%016llx", (unsigned long long)ts_job_hash(job));
+			ts_report_set_str(s.report, "plan_hash", h);
+		}
+	}
 	if (my_rank == 0) {
 		s.idle = calloc((size_t)n_ranks, sizeof *s.idle);
 		s.busy = malloc((size_t)n_ranks * sizeof *s.busy);
@@ -651,7 +742,7 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 				ts_targets_update(t);
 			if (ts_job_level_global(job, level)) {
 				int r = run_global_level(job, level, stop,
-				                         !s.progress ? 0 : s.batch ? (int)s.every : -1);
+				                         !s.progress ? 0 : s.batch ? (int)s.every : -1, &s);
 
 				if (r < 0)
 					goto cleanup;
@@ -697,6 +788,8 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 				}
 				if (r < 0)
 					goto cleanup; /* workers are aborted by the caller */
+				if (r == 0)
+					report_level(&s, level, 0, ts_now() - s.t0, s.ntiles, s.done_at_start);
 				if (r == 1) {
 					stopped = 1;
 					if (s.run_work == 0 && s.progress)
@@ -724,6 +817,8 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 			        (double)st.st_size / 1048576.0, ts_now() - s.run_t0);
 	}
 cleanup:
+	ts_report_destroy(s.report);
+	free(s.rtiles);
 	free(s.queue);
 	free(s.idle);
 	free(s.busy);

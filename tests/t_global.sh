@@ -150,7 +150,25 @@ else
 fi
 [ -e "$d/li.tif" ] && fail "refused run wrote output"
 
-# 9. a batch log (--progress auto, no terminal): level and job ETA lines, and the last
+# 9. --report in a tiled run: settings, plan, every level with its tiles or blocks,
+# ranks, totals (after each level; here the end)
+run 2 "$d/rp.tif" "$d/jobrp" --gram tile --report "$d/rt.json" >"$d/rp.log" 2>&1 &&
+	run 2 "$d/rq.tif" "$d/jobrq" --report "$d/rg.json" >>"$d/rp.log" 2>&1 || { fail "report runs"; cat "$d/rp.log"; }
+if command -v python3 >/dev/null 2>&1; then
+	python3 - "$d/rt.json" "$d/rg.json" <<'PYEOF' && echo "ok   job report: levels, tiles and blocks, ranks" || fail "job report contents"
+import json, sys
+t, g = (json.load(open(p)) for p in sys.argv[1:3])
+assert t["settings"]["gram"] == "tile" and g["settings"]["gram"] == "global"
+assert [l["level"] for l in t["levels"]] == [0, 1, 2] and t["levels_in_plan"] == 3
+assert len(t["levels"][2]["tile_list"]) == t["levels"][2]["tiles"] > 1
+assert g["levels"][2]["gram"] == "global" and len(g["levels"][2]["block_list"]) == 12
+assert [r["rank"] for r in t["ranks"]] == [0, 1] and sum(r["tiles"] for r in t["ranks"]) == t["tiles_rendered"]
+assert all(x["total"] > 0 and x["iterations"] == 3 for x in t["levels"][2]["tile_list"])
+assert t["job_seconds"] > 0 and t["plan_hash"] and t["width"] == 400 and t["height"] == 300
+PYEOF
+fi
+
+# 10. a batch log (--progress auto, no terminal): level and job ETA lines, and the last
 # line names the output and its size
 "$T" "${common[@]}" --progress auto --progress-every 1 --out "$d/b.tif" --job-dir "$d/jobb" \
 	>"$d/b.log" 2>&1 </dev/null || { fail "batch-log run"; cat "$d/b.log"; }

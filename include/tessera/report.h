@@ -8,7 +8,9 @@
  *                 ("pool": "avg"); seeds as numbers (as decimal strings above 2^53)
  *   "iterations": [{"iteration", "content", "style", "tv", "total", "seconds"}, ...]
  *   plus whatever top-level fields ts_report_set / ts_report_set_str add
- *   ("width", "height", "seconds", ...).
+ *   ("width", "height", "seconds", ...); a tiled job's report (written by rank 0
+ *   after every level) also has "levels" (ts_report_level_add), "ranks" (tiles and
+ *   busy seconds per rank), "tiles_rendered", "job_seconds", "plan_hash".
  * Numbers are written so that they read back as the same double (the shortest of
  * %.15g, %.16g, %.17g that does; a non-finite one as null).  The file is written
  * atomically: FILE.part, fsync, rename. */
@@ -33,6 +35,28 @@ void ts_report_set_str(ts_report *r, const char *key, const char *v);
  * to "iterations".  0, or -1 (message) when out of memory. */
 int ts_report_iteration(ts_report *r, int iter, double content, double style, double tv,
                         double total, double seconds);
+
+/* A tiled job's level, for "levels" (the job's report): its size, mode ("tile" or
+ * "global"), iterations, the wall seconds it took in this run and where the tiles'
+ * time went, and per tile (or block) its rank, iterations, final losses and seconds. */
+typedef struct ts_report_tile {
+	int row, col, rank, iterations;
+	double content, style, tv, total, seconds;
+} ts_report_tile;
+
+typedef struct ts_report_level {
+	int level, w, h, global, iterations;
+	int ntiles, done_before;           /* tiles (blocks); of them finished by an earlier run */
+	double seconds;                    /* wall seconds in this run */
+	double conv_s, layers_s, loss_s, optim_s, tile_s; /* summed over the tiles */
+	const ts_report_tile *tiles;       /* [ntiles_done] rendered in this run */
+	int ntiles_done;
+} ts_report_level;
+
+/* Add (or replace, by level) a level to "levels" and recompute "ranks" (tiles and busy
+ * seconds per rank over all levels) and the totals "job_seconds", "tiles".  0, or -1
+ * (message) when out of memory. */
+int ts_report_level_add(ts_report *r, const ts_report_level *lv, int nranks);
 
 /* Write the report to path atomically (path.part, fsync, rename); on failure no
  * path.part is left and path is untouched.  0, or -1 with a message naming the file. */
