@@ -875,6 +875,8 @@ text_parse(const char *text, text_kv *kv, int max)
 		if (!(eq = strstr(line, " = ")) )
 			continue;
 		line[eq - line] = '\0';
+		if (eq - line > 63) /* kept to 63 characters: look it up as kept */
+			line[63] = '\0';
 		for (k = 0; k < n && strcmp(kv[k].key, line); k++)
 			;
 		if (k == n) {

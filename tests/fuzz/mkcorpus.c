@@ -620,6 +620,14 @@ ini(void)
 		putf(&b, "%srelu%d_1:1e400", i ? "," : "", i % 5 + 1);
 	byte(&b, '\n');
 	write_buf("ini", "long_lists.ini", &b);
+	/* regression (fuzz_plan): two keys longer than a plan key's 63 kept characters,
+	 * alike in those: a text once differed from itself */
+	b.n = 0;
+	repeat(&b, 'k', 70);
+	putf(&b, "a = 1\n");
+	repeat(&b, 'k', 70);
+	putf(&b, "b = 2\n");
+	write_buf("ini", "long_plan_keys.ini", &b);
 
 	/* regression: odd bytes (NUL, 0xff, CR, controls, no final newline) */
 	{
