@@ -319,12 +319,7 @@ ts_optim_scalars(const ts_optim *o, double *out)
 {
 	size_t k = 0;
 
-#define PUT(v)                          \
-	do {                            \
-		if (out)                \
-			out[k] = (double)(v); \
-		k++;                    \
-	} while (0)
+#define PUT(v) ts_optim_put(out, &k, (double)(v))
 	PUT(o->evals);
 	PUT(o->iter);
 	PUT(o->started);

@@ -135,4 +135,13 @@ void ts_optim_reduce_sum(ts_optim *o, const double *part, size_t stride, int k,
 /* The maximum of v over the processes of the problem. */
 double ts_optim_reduce_max(ts_optim *o, double v);
 
+/* Checkpoint scalars: out[*k] = v when out is given (NULL: only count), then *k++. */
+static inline void
+ts_optim_put(double *out, size_t *k, double v)
+{
+	if (out)
+		out[*k] = v;
+	(*k)++;
+}
+
 #endif

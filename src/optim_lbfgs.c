@@ -586,12 +586,7 @@ lbfgs_scalars(const ts_optim *o, double *out)
 {
 	size_t k = 0, H = (size_t)o->p.history + 1;
 
-#define PUT(v)                          \
-	do {                            \
-		if (out)                \
-			out[k] = (double)(v); \
-		k++;                    \
-	} while (0)
+#define PUT(v) ts_optim_put(out, &k, (double)(v))
 	PUT(o->t);
 	PUT(o->h_diag);
 	PUT(o->dmax);
