@@ -49,6 +49,7 @@ enum kind {
 	K_LBPREC,   /* single|half */
 	K_GRAM,     /* tile|global */
 	K_PROGRESS, /* auto|on|off */
+	K_FIT,      /* crop|pad|stretch */
 	K_INIT,     /* content|noise|style|FILE */
 	K_PRINT,    /* WxH(in|cm|mm) into print_w / print_h */
 	K_LAYERS,   /* ts_layer_weights field */
@@ -87,7 +88,12 @@ static const optdef options[] = {
 	  "unset" },
 	{ "print-size", K_PRINT, 0, "WxH(in|cm|mm)",
 	  "print size, e.g. 24x36in, 594x841mm, 59.4x84.1cm", "unset" },
-	{ "dpi", K_INT, F(dpi), "N", "dots per inch for --print-size", NULL },
+	{ "dpi", K_INT, F(dpi), "N", "dots per inch for --print-size (and the output's "
+	  "resolution tags)", NULL },
+	{ "fit", K_FIT, F(fit), "crop|pad|stretch",
+	  "an output shaped unlike the content: cut to cover, pad, or stretch (centred)", NULL },
+	{ "deep-zoom", K_STR, F(deep_zoom), "DIR",
+	  "also write Deep Zoom tiles (DIR/NAME.dzi) and an index.html viewer", "none" },
 
 	{ "Objective:", K_GROUP, 0, NULL, NULL, NULL },
 	{ "content-weight", K_DOUBLE, F(content_weight), "X", "weight of the content loss",
@@ -175,6 +181,7 @@ static const char *const optim_names[] = { "lbfgs", "adam" };
 static const char *const lbprec_names[] = { "single", "half" };
 static const char *const gram_names[] = { "tile", "global" };
 static const char *const progress_names[] = { "auto", "on", "off" };
+static const char *const fit_names[] = { "crop", "pad", "stretch" };
 
 static int *
 field_int(ts_config *c, const optdef *o)
@@ -276,6 +283,12 @@ set_value(ts_config *c, const optdef *o, const char *v, const char *where, int f
 			ts_error_add(nerr, NULL, "%s: \"%s\" is not auto, on or off", where, v);
 		else
 			c->progress = (ts_progress_mode)i;
+		break;
+	case K_FIT:
+		if ((i = ts_cfg_parse_name(v, fit_names, 3)) < 0)
+			ts_error_add(nerr, NULL, "%s: \"%s\" is not crop, pad or stretch", where, v);
+		else
+			c->fit = (ts_fit_mode)i;
 		break;
 	case K_INIT:
 		ts_cfg_parse_init(c, v, where, nerr);
@@ -394,6 +407,9 @@ format_default(const ts_config *d, const optdef *o, char *buf, size_t len)
 		break;
 	case K_PROGRESS:
 		snprintf(buf, len, "%s", progress_names[d->progress]);
+		break;
+	case K_FIT:
+		snprintf(buf, len, "%s", fit_names[d->fit]);
 		break;
 	case K_INIT:
 		snprintf(buf, len, "%s", ts_cfg_init_names[d->init]);
@@ -604,7 +620,7 @@ static char *
 ini_relative(const char *ini, const optdef *o, const char *value)
 {
 	static const char *const keys[] = { "content", "style", "out", "weights", "report",
-		                            "job-dir", "init" };
+		                            "job-dir", "init", "deep-zoom" };
 	const char *slash = strrchr(ini, '/');
 	size_t dl, n;
 	char *out, *q;
@@ -862,6 +878,7 @@ ts_config_fini(ts_config *c)
 	free(c->init_file);
 	free(c->weights);
 	free(c->report);
+	free(c->deep_zoom);
 	free(c->job_dir);
 	memset(c, 0, sizeof *c);
 }

@@ -30,6 +30,13 @@ typedef enum ts_init_mode {
 	TS_INIT_CONTENT = 0, TS_INIT_NOISE, TS_INIT_STYLE, TS_INIT_FILE
 } ts_init_mode;
 
+/* --fit: how the content meets an output of another shape */
+typedef enum ts_fit_mode {
+	TS_FIT_CROP = 0, /* scale to cover, cut the excess (centred) */
+	TS_FIT_PAD,      /* scale to fit inside, pad the rest (centred, edge colour) */
+	TS_FIT_STRETCH   /* scale each axis alone */
+} ts_fit_mode;
+
 typedef enum ts_progress_mode {
 	TS_PROGRESS_AUTO = 0, /* on when stderr is a terminal */
 	TS_PROGRESS_ON,
@@ -49,6 +56,8 @@ typedef struct ts_config {
 	int size;                      /* --size N: long side (0: unset) */
 	double print_w, print_h;       /* --print-size WxH[in|cm|mm], in inches (0: unset) */
 	int dpi;                       /* --dpi N (300) */
+	ts_fit_mode fit;               /* --fit crop|pad|stretch (crop) */
+	char *deep_zoom;               /* --deep-zoom DIR: Deep Zoom tiles + viewer (NULL) */
 
 	/* objective */
 	double content_weight;         /* --content-weight (a; 1) */
