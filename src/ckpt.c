@@ -199,11 +199,23 @@ ts_ckpt_mkdirs(const char *job, int level)
 	return make_dir(path);
 }
 
+/* A pixel as stored: 16-bit fixed point over [0, 1] (clamped; the output is clamped
+ * there anyway), rounded to nearest: |stored - v| <= 1/131070 for v in [0, 1]. */
+static uint16_t
+to_u16(float v)
+{
+	if (!(v > 0)) /* NaN too */
+		return 0;
+	if (v >= 1)
+		return 65535;
+	return (uint16_t)(v * 65535.0f + 0.5f);
+}
+
 /* Header, pixels and CRC to f.  0, or -1 with errno set. */
 static int
 write_body(FILE *f, const ts_tile_result *r)
 {
-	unsigned char head[TS_CKPT_HEADER_SIZE], buf[CHUNK * 4], tail[4];
+	unsigned char head[TS_CKPT_HEADER_SIZE], buf[CHUNK * 2], tail[4];
 	size_t n = (size_t)3 * r->w * r->h;
 	uLong crc = crc32(0L, Z_NULL, 0);
 
@@ -215,13 +227,13 @@ write_body(FILE *f, const ts_tile_result *r)
 		size_t m = n - i < CHUNK ? n - i : CHUNK;
 
 		for (size_t k = 0; k < m; k++) {
-			uint32_t u;
+			uint16_t u = to_u16(r->px[i + k]);
 
-			memcpy(&u, &r->px[i + k], sizeof u);
-			put_u32(buf + 4 * k, u);
+			buf[2 * k] = (unsigned char)u;
+			buf[2 * k + 1] = (unsigned char)(u >> 8);
 		}
-		crc = crc32(crc, buf, (uInt)(4 * m));
-		if (fwrite(buf, 1, 4 * m, f) != 4 * m)
+		crc = crc32(crc, buf, (uInt)(2 * m));
+		if (fwrite(buf, 1, 2 * m, f) != 2 * m)
 			return -1;
 	}
 	put_u32(tail, (uint32_t)crc);
@@ -262,6 +274,8 @@ ts_ckpt_read(const char *path, uint64_t expected_hash, int level, int row, int c
 {
 	unsigned char head[TS_CKPT_HEADER_SIZE], buf[CHUNK * 4], tail[4];
 	FILE *f = NULL;
+	unsigned version;
+	size_t bps; /* bytes a sample: 4 (version 1, f32) or 2 (version 2, u16) */
 	struct stat st;
 	uLong crc = crc32(0L, Z_NULL, 0);
 	long long want;
@@ -291,18 +305,20 @@ ts_ckpt_read(const char *path, uint64_t expected_hash, int level, int row, int c
 		ts_error("ckpt", "\"%s\" is not a tile file (bad magic)", path);
 		goto cleanup;
 	}
-	if (get_u32(head + 8) != TS_CKPT_VERSION) {
-		ts_error("ckpt", "\"%s\" has tile format version %u, expected %u", path,
-		         (unsigned)get_u32(head + 8), TS_CKPT_VERSION);
+	version = (unsigned)get_u32(head + 8);
+	if (version != TS_CKPT_VERSION && version != 1) {
+		ts_error("ckpt", "\"%s\" has tile format version %u, expected 1 or %u", path,
+		         version, TS_CKPT_VERSION);
 		goto cleanup;
 	}
+	bps = version == 1 ? 4 : 2;
 	decode_header(head, out);
 	if (out->w <= 0 || out->h <= 0 || out->w > 1 << 20 || out->h > 1 << 20) {
 		ts_error("ckpt", "\"%s\" is corrupt (tile size %dx%d)", path, out->w, out->h);
 		goto cleanup;
 	}
 	n = (size_t)3 * out->w * out->h;
-	want = TS_CKPT_HEADER_SIZE + 4LL * (long long)n + 4;
+	want = TS_CKPT_HEADER_SIZE + (long long)bps * (long long)n + 4;
 	if ((long long)st.st_size != want) {
 		ts_error("ckpt", "\"%s\" is %s (%lld bytes, expected %lld)", path,
 		         (long long)st.st_size < want ? "truncated" : "too long",
@@ -317,14 +333,19 @@ ts_ckpt_read(const char *path, uint64_t expected_hash, int level, int row, int c
 	for (size_t i = 0; i < n; i += CHUNK) {
 		size_t m = n - i < CHUNK ? n - i : CHUNK;
 
-		if (fread(buf, 1, 4 * m, f) != 4 * m) {
+		if (fread(buf, 1, bps * m, f) != bps * m) {
 			ts_error("ckpt", "\"%s\" is truncated", path);
 			goto cleanup;
 		}
-		crc = crc32(crc, buf, (uInt)(4 * m));
+		crc = crc32(crc, buf, (uInt)(bps * m));
 		for (size_t k = 0; k < m; k++) {
-			uint32_t u = get_u32(buf + 4 * k);
+			uint32_t u;
 
+			if (bps == 2) {
+				out->px[i + k] = (float)(buf[2 * k] | buf[2 * k + 1] << 8) / 65535.0f;
+				continue;
+			}
+			u = get_u32(buf + 4 * k);
 			memcpy(&out->px[i + k], &u, sizeof u);
 		}
 	}

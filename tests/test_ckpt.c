@@ -11,12 +11,15 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <signal.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <zlib.h>
 
 #include "tessera/ckpt.h"
 #include "tessera/error.h"
@@ -131,7 +134,8 @@ test_round_trip(void **state)
 	write_sample("rt.tile", &r, path, sizeof path);
 	snprintf(part, sizeof part, "%s.part", path);
 	assert_false(exists(part));
-	assert_int_equal(file_size(path), TS_CKPT_HEADER_SIZE + 12LL * 37 * 23 + 4);
+	/* version 2: 16-bit samples, half the bytes of the f32 of version 1 */
+	assert_int_equal(file_size(path), TS_CKPT_HEADER_SIZE + 6LL * 37 * 23 + 4);
 	assert_int_equal(ts_ckpt_read(path, HASH, 2, 1, 3, 37, 23, &o), 0);
 	assert_non_null(o.px);
 	assert_true(o.plan_hash == HASH);
@@ -146,7 +150,67 @@ test_round_trip(void **state)
 	assert_true(o.content == r.content && o.style == r.style && o.tv == r.tv);
 	assert_true(o.total == r.total && o.seconds == r.seconds);
 	assert_int_equal(o.rank, 7);
-	assert_memory_equal(o.px, r.px, (size_t)3 * 37 * 23 * sizeof(float));
+	/* the stated round-trip error, and [0, 1] clamping (the samples span -0.25..0.75) */
+	{
+		int below = 0;
+
+		for (size_t i = 0; i < (size_t)3 * 37 * 23; i++) {
+			float v = r.px[i] < 0 ? 0 : r.px[i] > 1 ? 1 : r.px[i];
+
+			below += r.px[i] < 0;
+			assert_true(fabsf(o.px[i] - v) <= 1.0f / 131070 + 1e-7f);
+			assert_true(o.px[i] >= 0 && o.px[i] <= 1);
+			if (r.px[i] < 0)
+				assert_true(o.px[i] == 0);
+		}
+		assert_true(below > 100);
+	}
+	/* a second write of what was read gives the same bits (stable under re-encoding) */
+	{
+		ts_tile_result o2;
+
+		o.iterations = r.iterations;
+		assert_int_equal(ts_ckpt_write(&o, path), 0);
+		assert_int_equal(ts_ckpt_read(path, HASH, 2, 1, 3, 37, 23, &o2), 0);
+		assert_memory_equal(o.px, o2.px, (size_t)3 * 37 * 23 * sizeof(float));
+		ts_ckpt_result_fini(&o2);
+	}
+	/* a version-1 file (f32 samples, from an older tessera) is still read, exactly */
+	{
+		unsigned char hb[TS_CKPT_HEADER_SIZE], t[4];
+		size_t n = (size_t)3 * 37 * 23;
+		uLong crc = crc32(0L, Z_NULL, 0);
+		char p1[600];
+		FILE *f = fopen(path, "rb"), *g;
+		ts_tile_result o1;
+
+		snprintf(p1, sizeof p1, "%s.v1", path);
+		assert_non_null(f);
+		assert_int_equal(fread(hb, 1, sizeof hb, f), sizeof hb);
+		fclose(f);
+		hb[8] = 1, hb[9] = hb[10] = hb[11] = 0;
+		assert_non_null(g = fopen(p1, "wb"));
+		crc = crc32(crc, hb, sizeof hb);
+		fwrite(hb, 1, sizeof hb, g);
+		for (size_t i = 0; i < n; i++) { /* little-endian f32 */
+			uint32_t u;
+			unsigned char q[4];
+
+			memcpy(&u, &r.px[i], 4);
+			for (int k = 0; k < 4; k++)
+				q[k] = (unsigned char)(u >> (8 * k));
+			crc = crc32(crc, q, 4);
+			fwrite(q, 1, 4, g);
+		}
+		for (int k = 0; k < 4; k++)
+			t[k] = (unsigned char)(crc >> (8 * k));
+		fwrite(t, 1, 4, g);
+		fclose(g);
+		assert_int_equal(ts_ckpt_read(p1, HASH, 2, 1, 3, 37, 23, &o1), 0);
+		assert_memory_equal(o1.px, r.px, n * sizeof(float));
+		ts_ckpt_result_fini(&o1);
+		unlink(p1);
+	}
 	/* the header is little-endian as documented */
 	{
 		unsigned char b[TS_CKPT_HEADER_SIZE];
@@ -156,7 +220,7 @@ test_round_trip(void **state)
 		assert_int_equal(fread(b, 1, sizeof b, f), sizeof b);
 		fclose(f);
 		assert_memory_equal(b, "TSTILE01", 8);
-		assert_int_equal(b[8], 1);
+		assert_int_equal(b[8], TS_CKPT_VERSION);
 		assert_int_equal(b[12], 0xef);
 		assert_int_equal(b[19], 0x01);
 		assert_int_equal(b[20], 2);  /* level */

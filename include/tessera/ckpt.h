@@ -11,8 +11,14 @@
  *         48     4  i32 iterations done
  *         52    40  f64 content, style, tv, total (losses), seconds (render time)
  *         92     4  i32 rank that rendered it
- *         96  12wh  f32 pixels [3, h, w], planar RGB
- *    96+12wh     4  u32 CRC32 (zlib) of every preceding byte
+ *         96   6wh  u16 pixels [3, h, w], planar RGB: round(clamp(v, 0, 1) * 65535)
+ *     96+6wh     4  u32 CRC32 (zlib) of every preceding byte
+ *
+ * Version 2 stores 16-bit samples (half of version 1's f32, which is still read): the
+ * round trip moves a pixel by at most 1/131070, 1/257 of an 8-bit output step, and
+ * clamps to [0, 1] (the assembly clamps there too).  Every consumer of a tile (the
+ * assembly, the next level) reads it from its file, so a run, a resumed run and any
+ * rank count still see the same bits.
  *
  * JOB/log.jsonl: one JSON object per finished tile and line, appended with a single
  * write() and fsynced:
@@ -25,7 +31,7 @@
 #include <stdint.h>
 
 #define TS_CKPT_MAGIC "TSTILE01"
-#define TS_CKPT_VERSION 1u
+#define TS_CKPT_VERSION 2u
 #define TS_CKPT_HEADER_SIZE 96
 
 typedef struct ts_tile_result {
