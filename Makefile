@@ -8,7 +8,9 @@ ARCH    ?= -march=native
 OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g $(ARCH)
 WARN     = -std=c11 -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter
-CPPFLAGS = -Iinclude -D_GNU_SOURCE -MMD -MP
+# the Deep Zoom viewer's files (tools/deps.sh installs them; $TESSERA_OPENSEADRAGON wins)
+OPENSEADRAGON ?= $(CURDIR)/build-npm/node_modules/openseadragon/build/openseadragon
+CPPFLAGS = -Iinclude -D_GNU_SOURCE -MMD -MP -DTS_OPENSEADRAGON_DIR='"$(OPENSEADRAGON)"'
 LDLIBS   = -lopenblas -ltiff -lpng -ljpeg -lexif -lstb -linih -lcjson -lz -lm -lpthread
 
 BUILD   ?= build
@@ -44,6 +46,9 @@ $(BUILD)/tessera-bench: bench/bench.c $(BUILD)/libtessera.a
 $(BUILD)/mkdemo: tools/mkdemo.c $(BUILD)/libtessera.a
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< $(BUILD)/libtessera.a $(LDLIBS)
 
+$(BUILD)/dzi_demo: tests/dzi_demo.c $(BUILD)/libtessera.a
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< $(BUILD)/libtessera.a $(LDLIBS)
+
 $(BUILD)/style-balance: bench/balance.c $(BUILD)/libtessera.a
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< $(BUILD)/libtessera.a $(LDLIBS)
 
@@ -59,7 +64,7 @@ $(BUILD)/seams: bench/seams.c $(BUILD)/libtessera.a
 tessera-bench: $(BUILD)/tessera-bench
 	cp $< $@
 
-tests: $(BIN) $(BUILD)/mkdemo $(TESTBIN)
+tests: $(BIN) $(BUILD)/mkdemo $(BUILD)/dzi_demo $(TESTBIN)
 
 test: tests
 	bash tests/run.sh $(BUILD)
