@@ -105,8 +105,9 @@ replaceable(const char *dir, const char *path)
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		ts_error("dzi", "cannot write \"%s\": \"%s\" exists and is not a folder", dir,
-		         path);
+		ts_error("dzi", "cannot write \"%s\": %s%s%s exists and is not a folder", dir,
+		         path == dir ? "" : "\"", path == dir ? "it" : path,
+		         path == dir ? "" : "\"");
 		return -1;
 	}
 	if (asprintf(&m, "%s/%s", path, MARKER) < 0) {
@@ -128,9 +129,10 @@ replaceable(const char *dir, const char *path)
 	if (empty)
 		ret = 0;
 	else
-		ts_error("dzi", "cannot write \"%s\": \"%s\" exists and is not a Deep Zoom "
+		ts_error("dzi", "cannot write \"%s\": %s%s%s exists and is not a Deep Zoom "
 		         "folder of tessera's (no %s in it): remove it or name another folder",
-		         dir, path, MARKER);
+		         dir, path == dir ? "" : "\"", path == dir ? "it" : path,
+		         path == dir ? "" : "\"", MARKER);
 cleanup:
 	free(m);
 	return ret;
