@@ -7,7 +7,8 @@
 # For each pair of sample pictures (IMAGES, default /work/shared/data/images) a
 # single-piece render at SIZE px (384) with the defaults and ITER iterations (60),
 # and a tiled one (--tile 256 --overlap 64, TILED_ITER iterations a level, 20) for
-# the 2-px column figure; bench/quality.py prints the figures.  OUT (a temporary
+# the 2-px column figure (TILED=0: none; the figure is then the single piece's over the
+# content's); bench/quality.py prints the figures.  OUT (a temporary
 # folder) keeps the renders.  About a minute a pair and column on 2 cores.
 set -eu
 cd "$(dirname "$0")/.."
@@ -33,12 +34,16 @@ for p in "${pairs[@]}"; do
 		base="$out/${p/:/_}.$label"
 		"$bin" --content "$c" --style "$s" --size "$size" --iterations "$iter" \
 			--quiet --report "$base.json" --out "$base.png" ${extra[@]+"${extra[@]}"}
-		"$bin" --content "$c" --style "$s" --size "$size" --iterations "$titer" \
-			--tile 256 --overlap 64 --quiet --fresh --job-dir "$base.job" \
-			--out "$base.tiled.png" ${extra[@]+"${extra[@]}"}
-		rm -rf "$base.job"
+		tiled=
+		if [ "${TILED:-1}" != 0 ]; then
+			"$bin" --content "$c" --style "$s" --size "$size" --iterations "$titer" \
+				--tile 256 --overlap 64 --quiet --fresh --job-dir "$base.job" \
+				--out "$base.tiled.png" ${extra[@]+"${extra[@]}"}
+			rm -rf "$base.job"
+			tiled="$base.tiled.png"
+		fi
 		"$py" bench/quality.py measure "$label" "$p" "$c" "$s" "$base.png" "$base.json" \
-			"$base.tiled.png" >>"$out/figures.jsonl"
+			$tiled >>"$out/figures.jsonl"
 	done
 done
 "$py" bench/quality.py table "$out/figures.jsonl"

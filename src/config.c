@@ -101,6 +101,10 @@ static const optdef options[] = {
 	{ "style-weight", K_DOUBLE, F(style_weight), "X", "weight of the style loss", NULL },
 	{ "tv-weight", K_DOUBLE, F(tv_weight), "X", "weight of the total variation loss",
 	  NULL },
+	{ "tv-chroma-weight", K_DOUBLE, F(tv_chroma_weight), "X",
+	  "weight of a total variation loss on the colour (Cb, Cr) alone", NULL },
+	{ "color-vars", K_DOUBLE, F(color_vars), "X",
+	  "optimize luma and chroma (YCbCr) with chroma scaled by X (0: RGB pixels)", NULL },
 	{ "content-layers", K_LAYERS, F(content_layers), "L[:W],...",
 	  "content layers with optional weights", NULL },
 	{ "style-layers", K_LAYERS, F(style_layers), "L[:W],...",
@@ -316,6 +320,7 @@ ts_config_defaults(ts_config *c)
 	c->content_weight = 1;
 	c->style_weight = 1;
 	c->tv_weight = 1e-2;
+	c->tv_chroma_weight = 3; /* issue 17: bench/quality.sh, README */
 	c->content_layers.n = 1;
 	c->content_layers.layer[0] = ts_vgg_layer_index("relu4_2");
 	c->content_layers.w[0] = 1;

@@ -253,6 +253,13 @@ ts_config_check(const ts_config *c)
 	check_weight("--content-weight", c->content_weight, &nerr);
 	check_weight("--style-weight", c->style_weight, &nerr);
 	check_weight("--tv-weight", c->tv_weight, &nerr);
+	check_weight("--tv-chroma-weight", c->tv_chroma_weight, &nerr);
+	if (!(c->color_vars >= 0 && c->color_vars <= 100))
+		ts_error_add(&nerr, NULL, "--color-vars: %g is not in [0, 100] (0: RGB pixels)",
+		             c->color_vars);
+	else if (c->color_vars > 0 && c->gram_global)
+		ts_error_add(&nerr, NULL, "--color-vars: not with --gram global yet (its "
+		             "optimizer moves the pixels): use --gram tile or --color-vars 0");
 	check_layers("--content-layers", &c->content_layers, &nerr);
 	check_layers("--style-layers", &c->style_layers, &nerr);
 	if (c->content_layers.n == 0 && c->style_layers.n == 0)

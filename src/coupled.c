@@ -243,6 +243,58 @@ block_tv(const ts_coupled *c, int b, const float *ext, float *grad, double *sx, 
 	*sy = ty;
 }
 
+/* The colour-only TV (loss.h's ts_loss_tv_chroma) of block b's owned pixels, the
+ * differences split as block_tv's; nothing when its weight is 0. */
+static void
+block_tv_chroma(const ts_coupled *c, int b, const float *ext, float *grad, double *sx,
+                double *sy)
+{
+	const ts_blocks *bl = c->bl;
+	const ts_block *k = &bl->b[b];
+	const float *cb = ts_loss_chroma_cb, *cr = ts_loss_chroma_cr;
+	size_t plane = (size_t)k->eh * k->ew;
+	double nx = 2.0 * bl->h * (bl->w - 1), ny = 2.0 * (bl->h - 1) * bl->w;
+	float ax = bl->w > 1 ? (float)(2.0 * c->p.tv_chroma_weight / nx) : 0.0f;
+	float ay = bl->h > 1 ? (float)(2.0 * c->p.tv_chroma_weight / ny) : 0.0f;
+	double t[2] = { 0.0, 0.0 };
+	int xe = k->x + k->w < bl->w ? k->x + k->w : bl->w - 1;
+	int ye = k->y + k->h < bl->h ? k->y + k->h : bl->h - 1;
+
+	*sx = *sy = 0.0;
+	if (!(c->p.tv_chroma_weight > 0))
+		return;
+	for (int y = k->y; y < k->y + k->h; y++) {
+		size_t row = (size_t)(y - k->ey) * k->ew;
+
+		for (int dir = 0; dir < 2; dir++) {
+			int x1 = dir ? k->x + k->w : xe;
+			size_t step = dir ? (size_t)k->ew : 1;
+			float s = dir ? ay : ax;
+
+			if (dir && y >= ye)
+				continue;
+			for (int x = k->x; x < x1; x++) {
+				size_t a = row + (size_t)(x - k->ex), q = a + step;
+				float d0 = ext[q] - ext[a], d1 = ext[plane + q] - ext[plane + a];
+				float d2 = ext[2 * plane + q] - ext[2 * plane + a];
+				float u = cb[0] * d0 + cb[1] * d1 + cb[2] * d2;
+				float v = cr[0] * d0 + cr[1] * d1 + cr[2] * d2;
+
+				t[dir] += (double)u * u + (double)v * v;
+				if (grad)
+					for (int ch = 0; ch < 3; ch++) {
+						float g = s * (u * cb[ch] + v * cr[ch]);
+
+						grad[ch * plane + q] += g;
+						grad[ch * plane + a] -= g;
+					}
+			}
+		}
+	}
+	*sx = t[0];
+	*sy = t[1];
+}
+
 ts_coupled *
 ts_coupled_create(const ts_vgg *net, const ts_objective_params *p,
                   const ts_style_targets *targets, const ts_blocks *bl, const ts_comm *comm,
@@ -488,6 +540,7 @@ block_forward(ts_coupled *c, int b)
 		slot[i] = s;
 	}
 	block_tv(c, b, extp(c, c->ext, b), NULL, &slot[nc], &slot[nc + 1]);
+	block_tv_chroma(c, b, extp(c, c->ext, b), NULL, &slot[nc + 2], &slot[nc + 3]);
 	return 0;
 }
 
@@ -622,6 +675,7 @@ ts_coupled_eval(ts_coupled *c, const float *x, float *grad, ts_loss_parts *parts
 	const ts_objective_params *p = &c->p;
 	int nc = p->content_layers.n, ns = NSCAL(c);
 	double lc = 0.0, ls = 0.0, ltv = 0.0, total = 0.0, tx = 0.0, ty = 0.0;
+	double lcv = 0.0, cx = 0.0, cy = 0.0;
 	double cs[TS_VGG_NLAYERS] = { 0 };
 	const ts_blocks *bl = c->bl;
 
@@ -642,6 +696,8 @@ ts_coupled_eval(ts_coupled *c, const float *x, float *grad, ts_loss_parts *parts
 			cs[i] += c->slots[(size_t)b * ns + i];
 		tx += c->slots[(size_t)b * ns + nc];
 		ty += c->slots[(size_t)b * ns + nc + 1];
+		cx += c->slots[(size_t)b * ns + nc + 2];
+		cy += c->slots[(size_t)b * ns + nc + 3];
 	}
 	for (int i = 0; i < nc; i++) {
 		int l = p->content_layers.layer[i];
@@ -660,11 +716,18 @@ ts_coupled_eval(ts_coupled *c, const float *x, float *grad, ts_loss_parts *parts
 	if (bl->h > 1)
 		ltv += ty / (3.0 * (bl->h - 1) * bl->w);
 	total += p->tv_weight * ltv;
+	if (bl->w > 1)
+		lcv += cx / (2.0 * bl->h * (bl->w - 1));
+	if (bl->h > 1)
+		lcv += cy / (2.0 * (bl->h - 1) * bl->w);
+	if (p->tv_chroma_weight > 0)
+		total += p->tv_chroma_weight * lcv;
 	if (parts) {
 		parts->content = lc;
 		parts->style = ls;
 		parts->tv = ltv;
 		parts->total = total;
+		parts->tv_chroma = p->tv_chroma_weight > 0 ? lcv : 0;
 	}
 	if (!grad)
 		return total;
@@ -677,6 +740,7 @@ ts_coupled_eval(ts_coupled *c, const float *x, float *grad, ts_loss_parts *parts
 			return NAN;
 		ts_vgg_backward(c->run, tap, &tc, extp(c, c->egrad, b));
 		block_tv(c, b, extp(c, c->ext, b), extp(c, c->egrad, b), &d0, &d1);
+		block_tv_chroma(c, b, extp(c, c->ext, b), extp(c, c->egrad, b), &d0, &d1);
 	}
 	ts_coupled_gather_grads(c, grad);
 	return total;

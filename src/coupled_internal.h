@@ -7,7 +7,7 @@
 #include "tessera/coupled.h"
 
 /* Per-block scalars in the slots: content sums per content layer, then TV (x, y). */
-#define NSCAL(c) ((c)->p.content_layers.n + 2)
+#define NSCAL(c) ((c)->p.content_layers.n + 4) /* content layers, TV x, y, chroma TV x, y */
 
 typedef struct transfer {
 	int b, o;           /* evaluated block, owning block */

@@ -140,6 +140,9 @@ plan_text(ts_job *j, char *buf, size_t size)
 	    j->out_w, j->out_h, c->tile, c->overlap, c->level_factor);
 	ADD("content_weight = %.17g\nstyle_weight = %.17g\ntv_weight = %.17g\n",
 	    c->content_weight, c->style_weight, c->tv_weight);
+	if (c->tv_chroma_weight != 0 || c->color_vars != 0) /* issue 17; only when set */
+		ADD("tv_chroma_weight = %.17g\ncolor_vars = %.17g\n", c->tv_chroma_weight,
+		    c->color_vars);
 	for (int i = 0; i < c->content_layers.n; i++)
 		ADD("content_layer = %s:%.17g\n", ts_vgg_layer_name(c->content_layers.layer[i]),
 		    c->content_layers.w[i]);

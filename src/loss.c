@@ -497,3 +497,60 @@ ts_loss_tv(const float *x, int h, int w, float weight, float *grad)
 	loss_seconds += ts_now() - t0;
 	return loss;
 }
+
+/* BT.601 chroma of RGB (scale-free: the JPEG matrix's rows, offsets dropped). */
+const float ts_loss_chroma_cb[3] = { -0.168736f, -0.331264f, 0.5f };
+const float ts_loss_chroma_cr[3] = { 0.5f, -0.418688f, -0.081312f };
+
+/* One difference d = x(b) - x(a) of the three planes at offsets a, b: adds u^2 + v^2
+ * (u, v its Cb, Cr) to *sum and s * d(u^2 + v^2)/dx to the gradient. */
+static inline void
+chroma_diff(const float *x, float *g, size_t plane, size_t a, size_t b, float s,
+            double *sum)
+{
+	const float *cb = ts_loss_chroma_cb, *cr = ts_loss_chroma_cr;
+	float d0 = x[b] - x[a], d1 = x[plane + b] - x[plane + a];
+	float d2 = x[2 * plane + b] - x[2 * plane + a];
+	float u = cb[0] * d0 + cb[1] * d1 + cb[2] * d2;
+	float v = cr[0] * d0 + cr[1] * d1 + cr[2] * d2;
+
+	*sum += (double)u * u + (double)v * v;
+	if (g) {
+		for (int ch = 0; ch < 3; ch++) {
+			float t = s * (u * cb[ch] + v * cr[ch]);
+
+			g[ch * plane + b] += t;
+			g[ch * plane + a] -= t;
+		}
+	}
+}
+
+double
+ts_loss_tv_chroma(const float *x, int h, int w, float weight, float *grad)
+{
+	size_t plane = (size_t)h * (size_t)w;
+	double nx = 2.0 * h * (w - 1), ny = 2.0 * (h - 1) * w, sx = 0, sy = 0, loss = 0;
+	double t0 = ts_now();
+	/* d/dd mean(u^2 + v^2) = 2 (u cb + v cr) / n */
+	float ax = w > 1 ? (float)(2.0 * weight / nx) : 0.0f;
+	float ay = h > 1 ? (float)(2.0 * weight / ny) : 0.0f;
+
+	TS_ASSERT(x && h > 0 && w > 0);
+	/* serial, in a fixed order: the same bits for any thread count (a few flops a
+	 * pixel against the network's thousands) */
+	for (int i = 0; i < h; i++) {
+		size_t r = (size_t)i * w;
+
+		for (int q = 0; q + 1 < w; q++)
+			chroma_diff(x, grad, plane, r + q, r + q + 1, ax, &sx);
+		if (i + 1 < h)
+			for (int q = 0; q < w; q++)
+				chroma_diff(x, grad, plane, r + q, r + q + w, ay, &sy);
+	}
+	if (w > 1)
+		loss += sx / nx;
+	if (h > 1)
+		loss += sy / ny;
+	loss_seconds += ts_now() - t0;
+	return loss;
+}

@@ -192,6 +192,8 @@ ts_objective_params_from_config(ts_objective_params *p, const ts_config *c)
 	p->content_weight = c->content_weight;
 	p->style_weight = c->style_weight;
 	p->tv_weight = c->tv_weight;
+	p->tv_chroma_weight = c->tv_chroma_weight;
+	p->color_vars = c->color_vars;
 	p->content_layers = c->content_layers;
 	p->style_layers = c->style_layers;
 	p->normalize_style = c->normalize_style;
@@ -404,7 +406,7 @@ ts_objective_eval(ts_objective *o, const float *x, float *grad, ts_loss_parts *p
 {
 	const ts_objective_params *p = &o->p;
 	struct eval_ctx e;
-	double lc = 0, ls = 0, ltv, total = 0;
+	double lc = 0, ls = 0, ltv, lcv = 0, total = 0;
 
 	e.o = o;
 	ts_vgg_forward(o->run, x);
@@ -443,11 +445,16 @@ ts_objective_eval(ts_objective *o, const float *x, float *grad, ts_loss_parts *p
 	}
 	ltv = ts_loss_tv(x, o->h, o->w, (float)p->tv_weight, grad);
 	total += p->tv_weight * ltv;
+	if (p->tv_chroma_weight > 0) {
+		lcv = ts_loss_tv_chroma(x, o->h, o->w, (float)p->tv_chroma_weight, grad);
+		total += p->tv_chroma_weight * lcv;
+	}
 	if (parts) {
 		parts->content = lc;
 		parts->style = ls;
 		parts->tv = ltv;
 		parts->total = total;
+		parts->tv_chroma = lcv;
 	}
 	return total;
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tessera/colorvar.h"
 #include "tessera/conv.h"
 #include "tessera/error.h"
 #include "tessera/loss.h"
@@ -23,6 +24,9 @@
 
 typedef struct eval_ctx {
 	ts_objective *obj;
+	const ts_colorvar *cv; /* the variables are colour variables (NULL: pixels) */
+	float *img, *gimg;     /* with cv: the image of the variables, its gradient */
+	size_t plane;
 	const ts_stylize_hooks *hooks;
 	int next_it;        /* iteration number of the next evaluation */
 	int failed;         /* a hook returned nonzero */
@@ -33,7 +37,16 @@ static double
 eval_fn(void *user, const float *x, float *grad)
 {
 	eval_ctx *e = user;
-	double f = ts_objective_eval(e->obj, x, grad, &e->last);
+	double f;
+
+	if (e->cv) {
+		/* the optimizer moves the variables; the objective sees their image */
+		ts_colorvar_to_image(e->cv, x, e->img, e->plane);
+		x = e->img;
+	}
+	f = ts_objective_eval(e->obj, x, e->cv && grad ? e->gimg : grad, &e->last);
+	if (e->cv && grad)
+		ts_colorvar_adjoint(e->cv, e->gimg, grad, e->plane);
 
 	if (e->hooks && e->hooks->iteration &&
 	    e->hooks->iteration(e->hooks->user, e->next_it, &e->last, x)) {
@@ -51,6 +64,8 @@ struct ts_stylizer {
 	int h, w;          /* size of obj and opt (0: none yet) */
 	ts_objective *obj;
 	ts_optim *opt;
+	ts_colorvar cv;    /* with op.color_vars > 0 */
+	float *cvbuf;      /* [3, 3, h, w]: the variables, their image, its gradient */
 };
 
 ts_stylizer *
@@ -66,6 +81,8 @@ ts_stylizer_create(const ts_vgg *net, const ts_objective_params *op,
 	s->net = net;
 	s->op = *op;
 	s->oo = *oo;
+	if (op->color_vars > 0)
+		ts_colorvar_init(&s->cv, op->color_vars);
 	return s;
 }
 
@@ -76,8 +93,10 @@ ts_stylizer_release(ts_stylizer *s)
 		return;
 	ts_optim_destroy(s->opt);
 	ts_objective_destroy(s->obj);
+	free(s->cvbuf);
 	s->opt = NULL;
 	s->obj = NULL;
+	s->cvbuf = NULL;
 	s->h = s->w = 0;
 }
 
@@ -104,6 +123,11 @@ stylizer_prepare(ts_stylizer *s, const ts_style_targets *targets, int h, int w,
 	ts_stylizer_release(s);
 	if (!(s->obj = ts_objective_create(s->net, h, w, &s->op, targets, content)))
 		return -1;
+	if (s->op.color_vars > 0 && !(s->cvbuf = malloc((size_t)9 * h * w * sizeof(float)))) {
+		ts_error("render", "out of memory for the colour variables");
+		ts_stylizer_release(s);
+		return -1;
+	}
 	s->h = h;
 	s->w = w;
 	return 0;
@@ -117,6 +141,7 @@ ts_stylizer_run(ts_stylizer *s, const ts_style_targets *targets, int iterations,
 	eval_ctx e = { 0 };
 	size_t n = (size_t)3 * h * w;
 	int it = 0;
+	float *img = x; /* the caller's image; x becomes the variables */
 
 	if (stylizer_prepare(s, targets, h, w, content))
 		return -1;
@@ -124,6 +149,14 @@ ts_stylizer_run(ts_stylizer *s, const ts_style_targets *targets, int iterations,
 		return -1;
 	e.obj = s->obj;
 	e.hooks = hooks;
+	if (s->cvbuf) {
+		e.cv = &s->cv;
+		e.plane = (size_t)h * w;
+		e.img = s->cvbuf + n;
+		e.gimg = s->cvbuf + 2 * n;
+		x = s->cvbuf;
+		ts_colorvar_from_image(e.cv, img, x, e.plane);
+	}
 	while (it < iterations) {
 		int r;
 
@@ -147,6 +180,8 @@ ts_stylizer_run(ts_stylizer *s, const ts_style_targets *targets, int iterations,
 		if (!isfinite(eval_fn(&e, x, NULL)) && e.failed)
 			return -1;
 	}
+	if (e.cv)
+		ts_colorvar_to_image(e.cv, x, img, e.plane);
 	if (final)
 		*final = e.last;
 	if (done)

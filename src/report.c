@@ -145,6 +145,8 @@ add_settings(cJSON *s, const ts_config *c)
 	bad |= !add_num(s, "content_weight", c->content_weight);
 	bad |= !add_num(s, "style_weight", c->style_weight);
 	bad |= !add_num(s, "tv_weight", c->tv_weight);
+	bad |= !add_num(s, "tv_chroma_weight", c->tv_chroma_weight);
+	bad |= !add_num(s, "color_vars", c->color_vars);
 	bad |= !add_layers(s, "content_layers", &c->content_layers);
 	bad |= !add_layers(s, "style_layers", &c->style_layers);
 	bad |= !add_num(s, "style_scale", c->style_scale);

@@ -63,6 +63,8 @@ typedef struct ts_config {
 	double content_weight;         /* --content-weight (a; 1) */
 	double style_weight;           /* --style-weight (b; 1e3) */
 	double tv_weight;              /* --tv-weight (g; 1e-3) */
+	double tv_chroma_weight;       /* --tv-chroma-weight (TV of Cb, Cr alone; 3) */
+	double color_vars;             /* --color-vars X: YCbCr variables, chroma x X (0: RGB) */
 	ts_layer_weights content_layers; /* --content-layers (relu4_2) */
 	ts_layer_weights style_layers;   /* --style-layers (relu1_1,relu2_1,relu3_1,relu4_1,relu5_1) */
 	double style_scale;            /* --style-scale (1): style long side = scale * output long side */

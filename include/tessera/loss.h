@@ -43,6 +43,13 @@ double ts_loss_style_masked(const float *f, int c, int hw, const float *t, float
 /* Total variation of x [3, h, w].  grad (may be NULL): grad += weight * d/dx. */
 double ts_loss_tv(const float *x, int h, int w, float weight, float *grad);
 
+/* Total variation of the colour of x [3, h, w] alone: the same means of squared
+ * neighbour differences as ts_loss_tv over the two chroma channels Cb, Cr of BT.601
+ * (ts_loss_chroma_cb, _cr: their rows of the RGB -> YCbCr matrix), not over R, G, B.
+ * A luma step costs nothing.  grad (may be NULL): grad += weight * d/dx. */
+double ts_loss_tv_chroma(const float *x, int h, int w, float weight, float *grad);
+extern const float ts_loss_chroma_cb[3], ts_loss_chroma_cr[3];
+
 /* Wall seconds this process has spent inside the three loss functions above (Gram
  * matrices and their gradients included): the "losses" share of the renderer's and
  * the benchmark's time breakdown. */

@@ -3,7 +3,7 @@
  *
  *   total = a * sum_l a_l mean((F_l(x) - F_l(c))^2)
  *         + b * sum_l b_l n_l mean((G_l(x) - T_l)^2)
- *         + g * TV(x)
+ *         + g * TV(x) + g_c * TV_chroma(x)
  *
  * n_l is 1, or 1 / mean(T_l^2) with style normalization (each layer then measures a
  * relative error, so no layer drowns the others).  The style targets T_l are global:
@@ -41,6 +41,9 @@ void ts_targets_destroy(ts_style_targets *t);
 /* The weights of the objective. */
 typedef struct ts_objective_params {
 	double content_weight, style_weight, tv_weight; /* a, b, g */
+	double tv_chroma_weight;                        /* g_c: TV of Cb, Cr alone */
+	double color_vars;  /* the stylizer's variables: 0 RGB, > 0 YCbCr with chroma
+	                     * scaled by this (colorvar.h); the objective ignores it */
 	ts_layer_weights content_layers;                /* a_l */
 	ts_layer_weights style_layers;                  /* b_l */
 	int normalize_style;                            /* n_l = 1 / mean(T_l^2) */
@@ -53,6 +56,7 @@ void ts_objective_params_from_config(ts_objective_params *p, const ts_config *c)
  * layer weights (no a, b, g, no normalization); total is what is optimized. */
 typedef struct ts_loss_parts {
 	double content, style, tv, total;
+	double tv_chroma; /* TV of Cb, Cr (loss.h), 0 when its weight is */
 } ts_loss_parts;
 
 typedef struct ts_objective ts_objective;
