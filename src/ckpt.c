@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,7 +201,8 @@ ts_ckpt_mkdirs(const char *job, int level)
 }
 
 /* A pixel as stored: 16-bit fixed point over [0, 1] (clamped; the output is clamped
- * there anyway), rounded to nearest: |stored - v| <= 1/131070 for v in [0, 1]. */
+ * there anyway), rounded to nearest (ties to even, as the image writers round):
+ * |stored - v| <= 1/131070 for v in [0, 1]. */
 static uint16_t
 to_u16(float v)
 {
@@ -208,7 +210,7 @@ to_u16(float v)
 		return 0;
 	if (v >= 1)
 		return 65535;
-	return (uint16_t)(v * 65535.0f + 0.5f);
+	return (uint16_t)lrintf(v * 65535.0f);
 }
 
 /* Header, pixels and CRC to f.  0, or -1 with errno set. */

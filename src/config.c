@@ -164,7 +164,9 @@ static const optdef options[] = {
 	  NULL },
 	{ "job-dir", K_STR, F(job_dir), "DIR", "checkpoints; run again to resume",
 	  "OUT.job" },
-	{ "plan", K_FLAG, F(plan_only), NULL, "print the grid, memory and time; run nothing",
+	{ "plan", K_FLAG, F(plan_only), NULL, "print the grid, memory, disk and time; run "
+	  "nothing", NULL },
+	{ "ranks", K_INT, F(plan_ranks), "N", "--plan: plan for N ranks (0: the ranks it runs on)",
 	  NULL },
 	{ "fresh", K_FLAG, F(fresh), NULL, "discard an existing job directory", NULL },
 	{ "level-factor", K_DOUBLE, F(level_factor), "X",

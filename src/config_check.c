@@ -271,6 +271,7 @@ ts_config_check(const ts_config *c)
 	if (c->iterations < 0)
 		ts_error_add(&nerr, NULL, "--iterations: %d is negative", c->iterations);
 	check_int("--lbfgs-history", c->lbfgs_history, 1, 1000, &nerr);
+	check_int("--ranks", c->plan_ranks, 0, 1 << 20, &nerr);
 	if (!(c->learning_rate >= 0) || !isfinite(c->learning_rate))
 		ts_error_add(&nerr, NULL, "--learning-rate: %g is negative", c->learning_rate);
 	check_int("--builtin-width", c->builtin_width, 1, 64, &nerr);

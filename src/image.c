@@ -132,6 +132,86 @@ cleanup:
 	return ret;
 }
 
+/* --- the format table: one entry a format, chosen by magic bytes --- */
+
+static int
+tiff_probe_f(FILE *f, const char *path, int *w, int *h, int *bits)
+{
+	(void)f; /* libtiff opens the file itself */
+	return image_tiff_probe(path, w, h, bits);
+}
+
+static ts_image *
+tiff_load_f(FILE *f, const char *path, long long max_pixels)
+{
+	(void)f;
+	return image_tiff_load(path, max_pixels);
+}
+
+/* A format: what it is, how to probe and load it, and optionally a streaming reader
+ * (rows top-down) or a region reader (any rectangle: TIFF).  A format with neither is
+ * decoded whole by ts_image_reader. */
+typedef struct image_class {
+	enum image_format fmt;
+	const char *name;
+	int (*probe)(FILE *f, const char *path, int *w, int *h, int *bits);
+	ts_image *(*load)(FILE *f, const char *path, long long max_pixels);
+	void *(*stream_open)(FILE *f, const char *path, long long max_pixels, int *w, int *h,
+	                     int *bits, int *whole);
+	int (*stream_rows)(void *s, int rows, float *out);
+	void (*stream_close)(void *s);
+	int region; /* 1: read through ts_tiff_reader (rectangles) */
+} image_class;
+
+static void *
+png_sopen(FILE *f, const char *path, long long m, int *w, int *h, int *b, int *whole)
+{
+	return image_png_stream_open(f, path, m, w, h, b, whole);
+}
+static int
+png_srows(void *s, int rows, float *out)
+{
+	return image_png_stream_rows(s, rows, out);
+}
+static void
+png_sclose(void *s)
+{
+	image_png_stream_close(s);
+}
+static void *
+jpeg_sopen(FILE *f, const char *path, long long m, int *w, int *h, int *b, int *whole)
+{
+	return image_jpeg_stream_open(f, path, m, w, h, b, whole);
+}
+static int
+jpeg_srows(void *s, int rows, float *out)
+{
+	return image_jpeg_stream_rows(s, rows, out);
+}
+static void
+jpeg_sclose(void *s)
+{
+	image_jpeg_stream_close(s);
+}
+
+static const image_class classes[] = {
+	{ IMAGE_PNG, "PNG", image_png_probe, image_png_load, png_sopen, png_srows, png_sclose,
+	  0 },
+	{ IMAGE_JPEG, "JPEG", image_jpeg_probe, image_jpeg_load, jpeg_sopen, jpeg_srows,
+	  jpeg_sclose, 0 },
+	{ IMAGE_BMP, "BMP", image_stb_probe, image_stb_load, NULL, NULL, NULL, 0 },
+	{ IMAGE_TIFF, "TIFF", tiff_probe_f, tiff_load_f, NULL, NULL, NULL, 1 },
+};
+
+static const image_class *
+class_of(enum image_format fmt)
+{
+	for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++)
+		if (classes[i].fmt == fmt)
+			return &classes[i];
+	return NULL;
+}
+
 int
 ts_image_probe(const char *path, int *w, int *h, int *bits)
 {
@@ -141,17 +221,7 @@ ts_image_probe(const char *path, int *w, int *h, int *bits)
 
 	if (open_detect(path, &f, &fmt))
 		goto cleanup;
-	if (fmt == IMAGE_TIFF) {
-		fclose(f);
-		f = NULL;
-		ret = image_tiff_probe(path, w, h, bits);
-	} else if (fmt == IMAGE_PNG) {
-		ret = image_png_probe(f, path, w, h, bits);
-	} else if (fmt == IMAGE_JPEG) {
-		ret = image_jpeg_probe(f, path, w, h, bits);
-	} else {
-		ret = image_stb_probe(f, path, w, h, bits);
-	}
+	ret = class_of(fmt)->probe(f, path, w, h, bits);
 cleanup:
 	if (f)
 		fclose(f);
@@ -169,22 +239,122 @@ ts_image_load(const char *path, long long max_pixels)
 		max_pixels = TS_IMAGE_MAX_PIXELS;
 	if (open_detect(path, &f, &fmt))
 		goto cleanup;
-	if (fmt == IMAGE_TIFF) {
-		/* libtiff opens the file itself */
-		fclose(f);
-		f = NULL;
-		im = image_tiff_load(path, max_pixels);
-	} else if (fmt == IMAGE_PNG) {
-		im = image_png_load(f, path, max_pixels);
-	} else if (fmt == IMAGE_JPEG) {
-		im = image_jpeg_load(f, path, max_pixels);
-	} else {
-		im = image_stb_load(f, path, max_pixels);
-	}
+	im = class_of(fmt)->load(f, path, max_pixels);
 cleanup:
 	if (f)
 		fclose(f);
 	return im;
+}
+
+/* --- any format by rows: streamed, by rectangles, or decoded whole --- */
+
+struct ts_image_reader {
+	const image_class *cls;
+	char *path;
+	FILE *f;
+	int w, h, bits, y;
+	void *stream;         /* cls->stream_open's state */
+	ts_tiff_reader *tiff; /* region formats */
+	ts_image *whole;      /* neither: decoded whole (within TS_IMAGE_MAX_PIXELS) */
+};
+
+void
+ts_image_reader_close(ts_image_reader *r)
+{
+	if (!r)
+		return;
+	if (r->stream)
+		r->cls->stream_close(r->stream);
+	ts_tiff_reader_close(r->tiff);
+	ts_image_destroy(r->whole);
+	if (r->f)
+		fclose(r->f);
+	free(r->path);
+	free(r);
+}
+
+ts_image_reader *
+ts_image_reader_open(const char *path)
+{
+	ts_image_reader *r = calloc(1, sizeof *r);
+	enum image_format fmt;
+	int whole = 1;
+
+	if (!r || !(r->path = strdup(path))) {
+		ts_error("image", "%s: out of memory", path);
+		free(r);
+		return NULL;
+	}
+	if (open_detect(path, &r->f, &fmt))
+		goto fail;
+	r->cls = class_of(fmt);
+	if (r->cls->region) {
+		if (!(r->tiff = ts_tiff_reader_open(path)))
+			goto fail;
+		ts_tiff_reader_size(r->tiff, &r->w, &r->h, &r->bits);
+		return r;
+	}
+	if (r->cls->stream_open) {
+		r->stream = r->cls->stream_open(r->f, path, TS_IMAGE_MAX_STREAM_PIXELS, &r->w, &r->h,
+		                                &r->bits, &whole);
+		if (r->stream)
+			return r;
+		if (!whole)
+			goto fail;
+		if (fseek(r->f, 0, SEEK_SET)) {
+			ts_error_errno("image", "cannot seek in %s", path);
+			goto fail;
+		}
+	}
+	if (!(r->whole = r->cls->load(r->f, path, TS_IMAGE_MAX_PIXELS)))
+		goto fail;
+	r->w = r->whole->w, r->h = r->whole->h, r->bits = r->whole->bits;
+	return r;
+fail:
+	ts_image_reader_close(r);
+	return NULL;
+}
+
+void
+ts_image_reader_size(const ts_image_reader *r, int *w, int *h, int *bits)
+{
+	if (w)
+		*w = r->w;
+	if (h)
+		*h = r->h;
+	if (bits)
+		*bits = r->bits;
+}
+
+int
+ts_image_reader_streams(const ts_image_reader *r)
+{
+	return !r->whole;
+}
+
+int
+ts_image_reader_rows(ts_image_reader *r, int rows, float *out)
+{
+	int ret;
+
+	if (rows <= 0 || rows > r->h - r->y) {
+		ts_error("image", "%s: %d rows asked at row %d of %d", r->path, rows, r->y, r->h);
+		return -1;
+	}
+	if (r->tiff) {
+		ret = ts_tiff_reader_region(r->tiff, 0, r->y, r->w, rows, out);
+	} else if (r->stream) {
+		ret = r->cls->stream_rows(r->stream, rows, out);
+	} else {
+		for (int c = 0; c < 3; c++)
+			memcpy(out + (size_t)c * rows * r->w,
+			       r->whole->px + ((size_t)c * r->h + r->y) * r->w,
+			       (size_t)rows * r->w * sizeof(float));
+		ret = 0;
+	}
+	if (ret == 0)
+		r->y += rows;
+	return ret;
 }
 
 /* Output format from the extension of path (case-insensitive). */

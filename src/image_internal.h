@@ -61,6 +61,21 @@ int image_stb_probe(FILE *f, const char *path, int *w, int *h, int *bits);
 int image_stb_write(const ts_image *im, const char *part, const char *path,
                     enum image_format fmt);
 
+/* Streaming readers: rows top-down into out [3, rows, w], one row buffer held.  open
+ * returns NULL with *whole = 1 (and no message) when the file cannot stream (an
+ * interlaced PNG, a JPEG with an EXIF orientation other than 1): the caller decodes
+ * it whole.  The stream keeps f, which must stay open until close. */
+typedef struct image_png_stream image_png_stream;
+image_png_stream *image_png_stream_open(FILE *f, const char *path, long long max_pixels,
+                                        int *w, int *h, int *bits, int *whole);
+int image_png_stream_rows(image_png_stream *s, int rows, float *out);
+void image_png_stream_close(image_png_stream *s);
+typedef struct image_jpeg_stream image_jpeg_stream;
+image_jpeg_stream *image_jpeg_stream_open(FILE *f, const char *path, long long max_pixels,
+                                          int *w, int *h, int *bits, int *whole);
+int image_jpeg_stream_rows(image_jpeg_stream *s, int rows, float *out);
+void image_jpeg_stream_close(image_jpeg_stream *s);
+
 /* image_tiff.c: whole-file TIFF/BigTIFF. */
 ts_image *image_tiff_load(const char *path, long long max_pixels);
 int image_tiff_probe(const char *path, int *w, int *h, int *bits);

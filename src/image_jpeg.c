@@ -144,12 +144,11 @@ oriented(int o, int w, int h, int x, int y)
 
 /* Store one decoded row (comps 1, 3 or 4 samples per pixel) at its oriented place. */
 static void
-put_row(struct jdec *d, const JSAMPLE *row, int y)
+put_row_to(struct jdec *d, const JSAMPLE *row, int y, float *px, int h)
 {
 	j_decompress_ptr ci = &d->cinfo;
-	int w = (int)ci->output_width, h = (int)ci->output_height, x;
+	int w = (int)ci->output_width, x;
 	size_t n = (size_t)w * h;
-	float *px = d->im->px;
 	/* libjpeg passes Adobe CMYK through as stored: inverted (255 = no ink) */
 	int inv = ci->saw_Adobe_marker;
 
@@ -172,21 +171,20 @@ put_row(struct jdec *d, const JSAMPLE *row, int y)
 	}
 }
 
-/* Read the header, and with load the pixels, under one setjmp.  -1: libjpeg's error
- * (in d->err), -2: a message is already recorded. */
+static void
+put_row(struct jdec *d, const JSAMPLE *row, int y)
+{
+	put_row_to(d, row, y, d->im->px, (int)d->cinfo.output_height);
+}
+
+/* Header: size after orientation, checked against the budget.  Called under the
+ * caller's setjmp.  0, or -2 with a message recorded. */
 static int
-decode(struct jdec *d, FILE *f, const char *path, long long max_pixels, int load,
-       int *w, int *h)
+read_header(struct jdec *d, FILE *f, const char *path, long long max_pixels, int *w,
+            int *h)
 {
 	j_decompress_ptr ci = &d->cinfo;
-	JSAMPARRAY row;
 
-	ci->err = jpeg_std_error(&d->err.pub);
-	d->err.pub.error_exit = on_error_exit;
-	d->err.pub.emit_message = on_message;
-	d->err.pub.output_message = on_output;
-	if (setjmp(d->err.jmp))
-		return -1;
 	jpeg_create_decompress(ci);
 	d->created = 1;
 	jpeg_stdio_src(ci, f);
@@ -196,10 +194,15 @@ decode(struct jdec *d, FILE *f, const char *path, long long max_pixels, int load
 	*w = (int)ci->image_width, *h = (int)ci->image_height;
 	if (d->orientation >= 5)
 		*w = (int)ci->image_height, *h = (int)ci->image_width;
-	if (image_check_size(path, *w, *h, max_pixels))
-		return -2;
-	if (!load)
-		return 0;
+	return image_check_size(path, *w, *h, max_pixels) ? -2 : 0;
+}
+
+/* Output colour space and jpeg_start_decompress, under the caller's setjmp.  0, or -2
+ * with a message recorded. */
+static int
+start_decode(struct jdec *d, const char *path)
+{
+	j_decompress_ptr ci = &d->cinfo;
 
 	switch (ci->jpeg_color_space) {
 	case JCS_GRAYSCALE:
@@ -227,6 +230,36 @@ decode(struct jdec *d, FILE *f, const char *path, long long max_pixels, int load
 		         ci->output_width, ci->output_height, ci->image_width, ci->image_height);
 		return -2;
 	}
+	return 0;
+}
+
+static void
+set_handlers(struct jdec *d)
+{
+	d->cinfo.err = jpeg_std_error(&d->err.pub);
+	d->err.pub.error_exit = on_error_exit;
+	d->err.pub.emit_message = on_message;
+	d->err.pub.output_message = on_output;
+}
+
+/* Read the header, and with load the pixels, under one setjmp.  -1: libjpeg's error
+ * (in d->err), -2: a message is already recorded. */
+static int
+decode(struct jdec *d, FILE *f, const char *path, long long max_pixels, int load,
+       int *w, int *h)
+{
+	j_decompress_ptr ci = &d->cinfo;
+	JSAMPARRAY row;
+
+	set_handlers(d);
+	if (setjmp(d->err.jmp))
+		return -1;
+	if (read_header(d, f, path, max_pixels, w, h))
+		return -2;
+	if (!load)
+		return 0;
+	if (start_decode(d, path))
+		return -2;
 	if (!(d->im = ts_image_create(*w, *h)))
 		return -2;
 	/* one row, in libjpeg's pool: freed by jpeg_destroy_decompress */
@@ -302,4 +335,115 @@ image_jpeg_load(FILE *f, const char *path, long long max_pixels)
 	if (jpeg_open(&d, f, path, max_pixels, 1, &w, &h))
 		return NULL;
 	return d.im;
+}
+
+/* --- streaming: rows in order (orientation 1 only; others are decoded whole) --- */
+
+struct image_jpeg_stream {
+	struct jdec d;
+	JSAMPARRAY row;
+	char *path; /* owned */
+	int w, h;
+};
+
+void
+image_jpeg_stream_close(image_jpeg_stream *s)
+{
+	if (!s)
+		return;
+	if (s->d.created)
+		jpeg_destroy_decompress(&s->d.cinfo);
+	free(s->path);
+	free(s);
+}
+
+/* Header and start under one setjmp: 0, 1 (orientation: decode whole), -1, -2. */
+static int
+stream_start(image_jpeg_stream *s, FILE *f, long long max_pixels)
+{
+	j_decompress_ptr ci = &s->d.cinfo;
+
+	set_handlers(&s->d);
+	if (setjmp(s->d.err.jmp))
+		return -1;
+	if (read_header(&s->d, f, s->path, max_pixels, &s->w, &s->h))
+		return -2;
+	if (s->d.orientation != 1)
+		return 1;
+	if (start_decode(&s->d, s->path))
+		return -2;
+	s->row = (*ci->mem->alloc_sarray)((j_common_ptr)ci, JPOOL_IMAGE,
+	                                  ci->output_width * ci->output_components, 1);
+	return 0;
+}
+
+static void
+report_jpeg(const struct jdec *d, const char *path)
+{
+	if (d->err.truncated)
+		ts_error("image", "%s: truncated JPEG: the file ends before the image does "
+		         "(libjpeg: %s)", path, d->err.msg);
+	else
+		ts_error("image", "%s: cannot decode JPEG (libjpeg: %s)", path, d->err.msg);
+}
+
+image_jpeg_stream *
+image_jpeg_stream_open(FILE *f, const char *path, long long max_pixels, int *w, int *h,
+                       int *bits, int *whole)
+{
+	image_jpeg_stream *s = calloc(1, sizeof *s);
+	int rc;
+
+	*whole = 0;
+	if (!s || !(s->path = strdup(path))) {
+		ts_error("image", "%s: out of memory", path);
+		free(s);
+		return NULL;
+	}
+	if (fseek(f, 0, SEEK_SET)) {
+		ts_error_errno("image", "cannot seek in %s", path);
+		goto fail;
+	}
+	if ((rc = stream_start(s, f, max_pixels)) == 1) {
+		*whole = 1;
+		goto fail;
+	}
+	if (rc) {
+		if (rc == -1)
+			report_jpeg(&s->d, path);
+		goto fail;
+	}
+	*w = s->w, *h = s->h, *bits = 8;
+	return s;
+fail:
+	image_jpeg_stream_close(s);
+	return NULL;
+}
+
+static int
+stream_rows(image_jpeg_stream *s, int rows, float *out)
+{
+	j_decompress_ptr ci = &s->d.cinfo;
+
+	if (setjmp(s->d.err.jmp))
+		return -1;
+	for (int r = 0; r < rows; r++) {
+		if (jpeg_read_scanlines(ci, s->row, 1) != 1)
+			ERREXIT(ci, JERR_INPUT_EOF);
+		put_row_to(&s->d, s->row[0], r, out, rows);
+	}
+	if (ci->output_scanline == ci->output_height)
+		jpeg_finish_decompress(ci);
+	return 0;
+}
+
+int
+image_jpeg_stream_rows(image_jpeg_stream *s, int rows, float *out)
+{
+	TS_ASSERT(rows > 0 && (int)s->d.cinfo.output_scanline + rows <= s->h);
+	if (stream_rows(s, rows, out)) {
+		report_jpeg(&s->d, s->path);
+		return -1;
+	}
+	return 0;
 }

@@ -290,6 +290,148 @@ image_png_load(FILE *f, const char *path, long long max_pixels)
 	return c.im;
 }
 
+/* --- streaming: rows in order, one row buffer (non-interlaced files) --- */
+
+struct image_png_stream {
+	struct pngctx c;
+	int w, h, bits, y;
+	size_t rowbytes;
+	char *path; /* owned copy (c.path points to it) */
+};
+
+/* Header and transforms under one setjmp: 0, 1 for an interlaced file (decode it
+ * whole instead), -1 libpng's error, -2 a message already recorded. */
+static int
+stream_start(struct image_png_stream *s)
+{
+	struct pngctx *c = &s->c;
+	png_uint_32 pw, ph;
+	int depth, type, interlace;
+
+	if (setjmp(png_jmpbuf(c->png)))
+		return -1;
+	start_read(c);
+	png_get_IHDR(c->png, c->info, &pw, &ph, &depth, &type, &interlace, NULL, NULL);
+	if (image_check_size(c->path, pw, ph, c->max_pixels))
+		return -2;
+	if (interlace != PNG_INTERLACE_NONE)
+		return 1;
+	s->w = (int)pw, s->h = (int)ph, s->bits = depth == 16 ? 16 : 8;
+	if (type == PNG_COLOR_TYPE_PALETTE)
+		png_set_palette_to_rgb(c->png);
+	if (type == PNG_COLOR_TYPE_GRAY && depth < 8)
+		png_set_expand_gray_1_2_4_to_8(c->png);
+	png_set_strip_alpha(c->png);
+	if (!(type & PNG_COLOR_MASK_COLOR))
+		png_set_gray_to_rgb(c->png);
+	png_read_update_info(c->png, c->info);
+	s->rowbytes = png_get_rowbytes(c->png, c->info);
+	if (s->rowbytes != (size_t)pw * 3 * (depth == 16 ? 2 : 1))
+		png_error(c->png, "unexpected row size after the RGB transforms");
+	if (!(c->buf = malloc(s->rowbytes)))
+		png_error(c->png, "out of memory");
+	return 0;
+}
+
+void
+image_png_stream_close(image_png_stream *s)
+{
+	if (!s)
+		return;
+	if (s->c.png)
+		png_destroy_read_struct(&s->c.png, s->c.info ? &s->c.info : NULL, NULL);
+	free(s->c.buf);
+	free(s->path);
+	free(s);
+}
+
+image_png_stream *
+image_png_stream_open(FILE *f, const char *path, long long max_pixels, int *w, int *h,
+                      int *bits, int *whole)
+{
+	image_png_stream *s = calloc(1, sizeof *s);
+	int rc;
+
+	*whole = 0;
+	if (!s || !(s->path = strdup(path))) {
+		ts_error("image", "%s: out of memory", path);
+		free(s);
+		return NULL;
+	}
+	s->c.f = f, s->c.path = s->path, s->c.max_pixels = max_pixels;
+	if (fseek(f, 0, SEEK_SET)) {
+		ts_error_errno("image", "cannot seek in %s", path);
+		goto fail;
+	}
+	if (raw_ihdr(&s->c))
+		goto fail;
+	if (!(s->c.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &s->c, on_error,
+	                                        on_warning)) ||
+	    !(s->c.info = png_create_info_struct(s->c.png))) {
+		ts_error("image", "%s: cannot start libpng: out of memory", path);
+		goto fail;
+	}
+	if ((rc = stream_start(s)) == 1) {
+		*whole = 1;
+		goto fail;
+	}
+	if (rc) {
+		if (rc == -1)
+			report(&s->c, 0);
+		goto fail;
+	}
+	*w = s->w, *h = s->h, *bits = s->bits;
+	return s;
+fail:
+	image_png_stream_close(s);
+	return NULL;
+}
+
+/* The next rows under one setjmp. */
+static int
+stream_rows(image_png_stream *s, int rows, float *out)
+{
+	struct pngctx *c = &s->c;
+	size_t n = (size_t)s->w * rows;
+
+	if (setjmp(png_jmpbuf(c->png)))
+		return -1;
+	for (int r = 0; r < rows; r++) {
+		const unsigned char *row = c->buf;
+		float *R = out + (size_t)r * s->w, *G = R + n, *B = G + n;
+
+		png_read_row(c->png, c->buf, NULL);
+		if (s->bits == 16)
+			for (int x = 0; x < s->w; x++) {
+				const unsigned char *p = row + 6 * (size_t)x;
+				R[x] = (p[0] << 8 | p[1]) / 65535.0f;
+				G[x] = (p[2] << 8 | p[3]) / 65535.0f;
+				B[x] = (p[4] << 8 | p[5]) / 65535.0f;
+			}
+		else
+			for (int x = 0; x < s->w; x++) {
+				R[x] = row[3 * x] / 255.0f;
+				G[x] = row[3 * x + 1] / 255.0f;
+				B[x] = row[3 * x + 2] / 255.0f;
+			}
+		s->y++;
+	}
+	if (s->y == s->h)
+		png_read_end(c->png, NULL); /* a file cut after its pixels is truncated too */
+	return 0;
+}
+
+int
+image_png_stream_rows(image_png_stream *s, int rows, float *out)
+{
+	TS_ASSERT(rows > 0 && s->y + rows <= s->h);
+	if (stream_rows(s, rows, out)) {
+		report(&s->c, 0);
+		return -1;
+	}
+	return 0;
+}
+
 /* Encode c->src under one setjmp. */
 static int
 write_png(struct pngctx *c)

@@ -73,21 +73,6 @@ file_crc(const char *path, uLong *crc, long long *size)
 	return 0;
 }
 
-static int
-is_tiff(const char *path)
-{
-	unsigned char m[4] = { 0 };
-	FILE *f = fopen(path, "rb");
-	size_t n;
-
-	if (!f)
-		return 0;
-	n = fread(m, 1, 4, f);
-	fclose(f);
-	return n == 4 && ((m[0] == 'I' && m[1] == 'I' && (m[2] == 42 || m[2] == 43)) ||
-	                  (m[0] == 'M' && m[1] == 'M' && (m[3] == 42 || m[3] == 43)));
-}
-
 int
 ts_job_iterations(const ts_job *j, int level)
 {
@@ -158,6 +143,9 @@ plan_text(ts_job *j, char *buf, size_t size)
 		ADD("lbfgs_precision = half\n");
 	if (c->gram_global) /* likewise */
 		ADD("gram = global\n");
+	if (j->fit.fitted) /* likewise: only when the shapes differ */
+		ADD("fit = %s %dx%d at %d,%d\n", c->fit == TS_FIT_PAD ? "pad" : "crop", j->fit.w,
+		    j->fit.h, j->fit.ox, j->fit.oy);
 	for (int k = 0; k < j->plan->nlevels; k++)
 		ADD("level%d = %dx%d iterations %d\n", k, j->plan->level[k].w, j->plan->level[k].h,
 		    ts_job_iterations(j, k));
@@ -299,19 +287,11 @@ ts_job_open(const ts_config *c, int setup)
 		snprintf(j->dir, sizeof j->dir, "%s", c->job_dir);
 	else
 		snprintf(j->dir, sizeof j->dir, "%s.job", c->out ? c->out : "tessera");
-	if (is_tiff(c->content)) {
-		if (!(j->content_tiff = ts_tiff_reader_open(c->content)))
-			goto fail;
-		ts_tiff_reader_size(j->content_tiff, &j->content_w, &j->content_h,
-		                    &j->content_bits);
-	} else {
-		if (!(j->content_img = ts_image_load(c->content, 0)))
-			goto fail;
-		j->content_w = j->content_img->w;
-		j->content_h = j->content_img->h;
-		j->content_bits = j->content_img->bits;
-	}
+	/* the content is only probed here; its pixels come from the pyramid */
+	if (ts_image_probe(c->content, &j->content_w, &j->content_h, &j->content_bits))
+		goto fail;
 	ts_render_output_size(c, j->content_w, j->content_h, &j->out_w, &j->out_h);
+	ts_fit_geometry(j->content_w, j->content_h, j->out_w, j->out_h, c->fit, &j->fit);
 	if (!(j->plan = ts_plan_create(j->out_w, j->out_h, c->tile, c->overlap,
 	                               c->level_factor)))
 		goto fail;
@@ -333,6 +313,16 @@ ts_job_open(const ts_config *c, int setup)
 	ts_render_optim_params(c, &j->oo);
 	if (setup && setup_dir(j, text))
 		goto fail;
+	if (!c->plan_only) {
+		char key[32];
+		const ts_level *l0 = &j->plan->level[0];
+
+		snprintf(key, sizeof key, "%016llx", (unsigned long long)j->hash);
+		if (setup && ts_pyramid_build(j->dir, c->content, &j->fit, l0->w, l0->h, key, NULL))
+			goto fail;
+		if (!(j->pyr = ts_pyramid_open(j->dir, key)))
+			goto fail;
+	}
 	free(text);
 	return j;
 fail:
@@ -348,8 +338,7 @@ ts_job_close(ts_job *j)
 		return;
 	if (logged.j == j)
 		logged_reset();
-	ts_tiff_reader_close(j->content_tiff);
-	ts_image_destroy(j->content_img);
+	ts_pyramid_close(j->pyr);
 	ts_stylizer_destroy(j->sty);
 	ts_plan_destroy(j->plan);
 	ts_vgg_destroy(j->net);
@@ -498,18 +487,9 @@ ts_job_tile_valid(ts_job *j, int level, int index)
 }
 
 int
-ts_job_content_read(void *user, int x, int y, int w, int h, float *out)
+ts_job_content_region(ts_job *j, int dw, int dh, int x, int y, int w, int h, float *out)
 {
-	ts_job *j = user;
-
-	if (j->content_tiff)
-		return ts_tiff_reader_region(j->content_tiff, x, y, w, h, out);
-	for (int c = 0; c < 3; c++)
-		for (int i = 0; i < h; i++)
-			memcpy(out + ((size_t)c * h + i) * w,
-			       j->content_img->px + ((size_t)c * j->content_h + y + i) * j->content_w + x,
-			       (size_t)w * sizeof(float));
-	return 0;
+	return ts_pyramid_region(j->pyr, dw, dh, x, y, w, h, out);
 }
 
 int
@@ -597,8 +577,7 @@ ts_job_render_tile(ts_job *j, int level, int index, int rank, volatile int *stop
 		goto cleanup;
 	}
 	/* content target: the content resampled over the tile's rectangle */
-	if (ts_resample_region(ts_job_content_read, j, j->content_w, j->content_h, lv->w, lv->h, x,
-	                       y, w, h, content))
+	if (ts_job_content_region(j, lv->w, lv->h, x, y, w, h, content))
 		goto cleanup;
 	/* start: --init at level 0, else the level below upsampled over the rectangle */
 	if (level == 0) {
@@ -775,8 +754,7 @@ ts_job_assemble(ts_job *j, int level)
 		if (cband) {
 			ts_image b = { lv->w, rows, 8, band }, cb = { lv->w, rows, 8, cband };
 
-			if (ts_resample_region(ts_job_content_read, j, j->content_w, j->content_h, lv->w,
-			                       lv->h, 0, y0, lv->w, rows, cband))
+			if (ts_job_content_region(j, lv->w, lv->h, 0, y0, lv->w, rows, cband))
 				goto cleanup;
 			ts_image_clamp(&b);
 			ts_image_keep_colors(&b, &cb);

@@ -85,8 +85,7 @@ level_content(void *user, int x, int y, int w, int h, float *out)
 {
 	level_reader *r = user;
 
-	return ts_resample_region(ts_job_content_read, r->j, r->j->content_w, r->j->content_h,
-	                          r->lv->w, r->lv->h, x, y, w, h, out);
+	return ts_job_content_region(r->j, r->lv->w, r->lv->h, x, y, w, h, out);
 }
 
 struct eval_ctx {

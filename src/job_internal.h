@@ -3,6 +3,7 @@
 #ifndef TESSERA_JOB_INTERNAL_H
 #define TESSERA_JOB_INTERNAL_H
 
+#include "tessera/content.h"
 #include "tessera/coupled.h"
 #include "tessera/image.h"
 #include "tessera/job.h"
@@ -14,9 +15,9 @@ struct ts_job {
 	const ts_config *c;          /* borrowed */
 	char dir[4096];              /* job directory */
 	int out_w, out_h;            /* output size */
-	int content_w, content_h, content_bits;
-	ts_tiff_reader *content_tiff; /* TIFF content: read by region */
-	ts_image *content_img;       /* other formats: decoded whole */
+	int content_w, content_h, content_bits; /* the content file (probed) */
+	ts_fit fit;                  /* the canvas the output is made from (--fit) */
+	ts_pyramid *pyr;             /* the canvas's pyramid (not under --plan) */
 	ts_plan *plan;
 	uint64_t hash;
 	ts_vgg *net;
@@ -30,8 +31,9 @@ struct ts_job {
 
 /* Whether JOB/plan.ini exists (*found) and names this plan's hash (*same). */
 void ts_job_dir_plan(const ts_job *j, int *found, int *same);
-/* Region reader over the content at its own size (user: the job). */
-int ts_job_content_read(void *user, int x, int y, int w, int h, float *out);
+/* out [3, h, w] = the rectangle (x, y, w, h) of the content canvas at dw x dh. */
+int ts_job_content_region(ts_job *j, int dw, int dh, int x, int y, int w, int h,
+                          float *out);
 /* Region reader over a TIFF (user: a ts_tiff_reader). */
 int ts_job_tiff_read(void *user, int x, int y, int w, int h, float *out);
 /* The assembled image of a level, JOB/L<k>.tif. */

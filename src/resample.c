@@ -168,3 +168,18 @@ ts_resample_planar(const float *src, int sw, int sh, int dw, int dh, int x, int 
 
 	return ts_resample_region(planar_read, &s, sw, sh, dw, dh, x, y, w, h, out);
 }
+
+double
+ts_resample_bytes(int sw, int sh, int dw, int dh, int w, int h)
+{
+	int sx0, sy0, sx1, sy1, x, y;
+
+	if (w > dw)
+		w = dw;
+	if (h > dh)
+		h = dh;
+	/* a rectangle in the middle: no edge clamps its source */
+	x = (dw - w) / 2, y = (dh - h) / 2;
+	ts_resample_source(sw, sh, dw, dh, x, y, w, h, &sx0, &sy0, &sx1, &sy1);
+	return 12.0 * ((double)(sx1 - sx0) * (sy1 - sy0) + (double)(sy1 - sy0) * w);
+}

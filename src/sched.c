@@ -639,7 +639,7 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 		return -1;
 	if (c->plan_only) {
 		if (my_rank == 0)
-			ts_job_print_plan(job, stdout, n_ranks);
+			ts_job_print_plan(job, stdout, c->plan_ranks > 0 ? c->plan_ranks : n_ranks);
 		ts_job_close(job);
 		return 0;
 	}

@@ -101,6 +101,7 @@ typedef struct ts_config {
 	int overlap;                   /* --overlap N (128) */
 	char *job_dir;                 /* --job-dir DIR (NULL: "<out>.job") */
 	int plan_only;                 /* --plan */
+	int plan_ranks;                /* --ranks N: the plan for N ranks (0: this job's) */
 	int fresh;                     /* --fresh: discard an existing job directory */
 	double level_factor;           /* --level-factor X (2) */
 	int level_iterations[16];      /* --level-iterations n0,n1,... (0 entries: --iterations) */

@@ -36,6 +36,9 @@ typedef struct ts_image {
 /* Default pixel budget for decoding (w * h): 1 Gpixel. */
 #define TS_IMAGE_MAX_PIXELS (1LL << 30)
 
+/* Pixel limit of a streamed read (ts_image_reader): 16 Gpixel. */
+#define TS_IMAGE_MAX_STREAM_PIXELS (1LL << 34)
+
 /* New w x h image, zeroed, bits 8.  Caller owns; NULL with a message. */
 ts_image *ts_image_create(int w, int h);
 void ts_image_destroy(ts_image *im);
@@ -69,6 +72,23 @@ void ts_image_keep_colors(ts_image *out, const ts_image *colors);
 
 /* Clamp every sample to [0,1]. */
 void ts_image_clamp(ts_image *im);
+
+/* --- Any format by rows, in bounded memory, for pictures larger than memory. ---
+ *
+ * PNG (non-interlaced) and JPEG (EXIF orientation 1) stream through libpng and
+ * libjpeg-turbo one scanline at a time; TIFF is read by rectangles (a strip or tile
+ * held); the rest (BMP, interlaced PNG, a rotated JPEG) is decoded whole, within
+ * TS_IMAGE_MAX_PIXELS.  Streamed sizes may reach TS_IMAGE_MAX_STREAM_PIXELS. */
+typedef struct ts_image_reader ts_image_reader;
+/* NULL with a message naming the file (as ts_image_load's). */
+ts_image_reader *ts_image_reader_open(const char *path);
+void ts_image_reader_size(const ts_image_reader *r, int *w, int *h, int *bits);
+/* 1 when the file is read in bounded memory, 0 when it was decoded whole. */
+int ts_image_reader_streams(const ts_image_reader *r);
+/* The next rows, top-down: out [3, rows, w].  -1 with a message (a corrupt or
+ * truncated file is found here, as late as the rows that show it). */
+int ts_image_reader_rows(ts_image_reader *r, int rows, float *out);
+void ts_image_reader_close(ts_image_reader *r);
 
 /* --- Large TIFF, for the tiled renderer: read a region, write tile rows. --- */
 

@@ -22,6 +22,10 @@ void ts_resample_source(int sw, int sh, int dw, int dh, int x, int y, int w, int
 int ts_resample_region(ts_region_fn read, void *user, int sw, int sh, int dw, int dh,
                        int x, int y, int w, int h, float *out);
 
+/* Bytes of ts_resample_region's workspace for a w x h rectangle of a dw x dh picture
+ * made from sw x sh (the source rectangle and the rows filtered), at its largest. */
+double ts_resample_bytes(int sw, int sh, int dw, int dh, int w, int h);
+
 /* Convenience: region of an in-memory planar [3, sh, sw] picture. */
 int ts_resample_planar(const float *src, int sw, int sh, int dw, int dh, int x, int y,
                        int w, int h, float *out);
