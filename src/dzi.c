@@ -596,7 +596,8 @@ ts_dzi_open(const char *dir, const char *name, int w, int h)
 	}
 	if (!(z->name = strdup(name)))
 		goto oom;
-	z->path_size = strlen(z->part) + strlen(name) + 128; /* + "_files/L/C_R.jpg", images/ */
+	/* room for "/NAME_files/L/C_R.jpg" and "/images/" + a file name (NAME_MAX) */
+	z->path_size = strlen(z->part) + strlen(name) + 512;
 	if (!(z->path = malloc(z->path_size)))
 		goto oom;
 	z->w = w, z->h = h;
