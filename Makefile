@@ -11,7 +11,8 @@ WARN     = -std=c11 -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter
 # the Deep Zoom viewer's files (tools/deps.sh installs them; $TESSERA_OPENSEADRAGON wins)
 OPENSEADRAGON ?= $(CURDIR)/build-npm/node_modules/openseadragon/build/openseadragon
 CPPFLAGS = -Iinclude -D_GNU_SOURCE -MMD -MP -DTS_OPENSEADRAGON_DIR='"$(OPENSEADRAGON)"'
-LDLIBS   = -lopenblas -ltiff -lpng -ljpeg -lexif -lstb -linih -lcjson -lz -lm -lpthread
+LDLIBS   = -lopenblas -ltiff -lpng -ljpeg -lexif -lstb -linih -lcjson -lz -lm -lpthread \
+           $(shell pkg-config --libs libzip)
 
 BUILD   ?= build
 # the program; a sanitizer build keeps its own (build-asan/tessera)

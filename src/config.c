@@ -132,7 +132,7 @@ static const optdef options[] = {
 
 	{ "Network:", K_GROUP, 0, NULL, NULL, NULL },
 	{ "weights", K_STR, F(weights), "builtin|FILE",
-	  "VGG-19: builtin, .safetensors, .caffemodel", "builtin" },
+	  "VGG-19: builtin, .safetensors, .pth, .caffemodel", "builtin" },
 	{ "builtin-width", K_INT, F(builtin_width), "N",
 	  "divide builtin channels by N, 1..64", NULL },
 	{ "builtin-seed", K_U64, F(builtin_seed), "N", "seed of the built-in weights", NULL },

@@ -1,20 +1,22 @@
-/* weights: load VGG-19 convolution weights from safetensors and Caffe files (the
- * readers are weights_st.c and weights_caffe.c; this file maps the files, holds the
- * checks both share and the public entry points).
+/* weights: load VGG-19 convolution weights from safetensors, PyTorch .pth and Caffe
+ * files (the readers are weights_st.c, weights_pth.c and weights_caffe.c; this file
+ * maps the files, holds the checks they share and the public entry points).
  *
- * Both loaders work in two passes over a read-only mapping of the file.  The first
+ * The loaders work in two passes over a read-only mapping of the file.  The first
  * pass validates everything it reads against the bytes that are really there and
  * notes where each convolution's weights and bias lie; then the convolutions present
  * are checked to be a prefix of VGG-19's 16 that chains (3 -> out[0] -> out[1] ...);
  * only then is the network allocated and the second pass converts the values into
  * it.  The mapping lives in the page cache, so a 550 MB file never costs two heap
- * copies, and it is released before the loader returns.
+ * copies, and it is released before the loader returns (a .pth's storages are read
+ * through libzip one at a time, each only as long as it is converted).
  *
  * Invariants: nothing is read outside [buf, buf + size); every count is checked for
  * overflow before it is multiplied; every message reads "weights: <file>: ..." and
  * names the tensor or layer where there is one.  Caffe's protobuf reader bounds
  * varints to 10 bytes, checks every length against the bytes left in the enclosing
- * message, bounds message nesting and skips unknown fields by wire type. */
+ * message, bounds message nesting and skips unknown fields by wire type.  The .pth
+ * reader never executes anything: its unpickler knows a state dict's opcodes only. */
 #include "tessera/weights.h"
 
 #include <fcntl.h>
@@ -119,6 +121,100 @@ ts_w_check_chain(const char *path, const conv_src *src, int caffe, int *nconv, i
 	}
 	*nconv = n;
 	return 0;
+}
+
+/* torchvision / timm index of convolution i in `features`. */
+static const int torch_index[TS_VGG_NCONV] = {
+	0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34,
+};
+
+/* Which convolution parameter a tensor name is: [prefix.]features.N.weight|bias.
+ * Returns 1 and sets *conv, *bias, *prefix_len for one; 0 for a tensor that is not
+ * under `features` (ignored); -1 for one under `features` that VGG-19 has no place
+ * for (batch-norm VGG, say). */
+static int
+feature_param(const char *name, int *conv, int *bias, size_t *prefix_len)
+{
+	const char *p = name;
+
+	while ((p = strstr(p, "features."))) {
+		const char *q = p + 9;
+		int idx = 0, nd = 0;
+
+		if (p != name && p[-1] != '.') {
+			p++;
+			continue;
+		}
+		while (*q >= '0' && *q <= '9' && nd < 4)
+			idx = idx * 10 + (*q++ - '0'), nd++;
+		if (nd == 0 || *q != '.' || strchr(q + 1, '.')) {
+			p++;
+			continue;
+		}
+		*prefix_len = (size_t)(p - name);
+		*bias = !strcmp(q + 1, "bias");
+		if (!*bias && strcmp(q + 1, "weight"))
+			return -1;
+		for (int i = 0; i < TS_VGG_NCONV; i++) {
+			if (torch_index[i] == idx) {
+				*conv = i;
+				return 1;
+			}
+		}
+		return -1;
+	}
+	return 0;
+}
+
+int
+ts_w_note_param(const char *path, conv_src *src, const char *name, const shape *sh, int *conv,
+                int *bias, const char **prefix, size_t *prefix_len)
+{
+	size_t pl;
+	int r = feature_param(name, conv, bias, &pl);
+	conv_src *c;
+
+	if (r <= 0) {
+		if (r < 0)
+			ts_error("weights", "%s: tensor %s is not a parameter of a VGG-19 "
+			         "convolution (batch-norm VGG is not supported)", path, name);
+		return r;
+	}
+	c = &src[*conv];
+	if (*bias ? c->has_b : c->has_w) {
+		ts_error("weights", "%s: tensors %s and %s are both the %s of convolution "
+		         "features.%d", path, *bias ? c->bname : c->wname, name,
+		         *bias ? "bias" : "weight", torch_index[*conv]);
+		return -1;
+	}
+	if (*bias) {
+		c->has_b = 1, c->bs = *sh;
+		snprintf(c->bname, sizeof c->bname, "%s", name);
+	} else {
+		c->has_w = 1, c->ws = *sh;
+		snprintf(c->wname, sizeof c->wname, "%s", name);
+	}
+	*prefix = name;
+	*prefix_len = pl;
+	return 1;
+}
+
+void
+ts_w_name_absent(conv_src *src, const char *prefix, size_t prefix_len)
+{
+	int pl = (int)(prefix_len < 40 ? prefix_len : 40);
+
+	for (int i = 0; i < TS_VGG_NCONV; i++) {
+		conv_src *c = &src[i];
+
+		snprintf(c->lname, sizeof c->lname, "%.*sfeatures.%d", pl, prefix, torch_index[i]);
+		if (!c->has_w)
+			snprintf(c->wname, sizeof c->wname, "%.*sfeatures.%d.weight", pl, prefix,
+			         torch_index[i]);
+		if (!c->has_b)
+			snprintf(c->bname, sizeof c->bname, "%.*sfeatures.%d.bias", pl, prefix,
+			         torch_index[i]);
+	}
 }
 
 /* ---- files ----------------------------------------------------------------------- */
@@ -256,17 +352,25 @@ ts_weights_load(const char *path)
 		return NULL;
 	hlen = m.size >= 8 ? ts_w_le64(m.p) : 0;
 	st = m.size >= 9 && hlen <= ST_MAX_HEADER && hlen <= m.size - 8 && m.p[8] == '{';
-	/* PyTorch's own files (torchvision's vgg19-dcbb9e9d.pth): a zip archive of
-	 * pickles (torch.save since 1.6), or a bare pickle (protocol 2, 0x80 0x02) */
-	if (!st && ((m.size >= 4 && !memcmp(m.p, "PK\003\004", 4)) ||
-	            (m.size >= 2 && m.p[0] == 0x80 && m.p[1] >= 2 && m.p[1] <= 5) ||
-	            ends_with(path, ".pth") || ends_with(path, ".pt"))) {
-		ts_error("weights", "%s is a PyTorch checkpoint (pickle), which tessera does not "
-		         "execute; convert it once to safetensors: python3 -c \"import torch, "
-		         "safetensors.torch as s; s.save_file(torch.load('%s'), 'vgg19.safetensors')\" "
-		         "and pass --weights vgg19.safetensors", path, path);
+	/* PyTorch's legacy format (torch.save before 1.6): a bare pickle (protocol 2,
+	 * 0x80 0x02) followed by raw storages; not read */
+	if (!st && m.size >= 2 && m.p[0] == 0x80 && m.p[1] >= 2 && m.p[1] <= 5) {
+		ts_error("weights", "%s is a PyTorch checkpoint in the legacy format (a bare "
+		         "pickle, torch.save before 1.6), which tessera does not read; convert it "
+		         "once to safetensors: python3 -c \"import torch, safetensors.torch as s; "
+		         "s.save_file(torch.load('%s'), 'vgg19.safetensors')\" and pass --weights "
+		         "vgg19.safetensors (or re-save it with torch.save: a .pth of PyTorch 1.6 "
+		         "and later loads directly)", path, path);
 		unmap_file(&m);
 		return NULL;
+	}
+	/* torch.save since 1.6: a zip archive; a damaged file named .pth or .pt gets the
+	 * archive's message */
+	if (!st && ((m.size >= 2 && !memcmp(m.p, "PK", 2)) || ends_with(path, ".pth") ||
+	            ends_with(path, ".pt"))) {
+		net = ts_w_load_pth(m.p, m.size, path);
+		unmap_file(&m);
+		return net;
 	}
 	/* A damaged file that is named as safetensors gets safetensors' message. */
 	if (st || ends_with(path, ".safetensors"))

@@ -18,7 +18,7 @@ d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
 
 # harness:corpus folders it reads (mkcorpus writes one folder per kind of input)
-harnesses="safetensors:safetensors,caffe caffe:caffe,safetensors ini:ini argv:argv
+harnesses="safetensors:safetensors,caffe caffe:caffe,safetensors pth:pth,safetensors ini:ini argv:argv
 image:image,tiff tiff_region:tiff,image ckpt:ckpt plan:ini,ckpt"
 
 if ! command -v "$CLANG" >/dev/null 2>&1; then

@@ -1,7 +1,10 @@
-/* Tests of weights: safetensors and Caffe files written here (narrow VGG-19, random
- * values) load back exactly (F32, BF16, Caffe) or within half precision (F16), with
- * any name prefix and with fewer than 16 convolutions; every corruption is refused
- * with a message that names the file and says what is wrong. */
+/* Tests of weights: safetensors, PyTorch .pth and Caffe files written here (narrow
+ * VGG-19, random values) load back exactly (F32, BF16, Caffe, .pth) or within half
+ * precision (F16), with any name prefix and with fewer than 16 convolutions; every
+ * corruption is refused with a message that names the file and says what is wrong.
+ * The .pth that torch.save wrote (tests/fixtures/narrow_vgg.pth) loads to the same
+ * bits as the safetensors of the same weights, and a pickle that names any other
+ * global is refused before anything runs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <zip.h>
 
 #include "tessera/error.h"
 #include "tessera/weights.h"
@@ -1128,6 +1133,556 @@ test_nonfinite(void **state)
 	model_free(&m);
 }
 
+/* ---- PyTorch .pth: a writer of torch.save's zip format ---------------------------- */
+
+#define FIX "tests/fixtures/"
+
+/* pickle opcodes, protocol 2 */
+static void
+pk_str(buf *b, const char *s)
+{
+	buf_byte(b, 'X');
+	put_le(b, strlen(s), 4);
+	buf_put(b, s, strlen(s));
+}
+
+static void
+pk_int(buf *b, long long v)
+{
+	buf_byte(b, 'J');
+	put_le(b, (uint64_t)v, 4);
+}
+
+static void
+pk_global(buf *b, const char *mod, const char *name)
+{
+	buf_printf(b, "c%s\n%s\n", mod, name);
+}
+
+typedef struct pth_opts {
+	const char *prefix;   /* before every tensor name ("" or "module.") */
+	const char *storage;  /* storage type name (NULL: FloatStorage) */
+	const char *rebuild;  /* the rebuild global's name (NULL: _rebuild_tensor_v2) */
+	int transposed;       /* conv 0's weight stored as [in, out, 3, 3], strides to match */
+	int shared_bias;      /* conv 0's and conv 1's biases in one storage, at 0 and out0 */
+	int short_numel;      /* conv 0's storage declares this many elements fewer */
+	int short_entry;      /* conv 0's entry holds this many bytes fewer */
+	int drop_entry;       /* conv 1's weight entry is left out */
+	int no_pkl;           /* no data.pkl */
+	int deflate;          /* entries compressed */
+	int little;           /* 1: a byteorder entry "little"; -1: "big" */
+} pth_opts;
+
+typedef struct pth_file {
+	buf pkl, data[40];
+	char key[40][16];
+	int n;
+} pth_file;
+
+/* One tensor pickled, in a new storage (reuse < 0) or in storage reuse; returns the
+ * storage's index. */
+static int
+pth_tensor(pth_file *f, const pth_opts *o, const char *name, int ndim, const long long *dims,
+           const long long *strides, long long offset, long long numel, int reuse)
+{
+	char full[128];
+	int s = reuse;
+
+	if (reuse < 0) {
+		s = f->n++;
+		snprintf(f->key[s], sizeof f->key[0], "%d", s);
+	}
+	snprintf(full, sizeof full, "%s%s", o->prefix ? o->prefix : "", name);
+	pk_str(&f->pkl, full);
+	pk_global(&f->pkl, "torch._utils", o->rebuild ? o->rebuild : "_rebuild_tensor_v2");
+	buf_byte(&f->pkl, '(');
+	buf_byte(&f->pkl, '(');
+	pk_str(&f->pkl, "storage");
+	pk_global(&f->pkl, "torch", o->storage ? o->storage : "FloatStorage");
+	pk_str(&f->pkl, f->key[s]);
+	pk_str(&f->pkl, "cpu");
+	pk_int(&f->pkl, numel);
+	buf_byte(&f->pkl, 't');
+	buf_byte(&f->pkl, 'Q'); /* BINPERSID */
+	pk_int(&f->pkl, offset);
+	buf_byte(&f->pkl, '(');
+	for (int i = 0; i < ndim; i++)
+		pk_int(&f->pkl, dims[i]);
+	buf_byte(&f->pkl, 't');
+	buf_byte(&f->pkl, '(');
+	for (int i = 0; i < ndim; i++)
+		pk_int(&f->pkl, strides[i]);
+	buf_byte(&f->pkl, 't');
+	buf_byte(&f->pkl, 0x89); /* NEWFALSE */
+	pk_global(&f->pkl, "collections", "OrderedDict");
+	buf_byte(&f->pkl, ')');
+	buf_byte(&f->pkl, 'R');
+	buf_byte(&f->pkl, 't');
+	buf_byte(&f->pkl, 'R');
+	return s;
+}
+
+static void
+pth_values(buf *d, const float *v, size_t n, const pth_opts *o)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (o->storage && !strcmp(o->storage, "HalfStorage"))
+			put_le(d, float_half(v[i]), 2);
+		else if (o->storage && !strcmp(o->storage, "LongStorage"))
+			put_le(d, (uint64_t)(int64_t)v[i], 8);
+		else
+			put_le(d, float_bits(v[i]), 4);
+	}
+}
+
+/* data.pkl and the storages of the model; the archive folder is "archive". */
+static void
+pth_build(pth_file *f, const model *m, const pth_opts *o)
+{
+	int shared = -1;
+
+	memset(f, 0, sizeof *f);
+	buf_byte(&f->pkl, 0x80);
+	buf_byte(&f->pkl, 2);
+	pk_global(&f->pkl, "collections", "OrderedDict");
+	buf_byte(&f->pkl, ')');
+	buf_byte(&f->pkl, 'R');
+	buf_byte(&f->pkl, '(');
+	for (int i = 0; i < m->nconv; i++) {
+		long long co = m->out[i], ci = m->in[i], nw = co * ci * 9;
+		long long wd[4] = { co, ci, 3, 3 }, ws[4] = { ci * 9, 9, 3, 1 };
+		char name[64];
+
+		snprintf(name, sizeof name, "features.%d.weight", torch_idx[i]);
+		if (i == 0 && o->transposed) {
+			/* memory [ci][co][3][3]: element (a, b, y, x) at b*co*9 + a*9 + y*3 + x */
+			long long ts[4] = { 9, co * 9, 3, 1 };
+
+			pth_tensor(f, o, name, 4, wd, ts, 0, nw, -1);
+			for (long long b = 0; b < ci; b++)
+				for (long long a = 0; a < co; a++)
+					pth_values(&f->data[f->n - 1], m->w[i] + (a * ci + b) * 9, 9, o);
+		} else {
+			pth_tensor(f, o, name, 4, wd, ws, 0,
+			           nw - (i == 0 ? o->short_numel : 0), -1);
+			pth_values(&f->data[f->n - 1], m->w[i], (size_t)nw - (i == 0 ? o->short_numel : 0),
+			           o);
+		}
+		snprintf(name, sizeof name, "features.%d.bias", torch_idx[i]);
+		if (o->shared_bias && i < 2) {
+			long long tot = m->out[0] + m->out[1];
+
+			shared = pth_tensor(f, o, name, 1, &co, (const long long[]){ 1 },
+			                    i ? m->out[0] : 0, tot, shared);
+			pth_values(&f->data[shared], m->b[i], (size_t)co, o);
+		} else {
+			pth_tensor(f, o, name, 1, &co, (const long long[]){ 1 }, 0, co, -1);
+			pth_values(&f->data[f->n - 1], m->b[i], (size_t)co, o);
+		}
+		if (i == 0 && o->short_entry)
+			f->data[0].n -= (size_t)o->short_entry;
+	}
+	/* a classifier tensor and a plain value: ignored */
+	pth_tensor(f, &(pth_opts){ .prefix = o->prefix }, "classifier.0.weight", 2,
+	           (const long long[]){ 2, 3 }, (const long long[]){ 3, 1 }, 0, 6, -1);
+	pth_values(&f->data[f->n - 1], (const float[]){ 1, 2, 3, 4, 5, 6 }, 6, &(pth_opts){ 0 });
+	pk_str(&f->pkl, "epoch");
+	pk_int(&f->pkl, 7);
+	buf_byte(&f->pkl, 'u'); /* SETITEMS */
+	/* _metadata, as a state_dict() carries it: BUILD with a dict */
+	buf_byte(&f->pkl, '}');
+	pk_str(&f->pkl, "_metadata");
+	buf_byte(&f->pkl, '}');
+	buf_byte(&f->pkl, 's');
+	buf_byte(&f->pkl, 'b');
+	buf_byte(&f->pkl, '.');
+}
+
+/* The archive: entries named archive/..., buffers kept until zip_close. */
+static void
+pth_zip(const char *path, const pth_file *f, const pth_opts *o)
+{
+	char name[64];
+	zip_t *za;
+	int err;
+
+	assert_non_null(za = zip_open(path, ZIP_CREATE | ZIP_TRUNCATE, &err));
+	for (int i = -2; i < f->n; i++) {
+		const void *p;
+		size_t n;
+		zip_source_t *s;
+		zip_int64_t idx;
+
+		if (i == -2) {
+			if (o->no_pkl)
+				continue;
+			snprintf(name, sizeof name, "archive/data.pkl");
+			p = f->pkl.p, n = f->pkl.n;
+		} else if (i == -1) {
+			if (!o->little)
+				continue;
+			snprintf(name, sizeof name, "archive/byteorder");
+			p = o->little > 0 ? "little" : "big", n = strlen(p);
+		} else {
+			if (o->drop_entry && i == 2)
+				continue;
+			snprintf(name, sizeof name, "archive/data/%s", f->key[i]);
+			p = f->data[i].p ? (const void *)f->data[i].p : "", n = f->data[i].n;
+		}
+		assert_non_null(s = zip_source_buffer(za, p, n, 0));
+		assert_true((idx = zip_file_add(za, name, s, ZIP_FL_ENC_UTF_8)) >= 0);
+		assert_int_equal(zip_set_file_compression(za, (zip_uint64_t)idx,
+		                                          o->deflate ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0),
+		                 0);
+	}
+	if (zip_close(za))
+		fail_msg("zip_close: %s", zip_strerror(za));
+}
+
+static void
+pth_free(pth_file *f)
+{
+	free(f->pkl.p);
+	for (int i = 0; i < 40; i++)
+		free(f->data[i].p);
+}
+
+static void
+pth_write(const char *path, const model *m, const pth_opts *o)
+{
+	pth_file *f = malloc(sizeof *f);
+
+	assert_non_null(f);
+	pth_build(f, m, o);
+	pth_zip(path, f, o);
+	pth_free(f);
+	free(f);
+}
+
+/* ts_weights_load(path) is refused with needle and the path in its message. */
+static void
+expect_fail(const char *path, const char *needle)
+{
+	ts_vgg *net = ts_weights_load(path);
+
+	if (net || !strstr(ts_errmsg(), needle) || !strstr(ts_errmsg(), path))
+		print_error("expected \"%s\", got \"%s\"\n", needle, ts_errmsg());
+	assert_null(net);
+	assert_non_null(strstr(ts_errmsg(), needle));
+	assert_non_null(strstr(ts_errmsg(), path));
+	assert_int_equal(strncmp(ts_errmsg(), "weights: ", 9), 0);
+}
+
+static unsigned char *
+read_all(const char *path, size_t *n)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char *p;
+	long len;
+
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	len = ftell(f);
+	assert_true(len > 0);
+	rewind(f);
+	assert_non_null(p = malloc((size_t)len));
+	assert_int_equal(fread(p, 1, (size_t)len, f), (size_t)len);
+	fclose(f);
+	*n = (size_t)len;
+	return p;
+}
+
+/* ---- .pth: the fixture torch.save wrote, and files written here ----------------- */
+
+/* tests/fixtures/narrow_vgg.pth (torch.save of a state_dict(): memo, _metadata, a
+ * non-contiguous weight, two biases sharing a storage) holds the first 8
+ * convolutions of narrow_vgg.safetensors: the same floats, bit for bit. */
+static void
+test_pth_fixture(void **state)
+{
+	ts_vgg *pth, *st;
+
+	(void)state;
+	pth = ts_weights_load(FIX "narrow_vgg.pth");
+	if (!pth)
+		print_error("%s\n", ts_errmsg());
+	assert_non_null(pth);
+	assert_non_null(st = ts_weights_load(FIX "narrow_vgg.safetensors"));
+	assert_int_equal(pth->nconv, 8);
+	assert_int_equal(st->nconv, 16);
+	assert_int_equal(pth->input, TS_INPUT_TORCH);
+	for (int i = 0; i < pth->nconv; i++) {
+		assert_int_equal(pth->in_ch[i], st->in_ch[i]);
+		assert_int_equal(pth->out_ch[i], st->out_ch[i]);
+		assert_memory_equal(pth->w[i], st->w[i], (size_t)st->out_ch[i] * st->in_ch[i] * 9 * 4);
+		assert_memory_equal(pth->b[i], st->b[i], (size_t)st->out_ch[i] * 4);
+	}
+	for (int k = 0; k < 3; k++)
+		assert_true(pth->mean[k] == st->mean[k] && pth->std[k] == st->std[k]);
+	ts_vgg_destroy(pth);
+	ts_vgg_destroy(st);
+}
+
+static void
+test_pth_written(void **state)
+{
+	const char *path = tmp_path("w.pth");
+	ts_vgg *net;
+	model m;
+
+	(void)state;
+	/* plain, under a prefix, deflated, non-contiguous, shared storages, byteorder */
+	for (int k = 0; k < 6; k++) {
+		pth_opts o = { 0 };
+
+		o.prefix = k == 1 ? "module." : "";
+		o.deflate = k == 2;
+		o.transposed = k == 3 || k == 5;
+		o.shared_bias = k == 4 || k == 5;
+		o.little = k == 5;
+		model_make(&m, k ? 3 + k : 16, 50u + (unsigned)k);
+		pth_write(path, &m, &o);
+		net = ts_weights_load(path);
+		if (!net)
+			print_error("case %d: %s\n", k, ts_errmsg());
+		check_exact(net, &m);
+		assert_int_equal(net->input, TS_INPUT_TORCH);
+		ts_vgg_destroy(net);
+		model_free(&m);
+	}
+	/* by content under another name */
+	model_make(&m, 2, 60);
+	pth_write(tmp_path("vgg.bin"), &m, &(pth_opts){ 0 });
+	net = ts_weights_load(tmp_path("vgg.bin"));
+	check_exact(net, &m);
+	ts_vgg_destroy(net);
+	unlink(tmp_path("vgg.bin"));
+	/* HalfStorage: converted, within half precision */
+	pth_write(path, &m, &(pth_opts){ .storage = "HalfStorage" });
+	net = ts_weights_load(path);
+	if (!net)
+		print_error("%s\n", ts_errmsg());
+	check_shapes(net, &m);
+	for (int i = 0; i < m.nconv; i++) {
+		for (int k = 0; k < m.out[i] * m.in[i] * 9; k++)
+			assert_float_equal(net->w[i][k], m.w[i][k], fabsf(m.w[i][k]) * 0x1p-11f + 0x1p-25f);
+		for (int k = 0; k < m.out[i]; k++)
+			assert_float_equal(net->b[i][k], m.b[i][k], fabsf(m.b[i][k]) * 0x1p-11f + 0x1p-25f);
+	}
+	assert_true(float_bits(net->w[1][3]) != float_bits(m.w[1][3])); /* really rounded */
+	ts_vgg_destroy(net);
+	model_free(&m);
+	unlink(path);
+}
+
+static void
+test_pth_corrupt(void **state)
+{
+	const char *path = tmp_path("bad.pth");
+	unsigned char *fx;
+	size_t n;
+	model m;
+
+	(void)state;
+	/* the fixture truncated: at the end, in the middle, after the first entry */
+	fx = read_all(FIX "narrow_vgg.pth", &n);
+	for (size_t cut = 1; cut < n; cut += n / 5) {
+		write_file(path, fx, n - cut);
+		expect_fail(path, "not a readable zip archive");
+	}
+	write_file(path, fx, 0);
+	expect_fail(path, "not a readable zip archive");
+	/* a byte of a storage changed: libzip's CRC check */
+	fx[n / 2] ^= 0x55;
+	write_file(path, fx, n);
+	expect_fail(path, "cannot read entry narrow_vgg/data/");
+	free(fx);
+
+	model_make(&m, 3, 70);
+	pth_write(path, &m, &(pth_opts){ .no_pkl = 1 });
+	expect_fail(path, "without ARCHIVE/data.pkl");
+	pth_write(path, &m, &(pth_opts){ .drop_entry = 1 });
+	expect_fail(path, "the archive has no entry archive/data/2 (storage 2");
+	/* the storage says 107 elements, the tensor needs 108 */
+	pth_write(path, &m, &(pth_opts){ .short_numel = 1 });
+	expect_fail(path, "tensor features.0.weight ([4,3,3,3], storage offset 0) reaches beyond "
+	                  "its storage 0 of 107 elements");
+	/* the entry is 4 bytes shorter than the storage says */
+	pth_write(path, &m, &(pth_opts){ .short_entry = 4 });
+	expect_fail(path, "entry archive/data/0 holds 428 bytes, but storage 0 of 108 x "
+	                  "FloatStorage needs 432");
+	pth_write(path, &m, &(pth_opts){ .storage = "LongStorage" });
+	expect_fail(path, "tensor features.0.weight is stored as torch.LongStorage");
+	pth_write(path, &m, &(pth_opts){ .little = -1 });
+	expect_fail(path, "archive/byteorder does not say \"little\"");
+	/* the same checks of names and shapes as safetensors */
+	m.in[1] = 2;
+	pth_write(path, &m, &(pth_opts){ 0 });
+	expect_fail(path, "features.2.weight has shape [4,2,3,3], expected input channels 4");
+	m.in[1] = 4;
+	m.nconv = 0; /* classifier only */
+	pth_write(path, &m, &(pth_opts){ 0 });
+	expect_fail(path, "no VGG-19 convolution weights");
+	m.nconv = 3;
+	model_free(&m);
+
+	/* a garbage file named .pth, and stored nothing but a pickle that is no dict */
+	write_file(path, "hello", 5);
+	expect_fail(path, "not a readable zip archive");
+	unlink(path);
+}
+
+/* A pickle with a REDUCE of (module, name) and one string argument. */
+static void
+reduce_pickle(buf *b, const char *mod, const char *name, const char *arg, int stack_global)
+{
+	memset(b, 0, sizeof *b);
+	buf_byte(b, 0x80);
+	buf_byte(b, stack_global ? 4 : 2);
+	if (stack_global) {
+		pk_str(b, mod);
+		pk_str(b, name);
+		buf_byte(b, 0x93);
+	} else {
+		pk_global(b, mod, name);
+	}
+	pk_str(b, arg);
+	buf_byte(b, 0x85);
+	buf_byte(b, 'R');
+	buf_byte(b, '.');
+}
+
+static void
+pickle_zip(const char *path, const buf *pkl)
+{
+	pth_file f;
+
+	memset(&f, 0, sizeof f);
+	f.pkl = *pkl;
+	pth_zip(path, &f, &(pth_opts){ 0 });
+}
+
+/* No global but the state dict's own is accepted; none is ever called. */
+static void
+test_pth_globals(void **state)
+{
+	static const char *const evil[][2] = {
+		{ "os", "system" }, { "posix", "system" }, { "builtins", "eval" },
+		{ "subprocess", "Popen" }, { "torch", "load" }, { "collections", "Counter" },
+	};
+	const char *path = tmp_path("evil.pth"), *marker = tmp_path("pwned");
+	char cmd[256], needle[64];
+	model m;
+	buf b;
+
+	(void)state;
+	snprintf(cmd, sizeof cmd, "touch %s", marker);
+	for (size_t k = 0; k < sizeof evil / sizeof evil[0]; k++) {
+		for (int sg = 0; sg < 2; sg++) {
+			reduce_pickle(&b, evil[k][0], evil[k][1], cmd, sg);
+			pickle_zip(path, &b);
+			free(b.p);
+			snprintf(needle, sizeof needle, "names the global %s.%s,", evil[k][0],
+			         evil[k][1]);
+			expect_fail(path, needle);
+			assert_non_null(strstr(ts_errmsg(), "nothing in the file was executed"));
+			assert_int_equal(access(marker, F_OK), -1);
+		}
+	}
+	/* inside a valid state dict: a parameter's rebuild, another storage type */
+	model_make(&m, 2, 80);
+	pth_write(path, &m, &(pth_opts){ .rebuild = "_rebuild_parameter" });
+	expect_fail(path, "names the global torch._utils._rebuild_parameter,");
+	pth_write(path, &m, &(pth_opts){ .storage = "UntypedStorage" });
+	expect_fail(path, "names the global torch.UntypedStorage,");
+	model_free(&m);
+	/* an allowed global called in a way a state dict never does */
+	reduce_pickle(&b, "torch", "FloatStorage", "x", 0);
+	pickle_zip(path, &b);
+	free(b.p);
+	expect_fail(path, "REDUCE calls torch.FloatStorage");
+	unlink(path);
+}
+
+static void
+test_pth_limits(void **state)
+{
+	const char *path = tmp_path("lim.pth");
+	buf b = { 0 };
+
+	(void)state;
+	buf_byte(&b, 0x80), buf_byte(&b, 2);
+	for (int i = 0; i < 65; i++)
+		buf_byte(&b, '(');
+	pickle_zip(path, &b);
+	expect_fail(path, "more than 64 open MARKs");
+	b.n = 2;
+	buf_byte(&b, 'N');
+	buf_byte(&b, 'r'); /* LONG_BINPUT 2^32 - 1 */
+	put_le(&b, 0xffffffffu, 4);
+	pickle_zip(path, &b);
+	expect_fail(path, "memo index 4294967295 (the limit is");
+	b.n = 2;
+	buf_byte(&b, 'h'); /* BINGET of nothing */
+	buf_byte(&b, 3);
+	pickle_zip(path, &b);
+	expect_fail(path, "memo 3 was never set");
+	b.n = 2;
+	buf_printf(&b, "i__main__\nX\n"); /* INST: not a state dict's opcode */
+	pickle_zip(path, &b);
+	expect_fail(path, "archive/data.pkl, byte 2: opcode 0x69");
+	b.n = 2;
+	buf_byte(&b, 'X');
+	put_le(&b, 1000, 4);
+	pickle_zip(path, &b);
+	expect_fail(path, "a string of 1000 bytes runs past the end");
+	b.n = 2;
+	buf_byte(&b, '}');
+	pickle_zip(path, &b);
+	expect_fail(path, "the pickle ends without STOP");
+	b.n = 2;
+	buf_byte(&b, 'N'), buf_byte(&b, '.');
+	pickle_zip(path, &b);
+	expect_fail(path, "holds no dict of tensors");
+	/* a stride-0 view larger than its storage */
+	b.n = 0;
+	{
+		pth_file *f = malloc(sizeof *f);
+		model m;
+
+		assert_non_null(f);
+		model_make(&m, 1, 90);
+		memset(f, 0, sizeof *f);
+		buf_byte(&f->pkl, 0x80), buf_byte(&f->pkl, 2), buf_byte(&f->pkl, '}');
+		pth_tensor(f, &(pth_opts){ 0 }, "features.0.weight", 4,
+		           (const long long[]){ 4, 3, 3, 3 }, (const long long[]){ 0, 0, 0, 0 }, 0, 1, -1);
+		buf_byte(&f->pkl, 's'), buf_byte(&f->pkl, '.');
+		put_le(&f->data[0], 0, 4);
+		pth_zip(path, f, &(pth_opts){ 0 });
+		pth_free(f);
+		free(f);
+		model_free(&m);
+		expect_fail(path, "more elements than the storage has");
+	}
+	free(b.p);
+	unlink(path);
+}
+
+/* PyTorch's legacy format (a bare pickle, before 1.6) stays refused with the way out. */
+static void
+test_pth_legacy(void **state)
+{
+	static const unsigned char pickle[] = { 0x80, 2, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46 };
+	const char *b = tmp_path("old.pth");
+
+	(void)state;
+	write_file(b, pickle, sizeof pickle);
+	expect_fail(b, "is a PyTorch checkpoint in the legacy format");
+	assert_non_null(strstr(ts_errmsg(), "safetensors"));
+	assert_null(strstr(ts_errmsg(), "protobuf"));
+	unlink(b);
+}
+
 /* ---- group ------------------------------------------------------------------------- */
 
 static int
@@ -1153,31 +1708,16 @@ teardown(void **state)
 	return rmdir(tmpdir);
 }
 
-/* PyTorch's own .pth (a zip of pickles, or a bare pickle) gets one message that says
- * what it is and how to convert it, never a protobuf parser's complaint. */
-static void
-test_pth_named(void **state)
-{
-	static const unsigned char zip[] = { 'P', 'K', 3, 4, 20, 0, 0, 0, 8, 0 };
-	static const unsigned char pickle[] = { 0x80, 2, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46 };
-	const char *a = tmp_path("vgg19-dcbb9e9d.pth"), *b = tmp_path("old.bin");
-
-	(void)state;
-	write_file(a, zip, sizeof zip);
-	assert_null(ts_weights_load(a));
-	assert_non_null(strstr(ts_errmsg(), "is a PyTorch checkpoint"));
-	assert_non_null(strstr(ts_errmsg(), "safetensors"));
-	assert_null(strstr(ts_errmsg(), "protobuf"));
-	write_file(b, pickle, sizeof pickle);
-	assert_null(ts_weights_load(b));
-	assert_non_null(strstr(ts_errmsg(), "is a PyTorch checkpoint"));
-}
-
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_pth_named),
+		cmocka_unit_test(test_pth_fixture),
+		cmocka_unit_test(test_pth_written),
+		cmocka_unit_test(test_pth_corrupt),
+		cmocka_unit_test(test_pth_globals),
+		cmocka_unit_test(test_pth_limits),
+		cmocka_unit_test(test_pth_legacy),
 		cmocka_unit_test(test_st_f32_roundtrip),
 		cmocka_unit_test(test_st_f16_bf16),
 		cmocka_unit_test(test_st_prefix_and_short),

@@ -10,7 +10,7 @@ set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 pkgs="build-essential pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libtiff-dev
 libtiff-tools libstb-dev libjpeg62-turbo-dev libpng-dev libexif-dev libinih-dev libcjson-dev
-zlib1g-dev libcmocka-dev
+zlib1g-dev libzip-dev libcmocka-dev
 clang libclang-rt-dev
 slurm-wlm munge
 chromium time"

@@ -5,6 +5,7 @@ Writes small, deterministic golden fixtures into tests/fixtures/ (see the README
 there for every file and its layout):
 
     narrow_vgg.safetensors   VGG-19 at 1/16 width, random weights, written by hand
+    narrow_vgg.pth           its first 8 convolutions as torch.save writes a state dict
     content.png style.png style2.png   synthetic 8-bit RGB images (no photos)
     init.f32                 the point x where the objective is evaluated
     grad_<case>.f32          d total / d x at init, one per case
@@ -160,6 +161,51 @@ def read_safetensors(path):
         out[name] = t.reshape(meta["shape"])
     assert end == len(data), "trailing bytes"
     return out
+
+
+PTH_NCONV = 8          # narrow_vgg.pth: conv1_1 .. conv3_4 (features.0 .. features.16)
+
+
+def write_pth(path, tensors):
+    """The first PTH_NCONV convolutions of `tensors` as torch.save (zip format) writes
+    the state_dict() of a module with torchvision's layout: keys features.N.weight /
+    .bias in order, _metadata, a small classifier (ignored by tessera).  Two tensors
+    exercise a reader's layout code: features.2.weight is a non-contiguous view (same
+    values, strides of a transposed copy) and features.0.bias / features.2.bias are
+    views at offsets 0 and 4 of one shared storage."""
+    layers, n = [], 0
+    for idx, kind, _, cin, cout in layer_table():
+        if n == PTH_NCONV:
+            break
+        if kind == "conv":
+            layers.append(torch.nn.Conv2d(cin, cout, 3, padding=1))
+            n += 1
+        elif kind == "relu":
+            layers.append(torch.nn.ReLU(inplace=True))
+        else:
+            layers.append(torch.nn.AvgPool2d(2, 2))
+    model = torch.nn.Module()
+    model.features = torch.nn.Sequential(*layers)
+    model.classifier = torch.nn.Sequential(torch.nn.Linear(cout, 2))
+    sd = model.state_dict()
+    values = dict(tensors)
+    for k in sd:
+        if k.startswith("features."):
+            sd[k] = values[k].clone()
+        else:
+            sd[k] = torch.arange(sd[k].numel(), dtype=torch.float32).reshape(sd[k].shape)
+    w = sd["features.2.weight"]
+    sd["features.2.weight"] = w.transpose(0, 1).contiguous().transpose(0, 1)
+    assert not sd["features.2.weight"].is_contiguous()
+    shared = torch.cat([sd["features.0.bias"], sd["features.2.bias"]])
+    sd["features.0.bias"] = shared[:4]
+    sd["features.2.bias"] = shared[4:]
+    torch.save(sd, path)
+    back = torch.load(path)
+    assert list(back) == list(sd)
+    for k in sd:
+        assert torch.equal(back[k], sd[k]), k
+    return back
 
 
 # ---------------------------------------------------------------------------------
@@ -355,6 +401,10 @@ def main():
     for n, t in tensors:
         assert torch.equal(back[n], t), n
     w64 = {n: t.double() for n, t in back.items()}
+    pth = write_pth(os.path.join(out, "narrow_vgg.pth"), tensors)
+    for k, t in pth.items():
+        if k.startswith("features."):
+            assert torch.equal(t, back[k]), k
 
     # Images.
     gen = torch.Generator().manual_seed(SEED_IMAGES)
@@ -410,7 +460,7 @@ def main():
                      "TV = mean(dx^2) + mean(dy^2) over all 3 channels",
         "cases": {},
     }
-    written = ["narrow_vgg.safetensors", "init.f32", CONTENT_PNG[0]] + \
+    written = ["narrow_vgg.safetensors", "narrow_vgg.pth", "init.f32", CONTENT_PNG[0]] + \
               [n for n, _, _ in STYLE_PNGS]
     for cs in CASES:
         res, grad, targets = evaluate(cs, w64, init64, content64, styles64)

@@ -3,7 +3,7 @@
  *
  * Valid inputs are made with the project's own writers (ts_image_save, the BigTIFF
  * writer, ts_ckpt_write) or built here byte by byte (a narrow VGG-19 as safetensors and
- * as Caffe protobuf, INI files, command lines).  The regression cases are minimized
+ * as Caffe protobuf and as a torch.save zip archive, INI files, command lines).  The regression cases are minimized
  * crafted inputs for the bugs issue 15 named: a JPEG with a DHT whose code counts total
  * more than 256, a BMP cut to 60 bytes, a PNG header declaring 0xffffffff x 0xffffffff,
  * safetensors headers with absurd offsets and sizes, truncated tile checkpoints, INI
@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <zip.h>
 #include <zlib.h>
 
 #include "tessera/ckpt.h"
@@ -407,6 +408,165 @@ safetensors(void)
 	free(b.p);
 }
 
+/* ---- PyTorch .pth: torch.save's zip of a pickle and storages ----------------------- */
+
+static void
+pk_str(buf *b, const char *s)
+{
+	byte(b, 'X');
+	put_le(b, strlen(s), 4);
+	put(b, s, strlen(s));
+}
+
+/* BININT, or LONG1 of 8 bytes beyond 32 bits */
+static void
+pk_int(buf *b, long long v)
+{
+	if (v >= INT32_MIN && v <= INT32_MAX) {
+		byte(b, 'J');
+		put_le(b, (uint64_t)v, 4);
+	} else {
+		byte(b, 0x8a);
+		byte(b, 8);
+		put_le(b, (uint64_t)v, 8);
+	}
+}
+
+static void
+pk_ints(buf *b, int n, const long long *v)
+{
+	byte(b, '(');
+	for (int i = 0; i < n; i++)
+		pk_int(b, v[i]);
+	byte(b, 't');
+}
+
+/* A state dict pickle (protocol 2, memo as torch.save uses it) of the narrow VGG's
+ * convolutions, storage i = tensor i; dims0 / stride0 / numel0 replace the first
+ * weight's (NULL, NULL, -1: its own). */
+static void
+pth_pickle(buf *b, const long long *dims0, const long long *stride0, long long numel0)
+{
+	int t = 0;
+
+	b->n = 0;
+	byte(b, 0x80); /* PROTO 2 */
+	byte(b, 2);
+	putf(b, "ccollections\nOrderedDict\nq");
+	putf(b, "%c)Rq\x01(", 0);
+	for (int i = 0; i < NCONV; i++) {
+		for (int bias = 0; bias < 2; bias++, t++) {
+			long long n = bias ? conv_out[i] : (long long)conv_out[i] * conv_in[i] * 9;
+			long long dims[4] = { conv_out[i], conv_in[i], 3, 3 };
+			long long strides[4] = { conv_in[i] * 9, 9, 3, 1 };
+			char name[32], key[8];
+
+			snprintf(name, sizeof name, "features.%d.%s", 2 * i, bias ? "bias" : "weight");
+			snprintf(key, sizeof key, "%d", t);
+			pk_str(b, name);
+			putf(b, t == 0 ? "ctorch._utils\n_rebuild_tensor_v2\nq\x02" : "h\x02");
+			putf(b, "((");
+			pk_str(b, "storage");
+			putf(b, t == 0 ? "ctorch\nFloatStorage\nq\x03" : "h\x03");
+			pk_str(b, key);
+			pk_str(b, "cpu");
+			pk_int(b, t == 0 && numel0 >= 0 ? numel0 : n);
+			putf(b, "tQ");
+			pk_int(b, 0);
+			pk_ints(b, bias ? 1 : 4, t == 0 && dims0 ? dims0 : bias ? &dims[0] : dims);
+			pk_ints(b, bias ? 1 : 4, t == 0 && stride0 ? stride0 : bias ? &strides[3] : strides);
+			byte(b, 0x89);
+			byte(b, 'h');
+			byte(b, 0);
+			putf(b, ")RtRr");
+			put_le(b, 100u + (unsigned)t, 4); /* LONG_BINPUT */
+		}
+	}
+	putf(b, "u}");
+	pk_str(b, "_metadata");
+	putf(b, "}sb.");
+}
+
+/* The archive: archive/data.pkl = pkl, archive/data/<t> = the values of tensor t. */
+static void
+pth_zip(const char *name, const buf *pkl)
+{
+	char p[PATH_MAX], en[64];
+	buf data[2 * NCONV] = { { 0 } };
+	zip_t *za;
+	int err, k = 0, t = 0;
+
+	path_of(p, sizeof p, "pth", name);
+	if (!(za = zip_open(p, ZIP_CREATE | ZIP_TRUNCATE, &err)))
+		die("cannot create a .pth");
+	for (int i = 0; i < NCONV; i++) {
+		for (int bias = 0; bias < 2; bias++, t++) {
+			int n = bias ? conv_out[i] : conv_out[i] * conv_in[i] * 9;
+
+			for (int j = 0; j < n; j++)
+				put_le(&data[t], float_bits(value(k++)), 4);
+		}
+	}
+	for (int i = -1; i < 2 * NCONV; i++) {
+		zip_source_t *src;
+		zip_int64_t idx;
+
+		snprintf(en, sizeof en, i < 0 ? "archive/data.pkl" : "archive/data/%d", i);
+		src = zip_source_buffer(za, i < 0 ? pkl->p : data[i].p, i < 0 ? pkl->n : data[i].n, 0);
+		if (!src || (idx = zip_file_add(za, en, src, 0)) < 0 ||
+		    zip_set_file_compression(za, (zip_uint64_t)idx, ZIP_CM_STORE, 0))
+			die("cannot add to a .pth");
+	}
+	if (zip_close(za))
+		die("cannot write a .pth");
+	for (int i = 0; i < 2 * NCONV; i++)
+		free(data[i].p);
+}
+
+static void
+pth(void)
+{
+	buf b = { 0 };
+	FILE *f;
+
+	pth_pickle(&b, NULL, NULL, -1);
+	pth_zip("valid.pth", &b);
+	/* regression: strides, sizes and numbers a state dict never has */
+	pth_pickle(&b, NULL, (const long long[]){ 0, 0, 0, 0 }, -1);
+	pth_zip("stride0.pth", &b);
+	pth_pickle(&b, (const long long[]){ INT32_MAX, INT32_MAX, 3, 3 },
+	           (const long long[]){ 1LL << 62, 9, 3, 1 }, -1);
+	pth_zip("huge.pth", &b);
+	pth_pickle(&b, NULL, NULL, 107);
+	pth_zip("short_storage.pth", &b);
+	pth_pickle(&b, NULL, NULL, 1LL << 62);
+	pth_zip("numel_huge.pth", &b);
+	b.n = 0;
+	byte(&b, 0x80);
+	byte(&b, 2);
+	putf(&b, "cos\nsystem\n");
+	pk_str(&b, "true");
+	putf(&b, "\x85R.");
+	pth_zip("os_system.pth", &b);
+	b.n = 0;
+	putf(&b, "\x80\x02");
+	repeat(&b, '(', 100);
+	pth_zip("marks.pth", &b);
+	/* the fixture torch.save wrote, when run from the repository */
+	if ((f = fopen("tests/fixtures/narrow_vgg.pth", "rb"))) {
+		unsigned char tmp[65536];
+		size_t n;
+
+		b.n = 0;
+		while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
+			put(&b, tmp, n);
+		fclose(f);
+		write_buf("pth", "narrow_vgg.pth", &b);
+		write_file("pth", "narrow_vgg_trunc.pth", b.p, b.n - 30);
+	}
+	free(b.p);
+}
+
 /* protobuf wire format */
 static void
 pb_varint(buf *b, uint64_t v)
@@ -711,6 +871,7 @@ main(int argc, char **argv_)
 	root = argv_[1];
 	images();
 	safetensors();
+	pth();
 	caffe();
 	ckpt();
 	ini();
