@@ -12,7 +12,7 @@ WARN     = -std=c11 -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter
 OPENSEADRAGON ?= $(CURDIR)/build-npm/node_modules/openseadragon/build/openseadragon
 CPPFLAGS = -Iinclude -D_GNU_SOURCE -MMD -MP -DTS_OPENSEADRAGON_DIR='"$(OPENSEADRAGON)"'
 LDLIBS   = -lopenblas -ltiff -lpng -ljpeg -lexif -lstb -linih -lcjson -lz -lm -lpthread \
-           $(shell pkg-config --libs libzip)
+           $(shell pkg-config --libs libzip) -llcms2
 
 BUILD   ?= build
 # the program; a sanitizer build keeps its own (build-asan/tessera)

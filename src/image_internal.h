@@ -76,6 +76,10 @@ image_jpeg_stream *image_jpeg_stream_open(FILE *f, const char *path, long long m
 int image_jpeg_stream_rows(image_jpeg_stream *s, int rows, float *out);
 void image_jpeg_stream_close(image_jpeg_stream *s);
 
+/* image_icc.c: an sRGB ICC profile made by lcms2, in a new buffer *data of *len
+ * bytes (caller frees).  -1 with a message. */
+int image_srgb_profile(void **data, uint32_t *len);
+
 /* image_tiff.c: whole-file TIFF/BigTIFF. */
 ts_image *image_tiff_load(const char *path, long long max_pixels);
 int image_tiff_probe(const char *path, int *w, int *h, int *bits);

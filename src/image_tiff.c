@@ -508,6 +508,20 @@ cleanup:
 	return ret;
 }
 
+/* Most reduced-resolution levels (a 2^31-pixel side halves to 256 in 23 steps). */
+#define MAX_SUB 24
+
+/* One reduced level of the writer: rows made by halving the level above, in a band
+ * written to its own temporary tiled file ("<path>.r<k>"), copied into a SubIFD at
+ * the end. */
+typedef struct sub_level {
+	ts_tiff_writer *wr;
+	int w, h;    /* its size */
+	float *band; /* [3, tile, w] */
+	int rows;    /* rows held in band */
+	int done;    /* rows made so far */
+} sub_level;
+
 struct ts_tiff_writer {
 	TIFF *tif;
 	char *path, *part; /* owned */
@@ -518,6 +532,8 @@ struct ts_tiff_writer {
 	int failed;        /* a band failed: close removes the .part */
 	void *buf;         /* one tile [tile, tile, 3] of bits-bit samples */
 	tmsize_t tilesize; /* bytes of buf */
+	int nsub;          /* reduced levels (ts_tiff_writer_set_meta) */
+	sub_level sub[MAX_SUB];
 };
 
 ts_tiff_writer *
@@ -569,6 +585,155 @@ cleanup:
 }
 
 int
+ts_tiff_writer_set_meta(ts_tiff_writer *wr, const ts_tiff_meta *m)
+{
+	int ok = 1;
+
+	TS_ASSERT(wr && m && wr->y == 0);
+	tiff_msg[0] = '\0';
+	if (m->dpi > 0)
+		ok = TIFFSetField(wr->tif, TIFFTAG_XRESOLUTION, m->dpi) &&
+		     TIFFSetField(wr->tif, TIFFTAG_YRESOLUTION, m->dpi) &&
+		     TIFFSetField(wr->tif, TIFFTAG_RESOLUTIONUNIT, RESUNIT_INCH);
+	if (ok && m->srgb) {
+		void *icc = NULL;
+		uint32_t len = 0;
+
+		if (image_srgb_profile(&icc, &len)) {
+			ts_error("image", "cannot write %s: %s", wr->path, ts_errmsg());
+			return -1;
+		}
+		ok = TIFFSetField(wr->tif, TIFFTAG_ICCPROFILE, len, icc);
+		free(icc);
+	}
+	if (ok && m->reduced) {
+		uint64_t offsets[MAX_SUB] = { 0 };
+		int w = (int)wr->w, h = (int)wr->h;
+
+		while (wr->nsub < MAX_SUB && (w > (int)wr->tile || h > (int)wr->tile)) {
+			sub_level *l = &wr->sub[wr->nsub];
+			char p[4200];
+
+			w = (w + 1) / 2, h = (h + 1) / 2;
+			l->w = w, l->h = h;
+			snprintf(p, sizeof p, "%s.r%d", wr->path, wr->nsub + 1);
+			wr->nsub++; /* counted before it can fail: close frees what was made */
+			if (!(l->band = malloc((size_t)3 * wr->tile * w * sizeof *l->band))) {
+				ts_error("image", "cannot write %s: out of memory for its reduced levels",
+				         wr->path);
+				return -1;
+			}
+			if (!(l->wr = ts_tiff_writer_open(p, w, h, wr->bits, (int)wr->tile)))
+				return -1;
+		}
+		if (wr->nsub)
+			ok = TIFFSetField(wr->tif, TIFFTAG_SUBIFD, (uint16_t)wr->nsub, offsets);
+	}
+	if (!ok) {
+		ts_error("image", "cannot write %s: %s", wr->path, tiff_why());
+		return -1;
+	}
+	return 0;
+}
+
+/* Rows [0, rows) of a band of level k - 1 (width sw, planar [3, rows, sw]) halved into
+ * level k's band; full bands go to its file and on to level k + 1.  last: the band
+ * ends level k - 1 (an odd last row is halved alone). */
+static int
+sub_feed(ts_tiff_writer *wr, int k, const float *src, int sw, int rows, int last)
+{
+	sub_level *l;
+
+	if (k >= wr->nsub)
+		return 0;
+	l = &wr->sub[k];
+	for (int r = 0; r < rows; r += 2) {
+		int r1 = r + 1 < rows ? r + 1 : r;
+		size_t sp = (size_t)rows * sw, dp = (size_t)wr->tile * l->w;
+
+		for (int c = 0; c < 3; c++) {
+			const float *a = src + c * sp + (size_t)r * sw, *b = src + c * sp + (size_t)r1 * sw;
+			float *d = l->band + c * dp + (size_t)l->rows * l->w;
+
+			for (int x = 0; x < l->w; x++) {
+				int x0 = 2 * x, x1 = 2 * x + 1 < sw ? 2 * x + 1 : 2 * x;
+
+				d[x] = 0.25f * (a[x0] + a[x1] + b[x0] + b[x1]);
+			}
+		}
+		l->rows++, l->done++;
+		if (l->rows == (int)wr->tile || l->done == l->h) {
+			/* the band is [3, tile, w]: compact it to [3, rows, w] for the writer */
+			for (int c = 1; c < 3; c++)
+				memmove(l->band + (size_t)c * l->rows * l->w,
+				        l->band + (size_t)c * wr->tile * l->w, (size_t)l->rows * l->w * sizeof(float));
+			if (ts_tiff_writer_band(l->wr, l->band, l->rows) ||
+			    sub_feed(wr, k + 1, l->band, l->w, l->rows, l->done == l->h))
+				return -1;
+			l->rows = 0;
+		}
+	}
+	(void)last;
+	return 0;
+}
+
+/* Copy the reduced levels' tiles, still encoded, into SubIFDs after the main
+ * directory. */
+static int
+write_subifds(ts_tiff_writer *wr)
+{
+	void *raw = NULL;
+	tmsize_t rawsize = 0;
+	int ret = -1;
+
+	if (TIFFWriteDirectory(wr->tif) != 1)
+		return -1;
+	for (int k = 0; k < wr->nsub; k++) {
+		sub_level *l = &wr->sub[k];
+		char p[4200];
+		TIFF *in;
+		uint32_t nt;
+		int ok;
+
+		snprintf(p, sizeof p, "%s.r%d", wr->path, k + 1);
+		if (!(in = tiff_open(p, "r")))
+			goto cleanup;
+		ok = set_rgb_tags(wr->tif, (uint32_t)l->w, (uint32_t)l->h, wr->bits) &&
+		     TIFFSetField(wr->tif, TIFFTAG_SUBFILETYPE, FILETYPE_REDUCEDIMAGE) &&
+		     TIFFSetField(wr->tif, TIFFTAG_TILEWIDTH, wr->tile) &&
+		     TIFFSetField(wr->tif, TIFFTAG_TILELENGTH, wr->tile);
+		nt = TIFFNumberOfTiles(in);
+		for (uint32_t t = 0; ok && t < nt; t++) {
+			uint64_t *bc = NULL;
+			tmsize_t n;
+
+			ok = TIFFGetField(in, TIFFTAG_TILEBYTECOUNTS, &bc) && bc;
+			if (!ok)
+				break;
+			if ((tmsize_t)bc[t] > rawsize) {
+				void *nb = realloc(raw, (size_t)bc[t]);
+
+				if (!nb) {
+					ok = 0;
+					break;
+				}
+				raw = nb, rawsize = (tmsize_t)bc[t];
+			}
+			n = TIFFReadRawTile(in, t, raw, rawsize);
+			ok = n >= 0 && TIFFWriteRawTile(wr->tif, t, raw, n) == n;
+		}
+		TIFFClose(in);
+		unlink(p);
+		if (!ok || TIFFWriteDirectory(wr->tif) != 1)
+			goto cleanup;
+	}
+	ret = 0;
+cleanup:
+	free(raw);
+	return ret;
+}
+
+int
 ts_tiff_writer_band(ts_tiff_writer *wr, const float *band, int rows)
 {
 	uint32_t want, x;
@@ -599,6 +764,8 @@ ts_tiff_writer_band(ts_tiff_writer *wr, const float *band, int rows)
 		}
 	}
 	wr->y += want;
+	if (sub_feed(wr, 0, band, (int)wr->w, (int)want, wr->y == wr->h))
+		goto cleanup;
 	ret = 0;
 cleanup:
 	if (ret)
@@ -622,10 +789,26 @@ ts_tiff_writer_close(ts_tiff_writer *wr, int abort)
 		         wr->y, wr->h);
 	} else {
 		tiff_msg[0] = '\0';
-		if (TIFFFlush(wr->tif) != 1)
+		ret = 0;
+		for (int k = 0; k < wr->nsub && ret == 0; k++) {
+			ret = ts_tiff_writer_close(wr->sub[k].wr, 0); /* to "<path>.r<k>" */
+			wr->sub[k].wr = NULL;
+		}
+		if (ret == 0 && wr->nsub && write_subifds(wr)) {
+			ts_error("image", "cannot write %s: its reduced levels: %s", wr->path, tiff_why());
+			ret = -1;
+		} else if (ret == 0 && !wr->nsub && TIFFFlush(wr->tif) != 1) {
 			ts_error("image", "cannot write %s: %s", wr->path, tiff_why());
-		else
-			ret = 0;
+			ret = -1;
+		}
+	}
+	for (int k = 0; k < wr->nsub; k++) {
+		char p[4200];
+
+		ts_tiff_writer_close(wr->sub[k].wr, 1);
+		free(wr->sub[k].band);
+		snprintf(p, sizeof p, "%s.r%d", wr->path, k + 1);
+		unlink(p);
 	}
 	if (wr->tif)
 		TIFFClose(wr->tif);

@@ -25,6 +25,7 @@
 #include "tessera/image.h"
 #include "tessera/loss.h"
 #include "tessera/optim.h"
+#include "tessera/output.h"
 #include "tessera/resample.h"
 #include "tessera/tile.h"
 
@@ -692,14 +693,6 @@ cache_get(void *user, int row, int col)
 	return *slot;
 }
 
-static int
-has_tiff_ext(const char *path)
-{
-	const char *dot = strrchr(path, '.');
-
-	return dot && (!strcasecmp(dot, ".tif") || !strcasecmp(dot, ".tiff"));
-}
-
 int
 ts_job_assemble(ts_job *j, int level)
 {
@@ -708,7 +701,7 @@ ts_job_assemble(ts_job *j, int level)
 	tile_cache tc = { j, level, lv, NULL, 0 };
 	ts_blocks *bl = NULL;
 	ts_tiff_writer *wr = NULL;
-	ts_image *whole = NULL;
+	ts_output *out = NULL;
 	float *band = NULL, *cband = NULL;
 	char path[4400];
 	int bits = 16, ret = -1;
@@ -732,10 +725,10 @@ ts_job_assemble(ts_job *j, int level)
 		ts_error("job", "out of memory for assembling level %d", level);
 		goto cleanup;
 	}
-	if (!last || has_tiff_ext(path)) {
-		if (!(wr = ts_tiff_writer_open(path, lv->w, lv->h, bits, OUT_TILE)))
+	if (last) { /* the output, and its Deep Zoom folder (output.h) */
+		if (!(out = ts_output_open(j->c, lv->w, lv->h, bits)))
 			goto cleanup;
-	} else if (!(whole = ts_image_create(lv->w, lv->h))) {
+	} else if (!(wr = ts_tiff_writer_open(path, lv->w, lv->h, bits, OUT_TILE))) {
 		goto cleanup;
 	}
 	for (int y0 = 0; y0 < lv->h; y0 += OUT_TILE) {
@@ -763,27 +756,25 @@ ts_job_assemble(ts_job *j, int level)
 			if (ts_tiff_writer_band(wr, band, rows))
 				goto cleanup;
 		} else {
-			for (int c = 0; c < 3; c++)
-				memcpy(whole->px + ((size_t)c * lv->h + y0) * lv->w,
-				       band + (size_t)c * rows * lv->w, (size_t)rows * lv->w * sizeof(float));
+			ts_image b = { lv->w, rows, bits, band };
+
+			ts_image_clamp(&b);
+			if (ts_output_band(out, band, rows))
+				goto cleanup;
 		}
 	}
-	if (wr) {
-		int r = ts_tiff_writer_close(wr, 0);
+	{
+		int r = wr ? ts_tiff_writer_close(wr, 0) : ts_output_close(out, 0);
 
-		wr = NULL;
+		wr = NULL, out = NULL;
 		if (r)
-			goto cleanup;
-	} else {
-		whole->bits = bits;
-		ts_image_clamp(whole);
-		if (ts_image_save(whole, path, bits))
 			goto cleanup;
 	}
 	ret = 0;
 cleanup:
 	if (wr)
 		ts_tiff_writer_close(wr, 1);
+	ts_output_close(out, 1);
 	if (tc.px && bl) {
 		for (int b = 0; b < bl->n; b++)
 			free(tc.px[b]);
@@ -793,7 +784,6 @@ cleanup:
 		free(tc.px);
 	}
 	ts_blocks_destroy(bl);
-	ts_image_destroy(whole);
 	free(band);
 	free(cband);
 	return ret;

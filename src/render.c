@@ -14,10 +14,12 @@
 #include <unistd.h>
 
 #include "tessera/colorvar.h"
+#include "tessera/content.h"
 #include "tessera/conv.h"
 #include "tessera/error.h"
 #include "tessera/loss.h"
 #include "tessera/optim.h"
+#include "tessera/output.h"
 #include "tessera/par.h"
 #include "tessera/report.h"
 #include "tessera/weights.h"
@@ -243,6 +245,44 @@ write_frame(single_ctx *s, const float *x, const char *path, int bits)
 	return ts_image_save(s->frame, path, bits);
 }
 
+/* The finished picture, as the tiled assembly writes it (output.h): the TIFF's tags
+ * and reduced levels, the Deep Zoom folder. */
+static int
+write_output(single_ctx *s, const float *x, int bits)
+{
+	ts_image *f = s->frame;
+	ts_output *o;
+	float *band;
+	size_t plane = (size_t)f->w * f->h;
+
+	memcpy(f->px, x, 3 * plane * sizeof(float));
+	ts_image_clamp(f);
+	if (s->c->original_colors)
+		ts_image_keep_colors(f, s->colors);
+	if (!(band = malloc((size_t)3 * TS_OUTPUT_BAND * f->w * sizeof *band))) {
+		ts_error("render", "out of memory");
+		return -1;
+	}
+	if (!(o = ts_output_open(s->c, f->w, f->h, bits))) {
+		free(band);
+		return -1;
+	}
+	for (int y = 0; y < f->h; y += TS_OUTPUT_BAND) {
+		int rows = f->h - y < TS_OUTPUT_BAND ? f->h - y : TS_OUTPUT_BAND;
+
+		for (int c = 0; c < 3; c++)
+			memcpy(band + (size_t)c * rows * f->w, f->px + c * plane + (size_t)y * f->w,
+			       (size_t)rows * f->w * sizeof(float));
+		if (ts_output_band(o, band, rows)) {
+			ts_output_close(o, 1);
+			free(band);
+			return -1;
+		}
+	}
+	free(band);
+	return ts_output_close(o, 0);
+}
+
 static int
 single_iteration(void *user, int it, const ts_loss_parts *p, const float *x)
 {
@@ -306,6 +346,19 @@ ts_render_single(const ts_config *c, volatile int *stop)
 	if (!(content_src = ts_image_load(c->content, 0)))
 		goto cleanup;
 	ts_render_output_size(c, content_src->w, content_src->h, &w, &h);
+	{ /* --fit: the canvas of the output's shape, as a tiled job makes it */
+		ts_fit fit;
+
+		ts_fit_geometry(content_src->w, content_src->h, w, h, c->fit, &fit);
+		if (fit.fitted) {
+			ts_image *canvas = ts_fit_image(content_src, &fit);
+
+			if (!canvas)
+				goto cleanup;
+			ts_image_destroy(content_src);
+			content_src = canvas;
+		}
+	}
 	if (w == content_src->w && h == content_src->h) {
 		content = content_src;
 		content_src = NULL;
@@ -361,7 +414,7 @@ ts_render_single(const ts_config *c, volatile int *stop)
 		        100 * optim0 / t0, 100 * (t0 - conv0 - layers0 - loss0 - optim0) / t0);
 	/* A 16-bit source keeps 16 bits where the output format can hold them. */
 	bits = content->bits == 16 ? 16 : 8;
-	if (write_frame(&s, x->px, c->out, bits))
+	if (write_output(&s, x->px, bits))
 		goto cleanup;
 	if (s.report) {
 		ts_report_set(s.report, "iterations_done", done);

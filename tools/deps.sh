@@ -12,7 +12,7 @@ pkgs="build-essential pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libt
 libtiff-tools libstb-dev libjpeg62-turbo-dev libpng-dev libexif-dev libinih-dev libcjson-dev
 zlib1g-dev libzip-dev libcmocka-dev
 clang libclang-rt-dev
-slurm-wlm munge
+slurm-wlm munge liblcms2-dev libvips-tools imagemagick
 chromium time"
 missing=""
 for p in $pkgs; do

@@ -104,6 +104,17 @@ typedef struct ts_tiff_writer ts_tiff_writer;
 /* Start a tiled, deflate-compressed BigTIFF ("w8") of w x h, bits 8 or 16, with square
  * tiles of side tile (a multiple of 16), written to "<path>.part". */
 ts_tiff_writer *ts_tiff_writer_open(const char *path, int w, int h, int bits, int tile);
+/* What a print-ready output carries besides its pixels. */
+typedef struct ts_tiff_meta {
+	double dpi;  /* > 0: XResolution, YResolution (pixels per inch), ResolutionUnit inch */
+	int srgb;    /* 1: an embedded sRGB ICC profile (made by lcms2) */
+	int reduced; /* 1: reduced-resolution levels as SubIFDs, each half the one above
+	              * (2x2 mean), tiled and compressed like the image, down to one tile;
+	              * held as a band of tile rows each ([3, tile, w/2^k] floats: 12 * tile
+	              * * w bytes in all) and in temporary files "<path>.r<k>" until close */
+} ts_tiff_meta;
+/* Before the first band: tags and reduced levels.  -1 with a message. */
+int ts_tiff_writer_set_meta(ts_tiff_writer *wr, const ts_tiff_meta *m);
 /* Write one row of tiles: rows [y, y + rows) where y is the next unwritten tile row
  * start and rows = min(tile, h - y); band is [3, rows, w] RGB in [0,1]. */
 int ts_tiff_writer_band(ts_tiff_writer *wr, const float *band, int rows);
