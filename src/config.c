@@ -141,7 +141,8 @@ static const optdef options[] = {
 	{ "report", K_STR, F(report), "FILE.json",
 	  "write settings and losses of every iteration", "none" },
 	{ "save-every", K_INT, F(save_every), "N",
-	  "write the image every N iterations (0: never)", NULL },
+	  "write the image every N iterations (0: never); tiled runs: each "
+	  "assembled level as OUT_level<k>.tif", NULL },
 	{ "progress", K_PROGRESS, F(progress), "auto|on|off",
 	  "progress on stderr (auto: a live line on a terminal, else a line every "
 	  "--progress-every seconds)", NULL },

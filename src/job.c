@@ -693,6 +693,52 @@ cache_get(void *user, int row, int col)
 	return *slot;
 }
 
+/* --save-every in a tiled run: each assembled level below the output, as a frame
+ * beside it ("OUT-stem_level<k>.tif", the level's 16-bit TIFF): a hard link to the job
+ * directory's file, or a copy where the two are on different file systems. */
+static int
+save_level_frame(const ts_job *j, int level, const char *lpath)
+{
+	const char *out = j->c->out, *slash = strrchr(out, '/'), *dot = strrchr(out, '.');
+	char path[4400], *part = NULL;
+	FILE *in = NULL, *o = NULL;
+	char buf[65536];
+	size_t n;
+	int ret = -1;
+
+	if (!dot || (slash && dot < slash))
+		dot = out + strlen(out);
+	snprintf(path, sizeof path, "%.*s_level%d.tif", (int)(dot - out), out, level);
+	unlink(path);
+	if (link(lpath, path) == 0)
+		return 0;
+	if (!(part = ts_file_part_name("job", path)))
+		return -1;
+	if (!(in = fopen(lpath, "rb")) || !(o = fopen(part, "wb"))) {
+		ts_error_errno("job", "cannot write the level frame %s", path);
+		goto cleanup;
+	}
+	while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+		if (fwrite(buf, 1, n, o) != n)
+			break;
+	if (ferror(in) || fclose(o)) {
+		o = NULL;
+		ts_error_errno("job", "cannot write the level frame %s", path);
+		goto cleanup;
+	}
+	o = NULL;
+	ret = ts_file_commit_part("job", part, path);
+cleanup:
+	if (in)
+		fclose(in);
+	if (o)
+		fclose(o);
+	if (ret)
+		unlink(part);
+	free(part);
+	return ret;
+}
+
 int
 ts_job_assemble(ts_job *j, int level)
 {
@@ -770,6 +816,8 @@ ts_job_assemble(ts_job *j, int level)
 		if (r)
 			goto cleanup;
 	}
+	if (!last && j->c->save_every > 0 && save_level_frame(j, level, path))
+		goto cleanup;
 	ret = 0;
 cleanup:
 	if (wr)

@@ -84,7 +84,7 @@ grep -q "content_crc was" "$d/changed.log" && echo "ok   a changed content file 
 
 # 3. print-ready: resolution, ICC profile, SubIFDs, opened by outside readers
 "$T" --content "$d/photo.png" "${common[@]}" --print-size 2x1.5in --dpi 300 --tile 256 --overlap 64 \
-	--level-iterations 1 --out "$d/print.tif" --job-dir "$d/print.job" --deep-zoom "$d/dz" \
+	--level-iterations 1 --out "$d/print.tif" --job-dir "$d/print.job" --deep-zoom "$d/dz" --save-every 1 \
 	>"$d/print.log" 2>&1 || { fail "print render"; cat "$d/print.log"; }
 info=$(tiffinfo "$d/print.tif" 2>&1)
 grep -q "Resolution: 300, 300 pixels/inch" <<<"$info" && echo "ok   resolution tags" || fail "resolution: $info"
@@ -95,6 +95,10 @@ sw=$(vips copy "$d/print.tif[subifd=0]" "$d/sub0.png" && vipsheader -f width "$d
 sw1=$(vips copy "$d/print.tif[subifd=1]" "$d/sub1.png" && vipsheader -f width "$d/sub1.png")
 [ "$sw" = 300 ] && [ "$sw1" = 150 ] && echo "ok   vips opens the reduced levels (300, 150 wide)" ||
 	fail "reduced levels: '$sw' '$sw1'"
+# --save-every in a tiled run: the assembled levels below the output, as frames
+nl=$(ls "$d"/print_level*.tif 2>/dev/null | wc -l)
+[ "$nl" -ge 1 ] && [ ! -e "$d/print_level$nl.tif" ] && vipsheader "$d/print_level0.tif" >/dev/null &&
+	echo "ok   --save-every: $nl level frames" || fail "level frames: $nl"
 # 4. Deep Zoom from the tiled run: levels 0..ceil(log2(600)) = 10, the top 3x2 tiles
 [ -f "$d/dz/print.dzi" ] && grep -q 'Width="600"' "$d/dz/print.dzi" && echo "ok   Deep Zoom .dzi" || fail "dzi"
 [ "$(ls "$d/dz/print_files" | wc -l)" = 11 ] && [ "$(ls "$d/dz/print_files/10" | wc -l)" = 6 ] &&
