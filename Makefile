@@ -10,23 +10,31 @@ CFLAGS  ?= $(OPT) -g $(ARCH)
 WARN     = -std=c11 -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter
 # the Deep Zoom viewer's files (tools/deps.sh installs them; $TESSERA_OPENSEADRAGON wins)
 OPENSEADRAGON ?= $(CURDIR)/build-npm/node_modules/openseadragon/build/openseadragon
-CPPFLAGS = -Iinclude -D_GNU_SOURCE -MMD -MP -DTS_OPENSEADRAGON_DIR='"$(OPENSEADRAGON)"'
+CPPFLAGS = -Iinclude -D_GNU_SOURCE -MMD -MP -DTS_OPENSEADRAGON_DIR='"$(OPENSEADRAGON)"' \
+           $(shell pkg-config --cflags cairo)
 LDLIBS   = -lopenblas -ltiff -lpng -ljpeg -lexif -lstb -linih -lcjson -lz -lm -lpthread \
-           $(shell pkg-config --libs libzip) -llcms2
+           $(shell pkg-config --libs libzip) -llcms2 $(shell pkg-config --libs cairo)
 
 BUILD   ?= build
 # the program; a sanitizer build keeps its own (build-asan/tessera)
 BIN     ?= tessera
+# the contact sheet tool, beside the program (tools/sheet.c)
+SHEET_BIN = $(dir $(BIN))tessera-sheet
 SRC      = $(wildcard src/*.c)
 LIBSRC   = $(filter-out src/main.c,$(SRC))
 LIBOBJ   = $(LIBSRC:src/%.c=$(BUILD)/obj/%.o)
 TESTSRC  = $(wildcard tests/test_*.c)
 TESTBIN  = $(TESTSRC:tests/%.c=$(BUILD)/tests/%)
 
-all: $(BIN)
+all: $(BIN) $(SHEET_BIN)
 
 $(BIN): $(BUILD)/obj/main.o $(BUILD)/libtessera.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(SHEET_BIN): tools/sheet.c $(BUILD)/libtessera.a
+	@mkdir -p $(BUILD)/obj
+	$(CC) $(CPPFLAGS) -MF $(BUILD)/obj/tessera-sheet.d $(WARN) $(CFLAGS) -o $@ $< \
+	  $(BUILD)/libtessera.a $(LDLIBS)
 
 $(BUILD)/libtessera.a: $(LIBOBJ)
 	@mkdir -p $(@D)
@@ -65,7 +73,7 @@ $(BUILD)/seams: bench/seams.c $(BUILD)/libtessera.a
 tessera-bench: $(BUILD)/tessera-bench
 	cp $< $@
 
-tests: $(BIN) $(BUILD)/mkdemo $(BUILD)/dzi_demo $(TESTBIN)
+tests: $(BIN) $(SHEET_BIN) $(BUILD)/mkdemo $(BUILD)/dzi_demo $(TESTBIN)
 
 test: tests
 	bash tests/run.sh $(BUILD)
@@ -80,12 +88,13 @@ asan:
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	  bash tests/run.sh build-asan build-asan/tessera
 
-install: tessera
+install: tessera tessera-sheet
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 755 tessera $(DESTDIR)$(PREFIX)/bin/tessera
+	install -m 755 tessera-sheet $(DESTDIR)$(PREFIX)/bin/tessera-sheet
 
 clean:
-	rm -rf build build-asan tessera tessera-bench
+	rm -rf build build-asan tessera tessera-sheet tessera-bench
 
 .PHONY: all test tests bench asan install clean
 .SECONDARY:

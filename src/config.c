@@ -140,6 +140,9 @@ static const optdef options[] = {
 	{ "Progress and reports:", K_GROUP, 0, NULL, NULL, NULL },
 	{ "report", K_STR, F(report), "FILE.json",
 	  "write settings and losses of every iteration", "none" },
+	{ "sheet", K_STR, F(sheet), "FILE.png",
+	  "a contact sheet: content, styles, output and the loss curve side by side",
+	  "none" },
 	{ "save-every", K_INT, F(save_every), "N",
 	  "write the image every N iterations (0: never); tiled runs: each "
 	  "assembled level as OUT_level<k>.tif", NULL },
@@ -628,7 +631,7 @@ static char *
 ini_relative(const char *ini, const optdef *o, const char *value)
 {
 	static const char *const keys[] = { "content", "style", "out", "weights", "report",
-		                            "job-dir", "init", "deep-zoom" };
+		                            "sheet", "job-dir", "init", "deep-zoom" };
 	const char *slash = strrchr(ini, '/');
 	size_t dl, n;
 	char *out, *q;
@@ -641,7 +644,8 @@ ini_relative(const char *ini, const optdef *o, const char *value)
 	if ((!strcmp(o->name, "weights") && !strcmp(value, "builtin")) ||
 	    (!strcmp(o->name, "init") && (!strcmp(value, "content") || !strcmp(value, "noise") ||
 	                                  !strcmp(value, "style"))) ||
-	    (!strcmp(o->name, "report") && !strcmp(value, "none")))
+	    ((!strcmp(o->name, "report") || !strcmp(o->name, "sheet")) &&
+	     !strcmp(value, "none")))
 		return NULL;
 	dl = (size_t)(slash - ini) + 1; /* the folder with its '/' */
 	n = strlen(value);
@@ -886,6 +890,7 @@ ts_config_fini(ts_config *c)
 	free(c->init_file);
 	free(c->weights);
 	free(c->report);
+	free(c->sheet);
 	free(c->deep_zoom);
 	free(c->job_dir);
 	memset(c, 0, sizeof *c);

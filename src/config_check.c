@@ -99,7 +99,7 @@ check_output_file(const char *opt, const char *path, int probe, int *nerr)
 /* Output directory exists and can be written; the extension names a format.  The
  * frames of --save-every go next to it (ts_render_frame_path). */
 static void
-check_out(const char *out, int probe, int *nerr)
+check_out(const char *opt, const char *out, int probe, int *nerr)
 {
 	static const char *const exts[] = { "png", "jpg", "jpeg", "tif", "tiff", "bmp" };
 	const char *slash = strrchr(out, '/');
@@ -107,13 +107,13 @@ check_out(const char *out, int probe, int *nerr)
 	const char *dot = strrchr(base, '.');
 	int ok = 0;
 
-	check_output_file("--out", out, probe, nerr);
+	check_output_file(opt, out, probe, nerr);
 	for (int i = 0; dot && i < 6; i++)
 		if (!strcasecmp(dot + 1, exts[i]))
 			ok = 1;
 	if (!ok)
-		ts_error_add(nerr, NULL, "--out: \"%s\" has an unknown extension "
-			       "(use .png, .jpg, .jpeg, .tif, .tiff or .bmp)", out);
+		ts_error_add(nerr, NULL, "%s: \"%s\" has an unknown extension "
+			       "(use .png, .jpg, .jpeg, .tif, .tiff or .bmp)", opt, out);
 }
 
 /* The job directory (--job-dir, default OUT.job as job.c names it) takes files: when
@@ -209,11 +209,18 @@ ts_config_check(const ts_config *c)
 		if (!c->plan_only)
 			ts_error_add(&nerr, NULL, "--out is required");
 	} else {
-		check_out(c->out, !c->plan_only, &nerr);
+		check_out("--out", c->out, !c->plan_only, &nerr);
 	}
 	/* every file the run writes, before any work: a run must not fail at its end */
 	if (c->report && !c->plan_only)
 		check_output_file("--report", c->report, 1, &nerr);
+	/* the contact sheet (sheet.h): an image file of its own */
+	if (c->sheet && !c->plan_only) {
+		check_out("--sheet", c->sheet, 1, &nerr);
+		if ((c->out && !strcmp(c->sheet, c->out)) || (c->report && !strcmp(c->sheet, c->report)))
+			ts_error_add(&nerr, NULL, "--sheet: \"%s\" is also the %s", c->sheet,
+			             c->out && !strcmp(c->sheet, c->out) ? "--out" : "--report");
+	}
 	if (!c->plan_only && c->out)
 		check_job_dir(c, &nerr);
 	if (c->init == TS_INIT_FILE) {

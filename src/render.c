@@ -22,6 +22,7 @@
 #include "tessera/output.h"
 #include "tessera/par.h"
 #include "tessera/report.h"
+#include "tessera/sheet.h"
 #include "tessera/weights.h"
 
 typedef struct eval_ctx {
@@ -382,7 +383,7 @@ ts_render_single(const ts_config *c, volatile int *stop)
 	if (!(s.frame = ts_image_create(w, h)))
 		goto cleanup;
 	s.colors = content;
-	if (c->report) {
+	if (c->report || c->sheet) { /* the sheet is drawn from the report */
 		if (!(s.report = ts_report_create(c)))
 			goto cleanup;
 		ts_report_set(s.report, "width", w);
@@ -423,7 +424,9 @@ ts_render_single(const ts_config *c, volatile int *stop)
 		ts_report_set(s.report, "layers_seconds", layers0);
 		ts_report_set(s.report, "loss_seconds", loss0);
 		ts_report_set(s.report, "optim_seconds", optim0);
-		if (ts_report_write(s.report, c->report))
+		if (c->report && ts_report_write(s.report, c->report))
+			goto cleanup;
+		if (c->sheet && ts_sheet_write(ts_report_json(s.report), c->sheet))
 			goto cleanup;
 	}
 	ret = stop && *stop ? 1 : 0;

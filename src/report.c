@@ -172,6 +172,7 @@ add_settings(cJSON *s, const ts_config *c)
 	bad |= !add_u64(s, "builtin_seed", c->builtin_seed);
 
 	bad |= add_str(s, "report", c->report);
+	bad |= add_str(s, "sheet", c->sheet);
 	bad |= !add_num(s, "save_every", c->save_every);
 	bad |= !cJSON_AddStringToObject(s, "progress",
 	                                enum_name(c->progress, progress_names, 3));
@@ -439,6 +440,12 @@ cleanup:
 	ts_file_abort(f);
 	cJSON_free(text);
 	return ret;
+}
+
+const struct cJSON *
+ts_report_json(const ts_report *r)
+{
+	return r->root;
 }
 
 void

@@ -35,6 +35,7 @@
 #include "tessera/par.h"
 #include "tessera/job.h"
 #include "tessera/report.h"
+#include "tessera/sheet.h"
 
 enum { TAG_REQ = 11, TAG_REPLY = 12 };
 
@@ -462,7 +463,8 @@ report_level(level_state *s, int level, int global, double seconds, int ntiles,
 
 	if (!s->report)
 		return;
-	if (ts_report_level_add(s->report, &rl, n_ranks) || ts_report_write(s->report, c->report))
+	if (ts_report_level_add(s->report, &rl, n_ranks) ||
+	    (c->report && ts_report_write(s->report, c->report)))
 		ts_error_print(stderr, "tessera", ts_errmsg());
 	s->nrtiles = 0;
 }
@@ -660,7 +662,8 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 	s.every = c->progress_every;
 	s.run_t0 = ts_now();
 	s.cfg = c;
-	if (my_rank == 0 && c->report) { /* the job's report: settings, plan, levels, ranks */
+	/* the job's report: settings, plan, levels, ranks (the contact sheet's source) */
+	if (my_rank == 0 && (c->report || c->sheet)) {
 		const ts_plan *p = ts_job_plan(job);
 
 		if (!(s.report = ts_report_create(c)))
@@ -815,6 +818,12 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 		if (stat(c->out, &st) == 0)
 			fprintf(stderr, "wrote %s (%dx%d, %.1f MiB) in %.0f s\n", c->out, p->w, p->h,
 			        (double)st.st_size / 1048576.0, ts_now() - s.run_t0);
+	}
+	if (ret == 0 && my_rank == 0 && c->sheet && s.report) {
+		if (ts_sheet_write(ts_report_json(s.report), c->sheet))
+			ret = -1;
+		else if (s.progress)
+			fprintf(stderr, "wrote %s (the contact sheet)\n", c->sheet);
 	}
 cleanup:
 	ts_report_destroy(s.report);

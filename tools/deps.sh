@@ -2,7 +2,8 @@
 # Install what tessera needs to build and test, from Debian's packages.
 # As root: apt-get installs what is missing.  Otherwise: print the apt line and stop.
 # clang and libclang-rt-dev (libFuzzer and the sanitizer runtimes of Debian's clang) are
-# for make fuzz / tests/t_fuzz.sh; chromium and time for tests/t_dzi.sh.
+# for make fuzz / tests/t_fuzz.sh; chromium and time for tests/t_dzi.sh.  cairo draws
+# the contact sheet (--sheet, tessera-sheet), its text in DejaVu Sans (fonts-dejavu-core).
 # Then OpenSeadragon, the --deep-zoom viewer page's script, from npm into build-npm/
 # (where the Makefile points TS_OPENSEADRAGON_DIR), once; without npm a message says so
 # and --deep-zoom still writes its tiles.  tessera itself never runs npm.
@@ -12,7 +13,7 @@ pkgs="build-essential pkg-config libopenblas-dev libopenmpi-dev openmpi-bin libt
 libtiff-tools libstb-dev libjpeg62-turbo-dev libpng-dev libexif-dev libinih-dev libcjson-dev
 zlib1g-dev libzip-dev libcmocka-dev
 clang libclang-rt-dev
-slurm-wlm munge liblcms2-dev libvips-tools imagemagick
+slurm-wlm munge liblcms2-dev libvips-tools imagemagick libcairo2-dev fonts-dejavu-core
 chromium time"
 missing=""
 for p in $pkgs; do

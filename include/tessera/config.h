@@ -91,6 +91,7 @@ typedef struct ts_config {
 
 	/* outputs of the run */
 	char *report;                  /* --report FILE.json (NULL) */
+	char *sheet;                   /* --sheet FILE.png: the contact sheet (NULL) */
 	int save_every;                /* --save-every N (0: never) */
 	ts_progress_mode progress;     /* --progress auto|on|off, --quiet = off */
 	int progress_every;            /* --progress-every SECONDS (60): auto in a batch log */

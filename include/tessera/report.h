@@ -20,6 +20,7 @@
 #include "tessera/config.h"
 
 typedef struct ts_report ts_report;
+struct cJSON;
 
 /* A report holding c's settings (c is only read during the call).  Caller owns;
  * NULL (message) when out of memory. */
@@ -61,6 +62,10 @@ int ts_report_level_add(ts_report *r, const ts_report_level *lv, int nranks);
 /* Write the report to path atomically (path.part, fsync, rename); on failure no
  * path.part is left and path is untouched.  0, or -1 with a message naming the file. */
 int ts_report_write(const ts_report *r, const char *path);
+
+/* The report's tree as it stands (owned by r, valid until the next call on r):
+ * what the contact sheet (sheet.h) is drawn from. */
+const struct cJSON *ts_report_json(const ts_report *r);
 
 /* Free the report; NULL does nothing. */
 void ts_report_destroy(ts_report *r);
