@@ -118,8 +118,13 @@ static const optdef options[] = {
 	{ "pool", K_POOL, F(pool), "avg|max", "pooling in the network", NULL },
 
 	{ "Start and optimizer:", K_GROUP, 0, NULL, NULL, NULL },
-	{ "init", K_INIT, 0, "content|noise|style|FILE", "starting image", NULL },
+	{ "init", K_INIT, 0, "content|noise|style|FILE",
+	  "starting image (FILE: the render begins at the first level larger than FILE)",
+	  NULL },
 	{ "seed", K_U64, F(seed), "N", "seed of the noise start", NULL },
+	{ "start-size", K_INT, F(start_size), "N",
+	  "coarse to fine: one picture starts at a long side <= N and grows by "
+	  "--level-factor (0: at full size)", NULL },
 	{ "iterations", K_INT, F(iterations), "N",
 	  "optimizer iterations (0: write the start)", NULL },
 	{ "optimizer", K_OPTIM, F(optimizer), "lbfgs|adam", "optimizer", NULL },
@@ -144,8 +149,8 @@ static const optdef options[] = {
 	  "a contact sheet: content, styles, output and the loss curve side by side",
 	  "none" },
 	{ "save-every", K_INT, F(save_every), "N",
-	  "write the image every N iterations (0: never); tiled runs: each "
-	  "assembled level as OUT_level<k>.tif", NULL },
+	  "write the image every N iterations (0: never), and each level below the "
+	  "output as OUT_level<k>.tif (tiled runs: only those)", NULL },
 	{ "progress", K_PROGRESS, F(progress), "auto|on|off",
 	  "progress on stderr (auto: a live line on a terminal, else a line every "
 	  "--progress-every seconds)", NULL },
@@ -343,6 +348,7 @@ ts_config_defaults(ts_config *c)
 	c->pool = TS_POOL_AVG;
 	c->init = TS_INIT_CONTENT;
 	c->seed = 0;
+	c->start_size = 128;
 	c->iterations = 500;
 	c->optimizer = TS_OPTIM_LBFGS;
 	c->lbfgs_history = 100;

@@ -22,6 +22,7 @@
 #include "tessera/output.h"
 #include "tessera/par.h"
 #include "tessera/report.h"
+#include "tessera/resample.h"
 #include "tessera/sheet.h"
 #include "tessera/weights.h"
 
@@ -208,18 +209,25 @@ ts_stylize(const ts_vgg *net, const ts_style_targets *targets,
 	return ret;
 }
 
-/* --- the single-picture render: progress, frames, report --- */
+/* --- the single-picture render: levels, progress, frames, report --- */
 
 typedef struct single_ctx {
 	const ts_config *c;
 	ts_report *report;
-	const ts_image *colors;  /* content, for --original-colors frames */
-	ts_image *frame;         /* scratch for frames */
+	const ts_image *colors;  /* the level's content, for --original-colors frames */
+	ts_image *frame;         /* scratch for frames, the output's size */
 	volatile int *stop;
 	int progress;            /* print progress */
 	int tty;
 	double t0;               /* ts_now() at the start */
-	int total;
+	int total;               /* iterations of every level rendered */
+	/* the level being optimized */
+	int level, nlevels;      /* index in the level list; levels in it */
+	int lw, lh;              /* its size */
+	int offset;              /* run-wide number of its iteration 0 */
+	double work_before;      /* pixel iterations of the levels before it */
+	double work_total;       /* of every level rendered: the ETA's measure */
+	ts_loss_parts first;     /* loss of its start */
 } single_ctx;
 
 static void
@@ -235,15 +243,18 @@ format_eta(double s, char *buf, size_t size)
 		snprintf(buf, size, "%lds", v);
 }
 
-/* Write x as an image file (clamped; original colours applied when asked). */
+/* Write x, an image of the current level's size, as an image file (clamped; original
+ * colours applied when asked). */
 static int
 write_frame(single_ctx *s, const float *x, const char *path, int bits)
 {
-	memcpy(s->frame->px, x, (size_t)3 * s->frame->w * s->frame->h * sizeof(float));
-	ts_image_clamp(s->frame);
+	ts_image f = { s->lw, s->lh, 8, s->frame->px };
+
+	memcpy(f.px, x, (size_t)3 * f.w * f.h * sizeof(float));
+	ts_image_clamp(&f);
 	if (s->c->original_colors)
-		ts_image_keep_colors(s->frame, s->colors);
-	return ts_image_save(s->frame, path, bits);
+		ts_image_keep_colors(&f, s->colors);
+	return ts_image_save(&f, path, bits);
 }
 
 /* The finished picture, as the tiled assembly writes it (output.h): the TIFF's tags
@@ -284,30 +295,42 @@ write_output(single_ctx *s, const float *x, int bits)
 	return ts_output_close(o, 0);
 }
 
+/* Iteration it of the current level; the report, the progress line and the frames
+ * number iterations over the whole run (a level's start is the level below's
+ * result, upsampled: it is reported once, as the level's "first"). */
 static int
 single_iteration(void *user, int it, const ts_loss_parts *p, const float *x)
 {
 	single_ctx *s = user;
 	double el = ts_now() - s->t0;
+	int run_it = s->offset + it;
 
-	if (s->report && ts_report_iteration(s->report, it, p->content, p->style, p->tv,
-	                                     p->total, el))
+	if (it == 0)
+		s->first = *p;
+	if (s->report && (it > 0 || s->offset == 0) &&
+	    ts_report_iteration(s->report, run_it, p->content, p->style, p->tv, p->total, el))
 		return -1;
 	if (s->progress) {
-		double rate = it > 0 ? it / el : 0;
-		char eta[32] = "?";
+		/* the ETA from pixel iterations: a coarse level's are cheap */
+		double work = s->work_before + (double)it * s->lw * s->lh;
+		double rate = run_it > 0 ? run_it / el : 0;
+		char eta[32] = "?", lvl[48] = "";
 
-		if (rate > 0)
-			format_eta((s->total - it) / rate, eta, sizeof eta);
-		fprintf(stderr, "%siter %d/%d  total %.4g  content %.4g  style %.4g  tv %.4g  "
-		        "%.2f it/s  ETA %s%s", s->tty ? "\r" : "", it, s->total, p->total,
+		if (work > 0 && el > 0)
+			format_eta((s->work_total - work) * el / work, eta, sizeof eta);
+		if (s->nlevels > 1)
+			snprintf(lvl, sizeof lvl, "level %d/%d %dx%d  ", s->level + 1, s->nlevels,
+			         s->lw, s->lh);
+		fprintf(stderr, "%s%siter %d/%d  total %.4g  content %.4g  style %.4g  tv %.4g  "
+		        "%.2f it/s  ETA %s%s", s->tty ? "\r" : "", lvl, run_it, s->total, p->total,
 		        p->content, p->style, p->tv, rate, eta, s->tty ? "\033[K" : "\n");
 		fflush(stderr);
 	}
-	if (s->c->save_every > 0 && it > 0 && it % s->c->save_every == 0 && it < s->total) {
+	if (s->c->save_every > 0 && it > 0 && run_it % s->c->save_every == 0 &&
+	    run_it < s->total) {
 		char path[4096];
 
-		ts_render_frame_path(s->c->out, it, path, sizeof path);
+		ts_render_frame_path(s->c->out, run_it, path, sizeof path);
 		if (write_frame(s, x, path, 8))
 			return -1;
 	}
@@ -322,24 +345,79 @@ single_should_stop(void *user)
 	return s->stop && *s->stop;
 }
 
+/* --save-every: a level below the output as a frame beside it, "OUT-stem_level<k>.tif"
+ * (16 bits), as a tiled run saves its assembled levels. */
+static int
+save_level_frame(single_ctx *s, int level, const float *x)
+{
+	const char *out = s->c->out, *slash = strrchr(out, '/'), *dot = strrchr(out, '.');
+	char path[4400];
+
+	if (!dot || (slash && dot < slash))
+		dot = out + strlen(out);
+	snprintf(path, sizeof path, "%.*s_level%d.tif", (int)(dot - out), out, level);
+	return write_frame(s, x, path, 16);
+}
+
+/* x [3, h, w] = src [3, sh, sw] clamped to [0, 1] (as a level's file holds it) and
+ * resampled as the tiled job upsamples a level to the next. */
+static int
+upsample(float *src, int sw, int sh, float *x, int w, int h)
+{
+	ts_image im = { sw, sh, 8, src };
+
+	ts_image_clamp(&im);
+	return ts_resample_planar(src, sw, sh, w, h, 0, 0, w, h, x);
+}
+
+/* The first level --init FILE leaves to render: the first whose long side is larger
+ * than FILE's (FILE stands for the levels up to its size), else the last. */
+static int
+init_file_level(const ts_config *c, int sizes[][2], int n, int *k0)
+{
+	int fw, fh, bits, flong;
+
+	*k0 = 0;
+	if (c->init != TS_INIT_FILE)
+		return 0;
+	if (ts_image_probe(c->init_file, &fw, &fh, &bits))
+		return -1;
+	flong = fw > fh ? fw : fh;
+	for (*k0 = 0; *k0 < n - 1; (*k0)++)
+		if ((sizes[*k0][0] > sizes[*k0][1] ? sizes[*k0][0] : sizes[*k0][1]) > flong)
+			break;
+	return 0;
+}
+
+static int
+level_iterations(const ts_config *c, int level)
+{
+	if (c->nlevel_iterations == 0)
+		return c->iterations;
+	return c->level_iterations[level < c->nlevel_iterations ? level
+	                                                        : c->nlevel_iterations - 1];
+}
+
 int
 ts_render_single(const ts_config *c, volatile int *stop)
 {
-	ts_image *content_src = NULL, *content = NULL, *x = NULL;
+	ts_image *content_src = NULL, *x = NULL;
+	ts_image *contents[TS_MAX_LEVELS] = { 0 }; /* [k]: the content at level k's size */
 	ts_image *styles[TS_MAX_STYLES] = { 0 };
 	ts_vgg *net = NULL;
 	ts_style_targets *targets = NULL;
+	ts_stylizer *sty = NULL;
 	ts_objective_params op;
 	ts_optim_params oo;
 	ts_loss_parts final;
 	single_ctx s = { 0 };
 	ts_stylize_hooks hooks = { &s, single_iteration, single_should_stop };
-	int w, h, done = 0, ret = -1, bits;
+	int sizes[TS_MAX_LEVELS][2], n, k0, k, w, h, done = 0, ret = -1, bits;
 	double t0, conv0, layers0, loss0, optim0; /* seconds of the optimization, its parts */
+	float *prev = NULL;                        /* the level below's result */
 
 	s.c = c;
 	s.stop = stop;
-	s.total = c->iterations;
 	s.tty = isatty(fileno(stderr));
 	s.progress = c->progress == TS_PROGRESS_ON || (c->progress == TS_PROGRESS_AUTO && s.tty);
 	s.t0 = ts_now();
@@ -347,6 +425,19 @@ ts_render_single(const ts_config *c, volatile int *stop)
 	if (!(content_src = ts_image_load(c->content, 0)))
 		goto cleanup;
 	ts_render_output_size(c, content_src->w, content_src->h, &w, &h);
+	if ((n = ts_render_levels(w, h, c->start_size, c->level_factor, TS_RENDER_MIN_SIDE,
+	                          sizes)) < 0)
+		goto cleanup;
+	/* fewer values than levels: the last repeats; more cannot be meant (as job.c) */
+	if (c->nlevel_iterations > n) {
+		ts_error("render", "--level-iterations: %d values, but a %dx%d output at start "
+		         "size %d and level factor %g has %d level%s (level 0: %dx%d): give at "
+		         "most %d", c->nlevel_iterations, w, h, c->start_size, c->level_factor, n,
+		         n == 1 ? "" : "s", sizes[0][0], sizes[0][1], n);
+		goto cleanup;
+	}
+	if (init_file_level(c, sizes, n, &k0))
+		goto cleanup;
 	{ /* --fit: the canvas of the output's shape, as a tiled job makes it */
 		ts_fit fit;
 
@@ -360,44 +451,113 @@ ts_render_single(const ts_config *c, volatile int *stop)
 			content_src = canvas;
 		}
 	}
-	if (w == content_src->w && h == content_src->h) {
-		content = content_src;
-		content_src = NULL;
-	} else if (!(content = ts_image_resize(content_src, w, h))) {
-		goto cleanup;
+	/* every level's content resized from the content itself */
+	for (k = k0; k < n; k++) {
+		if (sizes[k][0] == content_src->w && sizes[k][1] == content_src->h)
+			contents[k] = ts_image_crop(content_src, 0, 0, sizes[k][0], sizes[k][1]);
+		else
+			contents[k] = ts_image_resize(content_src, sizes[k][0], sizes[k][1]);
+		if (!contents[k])
+			goto cleanup;
 	}
-	content->bits = content_src ? content_src->bits : content->bits;
-	if (ts_render_style_images(c, w > h ? w : h, styles))
-		goto cleanup;
+	bits = content_src->bits; /* a 16-bit source keeps 16 bits (below) */
+	ts_image_destroy(content_src);
+	content_src = NULL;
+	for (k = k0; k < n; k++) {
+		double px = (double)sizes[k][0] * sizes[k][1];
+
+		s.total += level_iterations(c, k);
+		s.work_total += level_iterations(c, k) * px;
+	}
+	s.nlevels = n;
 	if (!(net = ts_render_network(c)))
 		goto cleanup;
 	ts_objective_params_from_config(&op, c);
 	/* the weights laid out once for the style targets and every level's objective */
 	if (ts_objective_prepare(net, &op, NULL, 1))
 		goto cleanup;
-	if (!(targets = ts_targets_create(net, styles, c->style_blend, c->nstyle,
-	                                  &op.style_layers, op.pool)))
+	ts_render_optim_params(c, &oo);
+	if (!(sty = ts_stylizer_create(net, &op, &oo)))
 		goto cleanup;
-	if (!(x = ts_render_init_image(c, content, styles)))
+	if (!(x = ts_image_create(w, h)) || !(s.frame = ts_image_create(w, h)) ||
+	    !(prev = malloc((size_t)3 * w * h * sizeof *prev))) {
+		ts_error("render", "out of memory for a %dx%d picture", w, h);
 		goto cleanup;
-	if (!(s.frame = ts_image_create(w, h)))
-		goto cleanup;
-	s.colors = content;
+	}
 	if (c->report || c->sheet) { /* the sheet is drawn from the report */
 		if (!(s.report = ts_report_create(c)))
 			goto cleanup;
 		ts_report_set(s.report, "width", w);
 		ts_report_set(s.report, "height", h);
 	}
-	ts_render_optim_params(c, &oo);
 	t0 = ts_now();
 	conv0 = ts_conv_seconds();
 	layers0 = ts_vgg_layers_seconds();
 	loss0 = ts_loss_seconds();
 	optim0 = ts_optim_seconds();
-	if (ts_stylize(net, targets, &op, &oo, c->iterations, h, w, content->px, x->px,
-	               &hooks, &final, &done))
-		goto cleanup;
+	for (k = k0; k < n; k++) {
+		int lw = sizes[k][0], lh = sizes[k][1], iters = level_iterations(c, k), ldone = 0;
+		double lt0 = ts_now();
+
+		/* the style seen at the level's scale, as a tiled job's levels see it */
+		for (int i = 0; i < TS_MAX_STYLES; i++) {
+			ts_image_destroy(styles[i]);
+			styles[i] = NULL;
+		}
+		ts_targets_destroy(targets);
+		targets = NULL;
+		if (ts_render_style_images(c, lw > lh ? lw : lh, styles) ||
+		    !(targets = ts_targets_create(net, styles, c->style_blend, c->nstyle,
+		                                  &op.style_layers, op.pool)))
+			goto cleanup;
+		/* the start: --init at the first level, else the level below upsampled */
+		if (k == k0) {
+			ts_image *im = ts_render_init_image(c, contents[k], styles);
+
+			if (!im)
+				goto cleanup;
+			memcpy(x->px, im->px, (size_t)3 * lw * lh * sizeof(float));
+			ts_image_destroy(im);
+		} else if (upsample(prev, sizes[k - 1][0], sizes[k - 1][1], x->px, lw, lh)) {
+			goto cleanup;
+		}
+		s.level = k;
+		s.lw = lw;
+		s.lh = lh;
+		s.colors = contents[k];
+		if (ts_stylizer_run(sty, targets, iters, lh, lw, contents[k]->px, x->px, &hooks,
+		                    &final, &ldone))
+			goto cleanup;
+		done += ldone;
+		if (s.report) {
+			ts_report_piece_level lv = {
+				k, lw, lh, iters, ldone,
+				{ s.first.content, s.first.style, s.first.tv, s.first.total },
+				{ final.content, final.style, final.tv, final.total },
+				ts_now() - lt0
+			};
+
+			if (ts_report_piece_level_add(s.report, &lv))
+				goto cleanup;
+		}
+		if (stop && *stop)
+			break;
+		if (k < n - 1) {
+			if (c->save_every > 0 && save_level_frame(&s, k, x->px))
+				goto cleanup;
+			memcpy(prev, x->px, (size_t)3 * lw * lh * sizeof(float));
+		}
+		s.offset += iters;
+		s.work_before += (double)iters * lw * lh;
+	}
+	/* stopped below the output: the current image at the output's size */
+	if (k < n - 1) {
+		memcpy(prev, x->px, (size_t)3 * sizes[k][0] * sizes[k][1] * sizeof(float));
+		if (upsample(prev, sizes[k][0], sizes[k][1], x->px, w, h))
+			goto cleanup;
+	}
+	ts_stylizer_destroy(sty);
+	sty = NULL;
 	if (s.progress && s.tty)
 		fputc('\n', stderr);
 	/* where the optimization's time went, as the tiled renderer reports per level */
@@ -414,11 +574,13 @@ ts_render_single(const ts_config *c, volatile int *stop)
 		        done, t0, 100 * conv0 / t0, 100 * layers0 / t0, 100 * loss0 / t0,
 		        100 * optim0 / t0, 100 * (t0 - conv0 - layers0 - loss0 - optim0) / t0);
 	/* A 16-bit source keeps 16 bits where the output format can hold them. */
-	bits = content->bits == 16 ? 16 : 8;
+	bits = bits == 16 ? 16 : 8;
+	s.colors = contents[n - 1];
 	if (write_output(&s, x->px, bits))
 		goto cleanup;
 	if (s.report) {
 		ts_report_set(s.report, "iterations_done", done);
+		ts_report_set(s.report, "start_level", k0);
 		ts_report_set(s.report, "seconds", ts_now() - s.t0);
 		ts_report_set(s.report, "conv_seconds", conv0);
 		ts_report_set(s.report, "layers_seconds", layers0);
@@ -432,13 +594,16 @@ ts_render_single(const ts_config *c, volatile int *stop)
 	ret = stop && *stop ? 1 : 0;
 cleanup:
 	ts_report_destroy(s.report);
+	ts_stylizer_destroy(sty);
 	ts_image_destroy(s.frame);
 	ts_image_destroy(x);
+	free(prev);
 	ts_targets_destroy(targets);
 	ts_vgg_destroy(net);
 	for (int i = 0; i < TS_MAX_STYLES; i++)
 		ts_image_destroy(styles[i]);
-	ts_image_destroy(content);
+	for (k = 0; k < TS_MAX_LEVELS; k++)
+		ts_image_destroy(contents[k]);
 	ts_image_destroy(content_src);
 	return ret;
 }

@@ -22,6 +22,56 @@ ts_render_network(const ts_config *c)
 	return ts_weights_load(c->weights);
 }
 
+/* floor(n / f + 1/2), at least 1: ts_plan_create's rounding of a level's side */
+static int
+level_side(int n, double f)
+{
+	double v = floor((double)n / f + 0.5);
+
+	return v < 1.0 ? 1 : (int)v;
+}
+
+int
+ts_render_levels(int w, int h, int start, double factor, int min_side,
+                 int sizes[TS_MAX_LEVELS][2])
+{
+	int big[TS_MAX_LEVELS][2], n = 1;
+
+	TS_ASSERT(w >= 1 && h >= 1 && start >= 0);
+	if (!isfinite(factor) || factor <= 1.0) {
+		ts_error("render", "level factor %g must be greater than 1", factor);
+		return -1;
+	}
+	big[0][0] = w;
+	big[0][1] = h;
+	while (start > 0 && (big[n - 1][0] > big[n - 1][1] ? big[n - 1][0] : big[n - 1][1]) > start) {
+		int nw = level_side(big[n - 1][0], factor), nh = level_side(big[n - 1][1], factor);
+
+		if (nw < min_side || nh < min_side)
+			break; /* too small for the network: the level above is the first */
+		if ((nw > nh ? nw : nh) >= (big[n - 1][0] > big[n - 1][1] ? big[n - 1][0]
+		                                                       : big[n - 1][1])) {
+			ts_error("render", "level factor %g is too close to 1: level %dx%d does not "
+			         "shrink", factor, big[n - 1][0], big[n - 1][1]);
+			return -1;
+		}
+		if (n == TS_MAX_LEVELS) {
+			ts_error("render", "%dx%d from --start-size %d with level factor %g needs more "
+			         "than %d levels; use a larger level factor or start size", w, h, start,
+			         factor, TS_MAX_LEVELS);
+			return -1;
+		}
+		big[n][0] = nw;
+		big[n][1] = nh;
+		n++;
+	}
+	for (int k = 0; k < n; k++) {
+		sizes[k][0] = big[n - 1 - k][0];
+		sizes[k][1] = big[n - 1 - k][1];
+	}
+	return n;
+}
+
 void
 ts_render_output_size(const ts_config *c, int cw, int ch, int *w, int *h)
 {

@@ -158,6 +158,7 @@ add_settings(cJSON *s, const ts_config *c)
 	if (c->init == TS_INIT_FILE)
 		bad |= add_str(s, "init_file", c->init_file);
 	bad |= !add_u64(s, "seed", c->seed);
+	bad |= !add_num(s, "start_size", c->start_size);
 	bad |= !add_num(s, "iterations", c->iterations);
 	bad |= !cJSON_AddStringToObject(s, "optimizer",
 	                                enum_name(c->optimizer, optim_names, 2));
@@ -298,6 +299,43 @@ level_obj(cJSON *levels, int k)
 			return it;
 	}
 	return NULL;
+}
+
+/* {"content", "style", "tv", "total"} of v[4] under key in o; 0 or -1. */
+static int
+add_parts(cJSON *o, const char *key, const double *v)
+{
+	static const char *const names[] = { "content", "style", "tv", "total" };
+	cJSON *p = cJSON_AddObjectToObject(o, key);
+
+	if (!p)
+		return -1;
+	for (int i = 0; i < 4; i++)
+		if (!add_num(p, names[i], v[i]))
+			return -1;
+	return 0;
+}
+
+int
+ts_report_piece_level_add(ts_report *r, const ts_report_piece_level *lv)
+{
+	cJSON *levels = cJSON_GetObjectItem(r->root, "levels"), *o = cJSON_CreateObject();
+
+	if (!o || (!levels && !(levels = cJSON_AddArrayToObject(r->root, "levels"))) ||
+	    !cJSON_AddItemToArray(levels, o)) {
+		cJSON_Delete(o);
+		goto oom;
+	}
+	/* o belongs to levels now */
+	if (!add_num(o, "level", lv->level) || !add_num(o, "width", lv->w) ||
+	    !add_num(o, "height", lv->h) || !add_num(o, "iterations", lv->iterations) ||
+	    !add_num(o, "iterations_done", lv->done) || add_parts(o, "first", lv->first) ||
+	    add_parts(o, "final", lv->final) || !add_num(o, "seconds", lv->seconds))
+		goto oom;
+	return 0;
+oom:
+	ts_error("report", "out of memory");
+	return -1;
 }
 
 int

@@ -37,6 +37,8 @@ expect_fail "unknown layer" "relu9_9" "${ok_args[@]}" --style-layers relu1_1,rel
 expect_fail "bad number" "--iterations" --content "$d/photo.png" --style "$d/paint.png" --iterations 12x --out "$d/out.png"
 expect_fail "negative weight" "--style-weight" "${ok_args[@]}" --style-weight -1 --out "$d/out.png"
 expect_fail "zero size" "--width" "${ok_args[@]}" --width 0 --out "$d/out.png"
+expect_fail "start size too small" "--start-size: 8 is not 0" "${ok_args[@]}" --start-size 8 --out "$d/out.png"
+expect_fail "start size not a number" "--start-size" "${ok_args[@]}" --start-size big --out "$d/out.png"
 expect_fail "blend mismatch" "--style-blend" "${ok_args[@]}" --style-blend 0.5,0.5 --out "$d/out.png"
 expect_fail "unwritable output" "nodir" "${ok_args[@]}" --out "$d/nodir/out.png"
 expect_fail "unknown extension" "out\.xyz" "${ok_args[@]}" --out "$d/out.xyz"

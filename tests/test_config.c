@@ -734,7 +734,7 @@ test_usage_lists_every_option(void **state)
 		"--width N", "--height N", "--size N", "--print-size", "--dpi N",
 		"--content-weight", "--style-weight", "--tv-weight", "--content-layers",
 		"--style-layers", "--style-scale", "--original-colors", "--normalize-style",
-		"--pool", "--init", "--seed", "--iterations", "--optimizer", "--lbfgs-history",
+		"--pool", "--init", "--seed", "--start-size N", "--iterations", "--optimizer", "--lbfgs-history",
 		"--lbfgs-precision single|half",
 		"--learning-rate", "--weights", "--builtin-width", "--builtin-seed", "--report",
 		"--save-every", "--progress", "--quiet", "--threads", "--tile N", "--overlap",

@@ -17,6 +17,7 @@
 #include "tessera/config.h"
 #include "tessera/error.h"
 #include "tessera/image.h"
+#include "tessera/plan.h"
 #include "tessera/render.h"
 
 static char dir[64];
@@ -388,6 +389,245 @@ test_stylizer_reuse(void **state)
 	free(z);
 }
 
+/* The level list: the output divided by the factor, rounded as ts_plan_create rounds,
+ * down to a long side <= start; one level for start 0 or a small output; a level too
+ * thin for the network is not made; a factor that cannot shrink is refused. */
+static void
+test_level_sizes(void **state)
+{
+	int sz[TS_MAX_LEVELS][2];
+	static const int cases[][4] = { /* w, h, start, levels */
+		{ 384, 288, 128, 3 }, { 1001, 751, 128, 4 }, { 512, 512, 128, 3 },
+		{ 300, 200, 150, 2 }, { 4000, 3000, 100, 7 }, { 129, 100, 128, 2 },
+	};
+
+	(void)state;
+	assert_int_equal(ts_render_levels(384, 288, 128, 2, 32, sz), 3);
+	assert_int_equal(sz[0][0], 96);
+	assert_int_equal(sz[0][1], 72);
+	assert_int_equal(sz[1][0], 192);
+	assert_int_equal(sz[1][1], 144);
+	assert_int_equal(sz[2][0], 384);
+	assert_int_equal(sz[2][1], 288);
+	/* odd sides round half up at every step: 1001x751 -> 501x376 -> 251x188 -> 126x94 */
+	assert_int_equal(ts_render_levels(1001, 751, 128, 2, 32, sz), 4);
+	assert_int_equal(sz[0][0], 126);
+	assert_int_equal(sz[0][1], 94);
+	assert_int_equal(sz[1][0], 251);
+	assert_int_equal(sz[2][1], 376);
+	/* the same sizes as the tiled plan's levels with the start as its tile */
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const int *t = cases[i];
+		ts_plan *p = ts_plan_create(t[0], t[1], t[2], 0, 2);
+		int n = ts_render_levels(t[0], t[1], t[2], 2, 32, sz);
+
+		assert_non_null(p);
+		assert_int_equal(n, t[3]);
+		assert_int_equal(n, p->nlevels);
+		for (int k = 0; k < n; k++) {
+			assert_int_equal(sz[k][0], p->level[k].w);
+			assert_int_equal(sz[k][1], p->level[k].h);
+		}
+		ts_plan_destroy(p);
+	}
+	/* factor 1.5: 400x300 -> 267x200 -> 178x133 -> 119x89 */
+	assert_int_equal(ts_render_levels(400, 300, 128, 1.5, 32, sz), 4);
+	assert_int_equal(sz[0][0], 119);
+	assert_int_equal(sz[0][1], 89);
+	assert_int_equal(sz[1][0], 178);
+	/* one level: start 0, an output already small, the start above the output */
+	assert_int_equal(ts_render_levels(384, 288, 0, 2, 32, sz), 1);
+	assert_int_equal(sz[0][0], 384);
+	assert_int_equal(ts_render_levels(100, 80, 128, 2, 32, sz), 1);
+	assert_int_equal(ts_render_levels(384, 288, 384, 2, 32, sz), 1);
+	/* a strip: 2000x100 -> 1000x50, and 500x25 would be too thin */
+	assert_int_equal(ts_render_levels(2000, 100, 128, 2, 32, sz), 2);
+	assert_int_equal(sz[0][0], 1000);
+	assert_int_equal(sz[0][1], 50);
+	/* a factor too close to 1 to shrink 384 */
+	assert_int_equal(ts_render_levels(384, 288, 128, 1.001, 32, sz), -1);
+	assert_non_null(strstr(ts_errmsg(), "too close to 1"));
+	/* more than TS_MAX_LEVELS */
+	assert_int_equal(ts_render_levels(100000, 100000, 32, 1.1, 32, sz), -1);
+	assert_non_null(strstr(ts_errmsg(), "levels"));
+}
+
+/* A coarse-to-fine render: the output at the requested size, the report's levels
+ * with their sizes, iterations and losses, the iterations numbered over the run,
+ * frames across levels and each level below the output saved. */
+static void
+test_coarse_to_fine(void **state)
+{
+	ts_config c;
+	char out[160], rep[160], frame[200];
+	int w, h, bits;
+	cJSON *j, *levels;
+	static const int want[][3] = { { 48, 40, 3 }, { 96, 80, 5 } };
+
+	(void)state;
+	snprintf(out, sizeof out, "%s/c2f.png", dir);
+	snprintf(rep, sizeof rep, "%s/c2f.json", dir);
+	base_config(&c, out);
+	c.width = 96; /* content 48x40: 96x80, and 48x40 below it */
+	c.start_size = 48;
+	c.level_iterations[0] = 3;
+	c.level_iterations[1] = 5;
+	c.nlevel_iterations = 2;
+	c.save_every = 2;
+	c.report = strdup(rep);
+	assert_int_equal(ts_config_check(&c), 0);
+	assert_int_equal(ts_render_single(&c, NULL), 0);
+	assert_int_equal(ts_image_probe(out, &w, &h, &bits), 0);
+	assert_int_equal(w, 96);
+	assert_int_equal(h, 80);
+	j = read_json(rep);
+	levels = cJSON_GetObjectItem(j, "levels");
+	assert_int_equal(cJSON_GetArraySize(levels), 2);
+	for (int k = 0; k < 2; k++) {
+		cJSON *lv = cJSON_GetArrayItem(levels, k);
+		double first = cJSON_GetObjectItem(cJSON_GetObjectItem(lv, "first"), "total")->valuedouble;
+		double last = cJSON_GetObjectItem(cJSON_GetObjectItem(lv, "final"), "total")->valuedouble;
+
+		assert_int_equal(cJSON_GetObjectItem(lv, "level")->valueint, k);
+		assert_int_equal(cJSON_GetObjectItem(lv, "width")->valueint, want[k][0]);
+		assert_int_equal(cJSON_GetObjectItem(lv, "height")->valueint, want[k][1]);
+		assert_int_equal(cJSON_GetObjectItem(lv, "iterations")->valueint, want[k][2]);
+		assert_int_equal(cJSON_GetObjectItem(lv, "iterations_done")->valueint, want[k][2]);
+		print_message("level %d: total %g -> %g\n", k, first, last);
+		assert_true(isfinite(first) && last < first);
+	}
+	/* 3 + 5 iterations and the start, numbered 0..8; the last is the output level's */
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "iterations")), 9);
+	for (int i = 0; i <= 8; i++)
+		assert_int_equal((int)iter_value(j, i, "iteration"), i);
+	assert_true(iter_value(j, 8, "total") ==
+	            cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(levels, 1),
+	                                                    "final"), "total")->valuedouble);
+	assert_int_equal(cJSON_GetObjectItem(j, "iterations_done")->valueint, 8);
+	cJSON_Delete(j);
+	/* frames at run iterations 2 (level 0's size), 4 and 6 (the output's); level 0 */
+	ts_render_frame_path(out, 2, frame, sizeof frame);
+	assert_int_equal(ts_image_probe(frame, &w, &h, &bits), 0);
+	assert_int_equal(w, 48);
+	ts_render_frame_path(out, 6, frame, sizeof frame);
+	assert_int_equal(ts_image_probe(frame, &w, &h, &bits), 0);
+	assert_int_equal(w, 96);
+	snprintf(frame, sizeof frame, "%s/c2f_level0.tif", dir);
+	assert_int_equal(ts_image_probe(frame, &w, &h, &bits), 0);
+	assert_int_equal(w, 48);
+	assert_int_equal(h, 40);
+	snprintf(frame, sizeof frame, "%s/c2f_level1.tif", dir);
+	assert_int_not_equal(access(frame, R_OK), 0); /* the output is not a level frame */
+	/* more --level-iterations values than levels: refused, naming them */
+	c.level_iterations[2] = 1;
+	c.nlevel_iterations = 3;
+	assert_int_equal(ts_render_single(&c, NULL), -1);
+	assert_non_null(strstr(ts_errmsg(), "--level-iterations: 3 values"));
+	assert_non_null(strstr(ts_errmsg(), "2 levels"));
+	ts_config_fini(&c);
+}
+
+/* --init FILE stands for the levels up to its size: the render begins at the first
+ * level with a longer side, FILE resized to it. */
+static void
+test_init_file_level(void **state)
+{
+	static const int cases[][3] = { /* FILE's w, h, the first level rendered */
+		{ 30, 25, 0 }, { 48, 40, 1 }, { 60, 50, 1 }, { 96, 80, 2 }, { 300, 250, 2 },
+	};
+	char out[160], rep[160], init[160];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		ts_config c;
+		ts_image *im = ts_image_create(cases[i][0], cases[i][1]);
+		cJSON *j, *levels;
+		int w, h, bits;
+
+		assert_non_null(im);
+		pattern(im, 0);
+		snprintf(init, sizeof init, "%s/init_%zu.png", dir, i);
+		snprintf(out, sizeof out, "%s/init_out_%zu.png", dir, i);
+		snprintf(rep, sizeof rep, "%s/init_%zu.json", dir, i);
+		assert_int_equal(ts_image_save(im, init, 8), 0);
+		ts_image_destroy(im);
+		base_config(&c, out);
+		c.width = 192; /* levels 48x40, 96x80, 192x160 */
+		c.start_size = 48;
+		c.iterations = 1;
+		c.init = TS_INIT_FILE;
+		c.init_file = strdup(init);
+		c.report = strdup(rep);
+		assert_int_equal(ts_config_check(&c), 0);
+		assert_int_equal(ts_render_single(&c, NULL), 0);
+		assert_int_equal(ts_image_probe(out, &w, &h, &bits), 0);
+		assert_int_equal(w, 192);
+		assert_int_equal(h, 160);
+		j = read_json(rep);
+		levels = cJSON_GetObjectItem(j, "levels");
+		assert_int_equal(cJSON_GetObjectItem(j, "start_level")->valueint, cases[i][2]);
+		assert_int_equal(cJSON_GetArraySize(levels), 3 - cases[i][2]);
+		assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(levels, 0), "level")->valueint,
+		                 cases[i][2]);
+		assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(levels, 0), "width")->valueint,
+		                 48 << cases[i][2]);
+		cJSON_Delete(j);
+		ts_config_fini(&c);
+	}
+}
+
+/* A stop before the first iteration, at the coarsest level, still writes a picture of
+ * the output's size (that level upsampled) and returns 1. */
+static void
+test_stop_at_coarse_level(void **state)
+{
+	ts_config c;
+	char out[160];
+	volatile int stop = 1;
+	int w, h, bits;
+
+	(void)state;
+	snprintf(out, sizeof out, "%s/stopped.png", dir);
+	base_config(&c, out);
+	c.width = 192;
+	c.start_size = 48;
+	c.iterations = 5;
+	assert_int_equal(ts_config_check(&c), 0);
+	assert_int_equal(ts_render_single(&c, &stop), 1);
+	assert_int_equal(ts_image_probe(out, &w, &h, &bits), 0);
+	assert_int_equal(w, 192);
+	assert_int_equal(h, 160);
+	ts_config_fini(&c);
+}
+
+/* --start-size: 0, or a long side the network takes; anything else is refused by
+ * ts_config_check naming the option. */
+static void
+test_start_size_checked(void **state)
+{
+	static const int bad[] = { -1, 1, 16, 31, 2000000 };
+	static const int good[] = { 0, 32, 128, 5000 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		ts_config c;
+
+		base_config(&c, "unused.png");
+		c.start_size = bad[i];
+		assert_int_equal(ts_config_check(&c), -1);
+		assert_non_null(strstr(ts_errmsg(), "--start-size"));
+		ts_config_fini(&c);
+	}
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		ts_config c;
+
+		base_config(&c, "unused.png");
+		c.start_size = good[i];
+		assert_int_equal(ts_config_check(&c), 0);
+		ts_config_fini(&c);
+	}
+}
+
 int
 main(void)
 {
@@ -399,6 +639,11 @@ main(void)
 		cmocka_unit_test(test_frame_path),
 		cmocka_unit_test(test_output_size_rules),
 		cmocka_unit_test(test_stylizer_reuse),
+		cmocka_unit_test(test_level_sizes),
+		cmocka_unit_test(test_coarse_to_fine),
+		cmocka_unit_test(test_init_file_level),
+		cmocka_unit_test(test_stop_at_coarse_level),
+		cmocka_unit_test(test_start_size_checked),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

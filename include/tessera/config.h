@@ -7,6 +7,10 @@
 #ifndef TESSERA_CONFIG_H
 #define TESSERA_CONFIG_H
 
+/* The shortest side of a coarse-to-fine level (--start-size): a 32 px picture leaves
+ * 2x2 positions at relu5_1, the deepest default layer, after its four poolings. */
+#define TS_RENDER_MIN_SIDE 32
+
 #include <stdint.h>
 #include <stdio.h>
 
@@ -76,6 +80,8 @@ typedef struct ts_config {
 	ts_init_mode init;             /* --init content|noise|style|FILE */
 	char *init_file;               /* when init == TS_INIT_FILE */
 	uint64_t seed;                 /* --seed (0) */
+	int start_size;                /* --start-size N (128): a single piece's first level's
+	                                * long side at most N (0: one level, full size) */
 	int iterations;                /* --iterations N (500; 0: evaluate and write the start) */
 	ts_optim_kind optimizer;       /* --optimizer lbfgs|adam */
 	int lbfgs_history;             /* --lbfgs-history (100) */

@@ -10,6 +10,7 @@
 #include "tessera/image.h"
 #include "tessera/objective.h"
 #include "tessera/optim.h"
+#include "tessera/plan.h"
 #include "tessera/vgg.h"
 
 typedef struct ts_stylize_hooks {
@@ -54,6 +55,16 @@ ts_vgg *ts_render_network(const ts_config *c);
 /* Output size for content of cw x ch under the configuration (width/height/size/
  * print-size; none given: the content size). */
 void ts_render_output_size(const ts_config *c, int cw, int ch, int *w, int *h);
+
+/* The levels of a coarse-to-fine render of w x h, from the smallest (sizes[0]) to
+ * w x h itself (sizes[n - 1]): each level is the one above divided by factor, each
+ * side rounded as ts_plan_create rounds (to the nearest integer, at least 1), down to
+ * the first level whose long side is <= start, or to the last whose sides both stay
+ * >= min_side.  start 0, or w, h already <= start: one level, w x h.  Requires
+ * w, h >= 1, start >= 0.  The number of levels n (1..TS_MAX_LEVELS), or -1 with a
+ * message (a factor <= 1 or too close to 1 to shrink, more than TS_MAX_LEVELS). */
+int ts_render_levels(int w, int h, int start, double factor, int min_side,
+                     int sizes[TS_MAX_LEVELS][2]);
 
 /* Load the style images and scale each so its long side is style_scale * long_side.
  * out[c->nstyle] receives images the caller destroys.  0 or -1. */

@@ -10,7 +10,8 @@
  *   plus whatever top-level fields ts_report_set / ts_report_set_str add
  *   ("width", "height", "seconds", ...); a tiled job's report (written by rank 0
  *   after every level) also has "levels" (ts_report_level_add), "ranks" (tiles and
- *   busy seconds per rank), "tiles_rendered", "job_seconds", "plan_hash".
+ *   busy seconds per rank), "tiles_rendered", "job_seconds", "plan_hash"; a single
+ *   piece's, "levels" of ts_report_piece_level_add (its coarse-to-fine levels).
  * Numbers are written so that they read back as the same double (the shortest of
  * %.15g, %.16g, %.17g that does; a non-finite one as null).  The file is written
  * atomically: FILE.part, fsync, rename. */
@@ -58,6 +59,18 @@ typedef struct ts_report_level {
  * seconds per rank over all levels) and the totals "job_seconds", "tiles".  0, or -1
  * (message) when out of memory. */
 int ts_report_level_add(ts_report *r, const ts_report_level *lv, int nranks);
+
+/* A single piece's coarse-to-fine level, for "levels": its size, the iterations asked
+ * and made, the losses of its start and of its result ("first", "final": content,
+ * style, tv, total) and its wall seconds. */
+typedef struct ts_report_piece_level {
+	int level, w, h, iterations, done;
+	double first[4], final[4]; /* content, style, tv, total */
+	double seconds;
+} ts_report_piece_level;
+
+/* Append lv to "levels".  0, or -1 (message) when out of memory. */
+int ts_report_piece_level_add(ts_report *r, const ts_report_piece_level *lv);
 
 /* Write the report to path atomically (path.part, fsync, rename); on failure no
  * path.part is left and path is untouched.  0, or -1 with a message naming the file. */
