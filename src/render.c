@@ -308,7 +308,8 @@ single_iteration(void *user, int it, const ts_loss_parts *p, const float *x)
 	if (it == 0)
 		s->first = *p;
 	if (s->report && (it > 0 || s->offset == 0) &&
-	    ts_report_iteration(s->report, run_it, p->content, p->style, p->tv, p->total, el))
+	    ts_report_iteration_at(s->report, s->nlevels > 1 ? s->level : -1, run_it,
+	                           p->content, p->style, p->tv, p->total, el))
 		return -1;
 	if (s->progress) {
 		/* the ETA from pixel iterations: a coarse level's are cheap */

@@ -264,10 +264,18 @@ int
 ts_report_iteration(ts_report *r, int iter, double content, double style, double tv,
                     double total, double seconds)
 {
+	return ts_report_iteration_at(r, -1, iter, content, style, tv, total, seconds);
+}
+
+int
+ts_report_iteration_at(ts_report *r, int level, int iter, double content, double style,
+                       double tv, double total, double seconds)
+{
 	cJSON *e = cJSON_CreateObject();
 	int ret = -1;
 
 	if (!e || !add_num(e, "iteration", iter) ||
+	    (level >= 0 && !add_num(e, "level", level)) ||
 	    !add_num(e, "content", content) ||
 	    !add_num(e, "style", style) ||
 	    !add_num(e, "tv", tv) ||
@@ -319,9 +327,9 @@ add_parts(cJSON *o, const char *key, const double *v)
 int
 ts_report_piece_level_add(ts_report *r, const ts_report_piece_level *lv)
 {
-	cJSON *levels = cJSON_GetObjectItem(r->root, "levels"), *o = cJSON_CreateObject();
+	cJSON *levels = cJSON_GetObjectItem(r->root, "piece_levels"), *o = cJSON_CreateObject();
 
-	if (!o || (!levels && !(levels = cJSON_AddArrayToObject(r->root, "levels"))) ||
+	if (!o || (!levels && !(levels = cJSON_AddArrayToObject(r->root, "piece_levels"))) ||
 	    !cJSON_AddItemToArray(levels, o)) {
 		cJSON_Delete(o);
 		goto oom;

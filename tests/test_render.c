@@ -481,7 +481,7 @@ test_coarse_to_fine(void **state)
 	assert_int_equal(w, 96);
 	assert_int_equal(h, 80);
 	j = read_json(rep);
-	levels = cJSON_GetObjectItem(j, "levels");
+	levels = cJSON_GetObjectItem(j, "piece_levels");
 	assert_int_equal(cJSON_GetArraySize(levels), 2);
 	for (int k = 0; k < 2; k++) {
 		cJSON *lv = cJSON_GetArrayItem(levels, k);
@@ -498,8 +498,11 @@ test_coarse_to_fine(void **state)
 	}
 	/* 3 + 5 iterations and the start, numbered 0..8; the last is the output level's */
 	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "iterations")), 9);
-	for (int i = 0; i <= 8; i++)
+	for (int i = 0; i <= 8; i++) {
 		assert_int_equal((int)iter_value(j, i, "iteration"), i);
+		assert_int_equal((int)iter_value(j, i, "level"), i > 3);
+	}
+	assert_null(cJSON_GetObjectItem(j, "levels")); /* a tiled job's key */
 	assert_true(iter_value(j, 8, "total") ==
 	            cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(levels, 1),
 	                                                    "final"), "total")->valuedouble);
@@ -564,7 +567,7 @@ test_init_file_level(void **state)
 		assert_int_equal(w, 192);
 		assert_int_equal(h, 160);
 		j = read_json(rep);
-		levels = cJSON_GetObjectItem(j, "levels");
+		levels = cJSON_GetObjectItem(j, "piece_levels");
 		assert_int_equal(cJSON_GetObjectItem(j, "start_level")->valueint, cases[i][2]);
 		assert_int_equal(cJSON_GetArraySize(levels), 3 - cases[i][2]);
 		assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(levels, 0), "level")->valueint,

@@ -11,7 +11,8 @@
  *   ("width", "height", "seconds", ...); a tiled job's report (written by rank 0
  *   after every level) also has "levels" (ts_report_level_add), "ranks" (tiles and
  *   busy seconds per rank), "tiles_rendered", "job_seconds", "plan_hash"; a single
- *   piece's, "levels" of ts_report_piece_level_add (its coarse-to-fine levels).
+ *   piece's, "piece_levels" (ts_report_piece_level_add: its coarse-to-fine levels;
+ *   its iterations then carry their "level").
  * Numbers are written so that they read back as the same double (the shortest of
  * %.15g, %.16g, %.17g that does; a non-finite one as null).  The file is written
  * atomically: FILE.part, fsync, rename. */
@@ -38,6 +39,10 @@ void ts_report_set_str(ts_report *r, const char *key, const char *v);
 int ts_report_iteration(ts_report *r, int iter, double content, double style, double tv,
                         double total, double seconds);
 
+/* The same with the iteration's coarse-to-fine level, "level" (level < 0: none). */
+int ts_report_iteration_at(ts_report *r, int level, int iter, double content,
+                           double style, double tv, double total, double seconds);
+
 /* A tiled job's level, for "levels" (the job's report): its size, mode ("tile" or
  * "global"), iterations, the wall seconds it took in this run and where the tiles'
  * time went, and per tile (or block) its rank, iterations, final losses and seconds. */
@@ -60,7 +65,8 @@ typedef struct ts_report_level {
  * (message) when out of memory. */
 int ts_report_level_add(ts_report *r, const ts_report_level *lv, int nranks);
 
-/* A single piece's coarse-to-fine level, for "levels": its size, the iterations asked
+/* A single piece's coarse-to-fine level, for "piece_levels" (not "levels", which
+ * names a tiled job's): its size, the iterations asked
  * and made, the losses of its start and of its result ("first", "final": content,
  * style, tv, total) and its wall seconds. */
 typedef struct ts_report_piece_level {
@@ -69,7 +75,7 @@ typedef struct ts_report_piece_level {
 	double seconds;
 } ts_report_piece_level;
 
-/* Append lv to "levels".  0, or -1 (message) when out of memory. */
+/* Append lv to "piece_levels".  0, or -1 (message) when out of memory. */
 int ts_report_piece_level_add(ts_report *r, const ts_report_piece_level *lv);
 
 /* Write the report to path atomically (path.part, fsync, rename); on failure no
