@@ -121,6 +121,7 @@ typedef struct curve {
 	double *x, *y, *lo, *hi; /* [n]; lo, hi NULL for a single piece */
 	int *start;              /* [n] 1: a level (of coarse-to-fine) starts here */
 	int *w, *h;              /* [n] a tiled run's level sizes (NULL otherwise) */
+	int npiece, pw[16], ph[16]; /* a single piece's coarse-to-fine level sizes */
 	int tiled;
 } curve;
 
@@ -205,6 +206,13 @@ curve_from(const cJSON *report, curve *c)
 	}
 	if (curve_alloc(c, cJSON_IsArray(its) ? cJSON_GetArraySize(its) : 0, 0))
 		return -1;
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(report, "piece_levels"))
+	{
+		if (c->npiece == 16)
+			break;
+		c->pw[c->npiece] = isfinite(num(e, "width")) ? (int)num(e, "width") : 0;
+		c->ph[c->npiece++] = isfinite(num(e, "height")) ? (int)num(e, "height") : 0;
+	}
 	{
 		double prev_it = -1, prev_level = NAN;
 		int i = 0;
@@ -517,17 +525,25 @@ draw_plot(cairo_t *cr, const ts_sheet_rect *a, const curve *c)
 		}
 		text(cr, c->tiled ? "level" : "iteration", ax + aw / 2, ay + ah + 34, 0.5, 0);
 	}
-	/* where a coarse-to-fine level starts */
+	/* where a coarse-to-fine level starts, and each level's size (when known) */
 	cairo_save(cr);
 	cairo_set_source_rgb(cr, 0.6, 0.6, 0.6);
 	cairo_set_dash(cr, (const double[]){ 3, 3 }, 2, 0);
-	for (int i = 0; i < c->n; i++)
-		if (c->start[i]) {
-			double x = round(PX(c->x[i] - 0.5)) + 0.5;
+	for (int i = 0, k = 0; i < c->n; i++)
+		if (i == 0 || c->start[i]) {
+			double x = round(PX(c->x[i] - (i ? 0.5 : 0))) + 0.5;
+			char lab[32];
 
-			cairo_move_to(cr, x, ay + 1);
-			cairo_line_to(cr, x, ay + ah - 1);
-			cairo_stroke(cr);
+			if (i > 0) {
+				cairo_move_to(cr, x, ay + 1);
+				cairo_line_to(cr, x, ay + ah - 1);
+				cairo_stroke(cr);
+			}
+			if (k < c->npiece && c->npiece > 1) {
+				snprintf(lab, sizeof lab, "%d\u00d7%d", c->pw[k], c->ph[k]);
+				text(cr, lab, x + 4, ay + 14, 0, 0);
+			}
+			k++;
 		}
 	cairo_restore(cr);
 	/* the curve, clipped to the axes */
@@ -602,12 +618,21 @@ header(const cJSON *report, const curve *c, char *buf, size_t n)
 		if (isfinite(num(report, "nranks")))
 			ADD(", %.0f rank%s", num(report, "nranks"), num(report, "nranks") == 1 ? "" : "s");
 	} else {
+		const cJSON *pl = cJSON_GetObjectItemCaseSensitive(report, "piece_levels");
 		double done = num(report, "iterations_done");
 
 		if (!isfinite(done))
 			done = num(set, "iterations");
 		if (isfinite(done))
 			ADD("  \u00b7  %.0f iteration%s", done, done == 1 ? "" : "s");
+		if (cJSON_GetArraySize(pl) > 1) { /* coarse to fine: the levels' widths */
+			int k = 0;
+
+			ADD(" in %d levels (", cJSON_GetArraySize(pl));
+			cJSON_ArrayForEach(e, pl)
+				ADD("%s%.0f", k++ ? ", " : "", num(e, "width"));
+			ADD(" px wide)");
+		}
 	}
 	if (c->n > 0)
 		ADD("  \u00b7  final loss %.4g", c->y[c->n - 1]);
