@@ -6,7 +6,8 @@
  * so the sheet holds the thumbnail's 8-bit values.  Numbers of the report are read
  * both as cJSON numbers (a parsed file) and as raw number text (report.c's own tree
  * keeps numbers as raw text for exact round trips).  Memory: a picture is read in
- * chunks of rows into a box-averaged copy at most 4 times the thumbnail a side. */
+ * chunks of rows (READ_BYTES) into a box-averaged copy at most 4 times the thumbnail
+ * a side. */
 #include "tessera/sheet.h"
 
 #include <cairo.h>
@@ -32,7 +33,9 @@
 #define PLOT_LEFT 62        /* inside the slot: room for the y tick labels */
 #define PLOT_RIGHT 10
 #define FONT "DejaVu Sans"
-#define READ_ROWS 16        /* rows read at a time */
+/* Rows read at a time: as many as fit in READ_BYTES (a tiled TIFF decodes each tile
+ * of a band once per read: fewer, taller reads decode less), 16 to 256. */
+#define READ_BYTES (32L << 20)
 #define MAX_REPORT (1L << 30) /* largest report file read */
 
 /* --- the layout --- */
@@ -249,7 +252,7 @@ thumbnail(const char *path, int w, int h)
 	ts_image *box = NULL, *out = NULL;
 	float *buf = NULL;
 	double *acc = NULL;
-	int sw, sh, k, bw, bh, by = 0, in_box = 0;
+	int sw, sh, k, bw, bh, by = 0, in_box = 0, chunk;
 
 	if (!(rd = ts_image_reader_open(path)))
 		goto cleanup;
@@ -261,14 +264,15 @@ thumbnail(const char *path, int w, int h)
 	bh = (sh + k - 1) / k;
 	if (!(box = ts_image_create(bw, bh)))
 		goto cleanup;
-	buf = malloc((size_t)3 * READ_ROWS * sw * sizeof *buf);
+	chunk = (int)fmax(16, fmin(256, (double)READ_BYTES / (3.0 * sizeof *buf * sw)));
+	buf = malloc((size_t)3 * chunk * sw * sizeof *buf);
 	acc = calloc((size_t)3 * bw, sizeof *acc);
 	if (!buf || !acc) {
 		ts_error("sheet", "%s: out of memory for its thumbnail", path);
 		goto cleanup;
 	}
 	for (int y = 0; y < sh;) {
-		int rows = sh - y < READ_ROWS ? sh - y : READ_ROWS;
+		int rows = sh - y < chunk ? sh - y : chunk;
 
 		if (ts_image_reader_rows(rd, rows, buf))
 			goto cleanup;
