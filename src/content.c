@@ -213,14 +213,14 @@ read_ini(const char *dir, const char *key, ts_pyramid *p)
 
 /* Level 0 from the input, streamed. */
 static int
-build_base(const char *path, const ts_fit *fit, const char *out, int *bits)
+build_base(const char *path, int denom, const ts_fit *fit, const char *out, int *bits)
 {
 	ts_image_reader *rd = NULL;
 	ts_tiff_writer *wr = NULL;
 	float *src = NULL, *band = NULL;
 	int cw, ch, ret = -1;
 
-	if (!(rd = ts_image_reader_open(path)))
+	if (!(rd = ts_image_reader_open_scaled(path, denom)))
 		goto cleanup;
 	ts_image_reader_size(rd, &cw, &ch, bits);
 	src = malloc((size_t)3 * BAND * cw * sizeof *src);
@@ -273,7 +273,7 @@ build_below(const char *above, int sw, int sh, const char *out, int dw, int dh)
 	float *chunk = NULL, *band = NULL;
 	int ret = -1;
 
-	if (!(rd = ts_tiff_reader_open(above)))
+	if (!(rd = ts_tiff_reader_open_unmapped(above)))
 		goto cleanup;
 	chunk = malloc((size_t)3 * BAND * CHUNK_W * sizeof *chunk);
 	band = malloc((size_t)3 * BAND * dw * sizeof *band);
@@ -318,8 +318,30 @@ content_dir(const char *job_dir, char *buf, size_t size)
 }
 
 int
-ts_pyramid_build(const char *job_dir, const char *path, const ts_fit *fit, int min_w,
-                 int min_h, const char *key, int *reused)
+ts_content_decode_scale(const char *path, int cw, int ch, int ow, int oh, ts_fit_mode mode,
+                        int *sw, int *sh)
+{
+	*sw = cw, *sh = ch;
+	for (int d = 8; d >= 2; d /= 2) {
+		int w, h, applied;
+		ts_fit f;
+
+		if (ts_image_probe_scaled(path, d, &w, &h, &applied))
+			return -1;
+		if (applied != d)
+			return 1; /* the format cannot shrink */
+		ts_fit_geometry(w, h, ow, oh, mode, &f);
+		if (f.w >= ow && f.h >= oh) {
+			*sw = w, *sh = h;
+			return d;
+		}
+	}
+	return 1;
+}
+
+int
+ts_pyramid_build(const char *job_dir, const char *path, int denom, const ts_fit *fit,
+                 int min_w, int min_h, const char *key, int *reused)
 {
 	ts_pyramid p;
 	char dir[4200], lp[4400], above[4400], *ini = NULL;
@@ -352,7 +374,7 @@ ts_pyramid_build(const char *job_dir, const char *path, const ts_fit *fit, int m
 	snprintf(lp, sizeof lp, "%s/pyramid.ini", dir);
 	unlink(lp); /* a pyramid being remade is not a pyramid */
 	level_path(dir, 0, lp, sizeof lp);
-	if (build_base(path, fit, lp, &bits))
+	if (build_base(path, denom, fit, lp, &bits))
 		return -1;
 	for (int k = 1; k < n; k++) {
 		level_path(dir, k - 1, above, sizeof above);
@@ -436,7 +458,7 @@ ts_pyramid_region(ts_pyramid *p, int dw, int dh, int x, int y, int w, int h, flo
 		int rw, rh;
 
 		level_path(p->dir, k, lp, sizeof lp);
-		if (!(p->r[k] = ts_tiff_reader_open(lp)))
+		if (!(p->r[k] = ts_tiff_reader_open_unmapped(lp)))
 			return -1;
 		ts_tiff_reader_size(p->r[k], &rw, &rh, NULL);
 		if (rw != p->w[k] || rh != p->h[k]) {

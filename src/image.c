@@ -156,16 +156,20 @@ typedef struct image_class {
 	const char *name;
 	int (*probe)(FILE *f, const char *path, int *w, int *h, int *bits);
 	ts_image *(*load)(FILE *f, const char *path, long long max_pixels);
-	void *(*stream_open)(FILE *f, const char *path, long long max_pixels, int *w, int *h,
-	                     int *bits, int *whole);
+	void *(*stream_open)(FILE *f, const char *path, long long max_pixels, int denom, int *w,
+	                     int *h, int *bits, int *whole);
 	int (*stream_rows)(void *s, int rows, float *out);
 	void (*stream_close)(void *s);
 	int region; /* 1: read through ts_tiff_reader (rectangles) */
+	/* the decoder's own shrinking by 1/2, 1/4, 1/8 (JPEG's scaled DCT): the size it gives */
+	int (*probe_scaled)(FILE *f, const char *path, int denom, int *w, int *h, int *applied);
 } image_class;
 
 static void *
-png_sopen(FILE *f, const char *path, long long m, int *w, int *h, int *b, int *whole)
+png_sopen(FILE *f, const char *path, long long m, int denom, int *w, int *h, int *b,
+          int *whole)
 {
+	TS_ASSERT(denom == 1);
 	return image_png_stream_open(f, path, m, w, h, b, whole);
 }
 static int
@@ -179,9 +183,10 @@ png_sclose(void *s)
 	image_png_stream_close(s);
 }
 static void *
-jpeg_sopen(FILE *f, const char *path, long long m, int *w, int *h, int *b, int *whole)
+jpeg_sopen(FILE *f, const char *path, long long m, int denom, int *w, int *h, int *b,
+           int *whole)
 {
-	return image_jpeg_stream_open(f, path, m, w, h, b, whole);
+	return image_jpeg_stream_open(f, path, m, denom, w, h, b, whole);
 }
 static int
 jpeg_srows(void *s, int rows, float *out)
@@ -196,11 +201,11 @@ jpeg_sclose(void *s)
 
 static const image_class classes[] = {
 	{ IMAGE_PNG, "PNG", image_png_probe, image_png_load, png_sopen, png_srows, png_sclose,
-	  0 },
+	  0, NULL },
 	{ IMAGE_JPEG, "JPEG", image_jpeg_probe, image_jpeg_load, jpeg_sopen, jpeg_srows,
-	  jpeg_sclose, 0 },
-	{ IMAGE_BMP, "BMP", image_stb_probe, image_stb_load, NULL, NULL, NULL, 0 },
-	{ IMAGE_TIFF, "TIFF", tiff_probe_f, tiff_load_f, NULL, NULL, NULL, 1 },
+	  jpeg_sclose, 0, image_jpeg_probe_scaled },
+	{ IMAGE_BMP, "BMP", image_stb_probe, image_stb_load, NULL, NULL, NULL, 0, NULL },
+	{ IMAGE_TIFF, "TIFF", tiff_probe_f, tiff_load_f, NULL, NULL, NULL, 1, NULL },
 };
 
 static const image_class *
@@ -222,6 +227,32 @@ ts_image_probe(const char *path, int *w, int *h, int *bits)
 	if (open_detect(path, &f, &fmt))
 		goto cleanup;
 	ret = class_of(fmt)->probe(f, path, w, h, bits);
+cleanup:
+	if (f)
+		fclose(f);
+	return ret;
+}
+
+int
+ts_image_probe_scaled(const char *path, int denom, int *w, int *h, int *applied)
+{
+	enum image_format fmt;
+	const image_class *cls;
+	FILE *f = NULL;
+	int ret = -1;
+
+	TS_ASSERT(denom == 1 || denom == 2 || denom == 4 || denom == 8);
+	if (open_detect(path, &f, &fmt))
+		goto cleanup;
+	cls = class_of(fmt);
+	if (cls->probe_scaled && denom > 1) {
+		ret = cls->probe_scaled(f, path, denom, w, h, applied);
+	} else {
+		int bits;
+
+		*applied = 1;
+		ret = cls->probe(f, path, w, h, &bits);
+	}
 cleanup:
 	if (f)
 		fclose(f);
@@ -276,6 +307,12 @@ ts_image_reader_close(ts_image_reader *r)
 ts_image_reader *
 ts_image_reader_open(const char *path)
 {
+	return ts_image_reader_open_scaled(path, 1);
+}
+
+ts_image_reader *
+ts_image_reader_open_scaled(const char *path, int denom)
+{
 	ts_image_reader *r = calloc(1, sizeof *r);
 	enum image_format fmt;
 	int whole = 1;
@@ -288,6 +325,8 @@ ts_image_reader_open(const char *path)
 	if (open_detect(path, &r->f, &fmt))
 		goto fail;
 	r->cls = class_of(fmt);
+	if (!r->cls->probe_scaled)
+		denom = 1;
 	if (r->cls->region) {
 		if (!(r->tiff = ts_tiff_reader_open(path)))
 			goto fail;
@@ -295,8 +334,8 @@ ts_image_reader_open(const char *path)
 		return r;
 	}
 	if (r->cls->stream_open) {
-		r->stream = r->cls->stream_open(r->f, path, TS_IMAGE_MAX_STREAM_PIXELS, &r->w, &r->h,
-		                                &r->bits, &whole);
+		r->stream = r->cls->stream_open(r->f, path, TS_IMAGE_MAX_STREAM_PIXELS, denom, &r->w,
+		                                &r->h, &r->bits, &whole);
 		if (r->stream)
 			return r;
 		if (!whole)

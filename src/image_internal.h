@@ -70,9 +70,13 @@ image_png_stream *image_png_stream_open(FILE *f, const char *path, long long max
                                         int *w, int *h, int *bits, int *whole);
 int image_png_stream_rows(image_png_stream *s, int rows, float *out);
 void image_png_stream_close(image_png_stream *s);
+/* A JPEG streams at 1/denom (1, 2, 4, 8: libjpeg-turbo's scaled decoding, each side
+ * rounded up); w, h are the scaled sizes. */
+int image_jpeg_probe_scaled(FILE *f, const char *path, int denom, int *w, int *h,
+                            int *applied);
 typedef struct image_jpeg_stream image_jpeg_stream;
 image_jpeg_stream *image_jpeg_stream_open(FILE *f, const char *path, long long max_pixels,
-                                          int *w, int *h, int *bits, int *whole);
+                                          int denom, int *w, int *h, int *bits, int *whole);
 int image_jpeg_stream_rows(image_jpeg_stream *s, int rows, float *out);
 void image_jpeg_stream_close(image_jpeg_stream *s);
 

@@ -224,10 +224,12 @@ start_decode(struct jdec *d, const char *path)
 	d->progress.progress_monitor = on_progress;
 	ci->progress = &d->progress;
 	jpeg_start_decompress(ci);
-	if ((int)ci->output_width != (int)ci->image_width ||
-	    (int)ci->output_height != (int)ci->image_height) {
-		ts_error("image", "%s: libjpeg decodes %ux%u, the header says %ux%u", path,
-		         ci->output_width, ci->output_height, ci->image_width, ci->image_height);
+	/* at 1/denom (the stream's scaling), each side rounded up as libjpeg rounds */
+	if (ci->output_width != (ci->image_width + ci->scale_denom - 1) / ci->scale_denom ||
+	    ci->output_height != (ci->image_height + ci->scale_denom - 1) / ci->scale_denom) {
+		ts_error("image", "%s: libjpeg decodes %ux%u, the header says %ux%u at 1/%u", path,
+		         ci->output_width, ci->output_height, ci->image_width, ci->image_height,
+		         ci->scale_denom);
 		return -2;
 	}
 	return 0;
@@ -325,6 +327,21 @@ image_jpeg_probe(FILE *f, const char *path, int *w, int *h, int *bits)
 	return 0;
 }
 
+int
+image_jpeg_probe_scaled(FILE *f, const char *path, int denom, int *w, int *h, int *applied)
+{
+	struct jdec d;
+	int pw, ph;
+
+	memset(&d, 0, sizeof d);
+	if (jpeg_open(&d, f, path, 0, 0, &pw, &ph))
+		return -1;
+	/* a rotated JPEG is decoded whole (no streaming), so unscaled */
+	*applied = d.orientation == 1 ? denom : 1;
+	*w = (pw + *applied - 1) / *applied, *h = (ph + *applied - 1) / *applied;
+	return 0;
+}
+
 ts_image *
 image_jpeg_load(FILE *f, const char *path, long long max_pixels)
 {
@@ -359,7 +376,7 @@ image_jpeg_stream_close(image_jpeg_stream *s)
 
 /* Header and start under one setjmp: 0, 1 (orientation: decode whole), -1, -2. */
 static int
-stream_start(image_jpeg_stream *s, FILE *f, long long max_pixels)
+stream_start(image_jpeg_stream *s, FILE *f, long long max_pixels, int denom)
 {
 	j_decompress_ptr ci = &s->d.cinfo;
 
@@ -370,6 +387,11 @@ stream_start(image_jpeg_stream *s, FILE *f, long long max_pixels)
 		return -2;
 	if (s->d.orientation != 1)
 		return 1;
+	/* libjpeg-turbo's scaled inverse DCT: 1/2..1/8 on the way, each block decoded
+	 * straight to its smaller size (no full-size row ever made) */
+	ci->scale_num = 1;
+	ci->scale_denom = (unsigned)denom;
+	s->w = (s->w + denom - 1) / denom, s->h = (s->h + denom - 1) / denom;
 	if (start_decode(&s->d, s->path))
 		return -2;
 	s->row = (*ci->mem->alloc_sarray)((j_common_ptr)ci, JPOOL_IMAGE,
@@ -388,12 +410,13 @@ report_jpeg(const struct jdec *d, const char *path)
 }
 
 image_jpeg_stream *
-image_jpeg_stream_open(FILE *f, const char *path, long long max_pixels, int *w, int *h,
-                       int *bits, int *whole)
+image_jpeg_stream_open(FILE *f, const char *path, long long max_pixels, int denom, int *w,
+                       int *h, int *bits, int *whole)
 {
 	image_jpeg_stream *s = calloc(1, sizeof *s);
 	int rc;
 
+	TS_ASSERT(denom == 1 || denom == 2 || denom == 4 || denom == 8);
 	*whole = 0;
 	if (!s || !(s->path = strdup(path))) {
 		ts_error("image", "%s: out of memory", path);
@@ -404,7 +427,7 @@ image_jpeg_stream_open(FILE *f, const char *path, long long max_pixels, int *w, 
 		ts_error_errno("image", "cannot seek in %s", path);
 		goto fail;
 	}
-	if ((rc = stream_start(s, f, max_pixels)) == 1) {
+	if ((rc = stream_start(s, f, max_pixels, denom)) == 1) {
 		*whole = 1;
 		goto fail;
 	}

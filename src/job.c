@@ -144,6 +144,8 @@ plan_text(ts_job *j, char *buf, size_t size)
 		ADD("lbfgs_precision = half\n");
 	if (c->gram_global) /* likewise */
 		ADD("gram = global\n");
+	if (j->content_denom > 1) /* likewise: only for a JPEG decoded shrunk */
+		ADD("content_decode = 1/%d\n", j->content_denom);
 	if (j->fit.fitted) /* likewise: only when the shapes differ */
 		ADD("fit = %s %dx%d at %d,%d\n", c->fit == TS_FIT_PAD ? "pad" : "crop", j->fit.w,
 		    j->fit.h, j->fit.ox, j->fit.oy);
@@ -292,7 +294,12 @@ ts_job_open(const ts_config *c, int setup)
 	if (ts_image_probe(c->content, &j->content_w, &j->content_h, &j->content_bits))
 		goto fail;
 	ts_render_output_size(c, j->content_w, j->content_h, &j->out_w, &j->out_h);
-	ts_fit_geometry(j->content_w, j->content_h, j->out_w, j->out_h, c->fit, &j->fit);
+	/* a JPEG much larger than the output decodes shrunk (the fit is in its pixels) */
+	if ((j->content_denom = ts_content_decode_scale(c->content, j->content_w, j->content_h,
+	                                                j->out_w, j->out_h, c->fit, &j->decoded_w,
+	                                                &j->decoded_h)) < 0)
+		goto fail;
+	ts_fit_geometry(j->decoded_w, j->decoded_h, j->out_w, j->out_h, c->fit, &j->fit);
 	if (!(j->plan = ts_plan_create(j->out_w, j->out_h, c->tile, c->overlap,
 	                               c->level_factor)))
 		goto fail;
@@ -319,7 +326,8 @@ ts_job_open(const ts_config *c, int setup)
 		const ts_level *l0 = &j->plan->level[0];
 
 		snprintf(key, sizeof key, "%016llx", (unsigned long long)j->hash);
-		if (setup && ts_pyramid_build(j->dir, c->content, &j->fit, l0->w, l0->h, key, NULL))
+		if (setup && ts_pyramid_build(j->dir, c->content, j->content_denom, &j->fit, l0->w,
+		                              l0->h, key, NULL))
 			goto fail;
 		if (!(j->pyr = ts_pyramid_open(j->dir, key)))
 			goto fail;

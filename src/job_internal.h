@@ -16,6 +16,8 @@ struct ts_job {
 	char dir[4096];              /* job directory */
 	int out_w, out_h;            /* output size */
 	int content_w, content_h, content_bits; /* the content file (probed) */
+	int content_denom;                      /* decoded at 1/denom (JPEG's scaled DCT) */
+	int decoded_w, decoded_h;               /* its size so decoded: the fit's pixels */
 	ts_fit fit;                  /* the canvas the output is made from (--fit) */
 	ts_pyramid *pyr;             /* the canvas's pyramid (not under --plan) */
 	ts_plan *plan;

@@ -81,12 +81,15 @@ ts_job_print_plan(ts_job *j, FILE *f, int nranks)
 		        (unsigned long long)j->hash, nranks, nranks == 1 ? "" : "s");
 	}
 	ts_plan_print(p, f);
-	ts_fit_describe(&j->fit, j->content_w, j->content_h, j->c->fit, fit, sizeof fit);
-	fprintf(f, "content %dx%d%s%s\n", j->content_w, j->content_h, fit[0] ? "; --fit " : "",
-	        fit);
+	ts_fit_describe(&j->fit, j->decoded_w, j->decoded_h, j->c->fit, fit, sizeof fit);
+	fprintf(f, "content %dx%d", j->content_w, j->content_h);
+	if (j->content_denom > 1)
+		fprintf(f, ", decoded at 1/%d (%dx%d: libjpeg's scaled DCT, still above the "
+		        "output)", j->content_denom, j->decoded_w, j->decoded_h);
+	fprintf(f, "%s%s\n", fit[0] ? "; --fit " : "", fit);
 	pyr = ts_pyramid_disk_bytes(j->fit.w, j->fit.h, j->content_bits == 16 ? 16 : 8,
 	                            p->level[0].w, p->level[0].h, &pyr_levels);
-	setup = ts_pyramid_build_bytes(j->content_w, &j->fit);
+	setup = ts_pyramid_build_bytes(j->decoded_w, &j->fit);
 	if (j->c->nlevel_iterations > 0 && j->c->nlevel_iterations < p->nlevels)
 		fprintf(f, "--level-iterations gives %d value%s for %d levels: the last repeats "
 		        "for levels %d..%d\n", j->c->nlevel_iterations,

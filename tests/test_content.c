@@ -227,7 +227,7 @@ check_pyramid(const char *src, const ts_fit *fit, const ts_image *canvas, int mi
 
 	tpath(job, "job");
 	mkdir(job, 0777);
-	if (ts_pyramid_build(job, src, fit, min_w, min_h, "k1", &reused))
+	if (ts_pyramid_build(job, src, 1, fit, min_w, min_h, "k1", &reused))
 		fail_msg("%s", ts_errmsg());
 	assert_int_equal(reused, 0);
 	assert_non_null(p = ts_pyramid_open(job, "k1"));
@@ -289,11 +289,11 @@ check_pyramid(const char *src, const ts_fit *fit, const ts_image *canvas, int mi
 	}
 	ts_pyramid_close(p);
 	/* the same key: reused; another key: not opened, and rebuilt */
-	assert_int_equal(ts_pyramid_build(job, src, fit, min_w, min_h, "k1", &reused), 0);
+	assert_int_equal(ts_pyramid_build(job, src, 1, fit, min_w, min_h, "k1", &reused), 0);
 	assert_int_equal(reused, 1);
 	assert_null(ts_pyramid_open(job, "k2"));
 	assert_err_has("another job");
-	assert_int_equal(ts_pyramid_build(job, src, fit, min_w, min_h, "k2", &reused), 0);
+	assert_int_equal(ts_pyramid_build(job, src, 1, fit, min_w, min_h, "k2", &reused), 0);
 	assert_int_equal(reused, 0);
 	assert_non_null(p = ts_pyramid_open(job, "k2"));
 	ts_pyramid_close(p);
@@ -337,6 +337,75 @@ test_pyramid_levels(void **state)
 }
 
 /* A missing or unreadable input: one message naming it, no pyramid.ini. */
+/* A JPEG much larger than the output decodes shrunk by libjpeg-turbo's scaled DCT: the
+ * largest 1/d still at least the output, and its pixels close to the full decode
+ * resized; a PNG never shrinks. */
+static void
+test_decode_scale(void **state)
+{
+	ts_image *a = ts_image_create(640, 480), *full, *ref;
+	char jpg[PATH_MAX], png[PATH_MAX], job[PATH_MAX];
+	ts_fit fit;
+	ts_pyramid *p;
+	int sw, sh;
+
+	(void)state;
+	assert_non_null(a);
+	/* a photograph's kind of content: smooth shapes, detail down to ~10 px */
+	for (int c = 0; c < 3; c++)
+		for (int y = 0; y < 480; y++)
+			for (int x = 0; x < 640; x++)
+				a->px[((size_t)c * 480 + y) * 640 + x] =
+					0.5f + 0.3f * sinf(0.02f * x * (c + 1) + 0.5f * c) * cosf(0.015f * y) +
+					0.15f * sinf(0.3f * x + 0.2f * y);
+	tpath(jpg, "big.jpg");
+	tpath(png, "big.png");
+	tpath(job, "job");
+	mkdir(job, 0777);
+	assert_int_equal(ts_image_save(a, jpg, 8), 0);
+	assert_int_equal(ts_image_save(a, png, 8), 0);
+	/* 640/8 = 80 >= 80: 1/8; 81 wide needs 1/4 (160x120); 400 needs the whole */
+	assert_int_equal(ts_content_decode_scale(jpg, 640, 480, 80, 60, TS_FIT_CROP, &sw, &sh), 8);
+	assert_int_equal(sw, 80);
+	assert_int_equal(sh, 60);
+	assert_int_equal(ts_content_decode_scale(jpg, 640, 480, 81, 61, TS_FIT_CROP, &sw, &sh), 4);
+	assert_int_equal(sw, 160);
+	assert_int_equal(ts_content_decode_scale(jpg, 640, 480, 400, 300, TS_FIT_CROP, &sw, &sh),
+	                 1);
+	assert_int_equal(sw, 640);
+	/* crop to a square: 1/4 gives a 120x120 canvas, enough for 100x100, 1/8 not */
+	assert_int_equal(ts_content_decode_scale(jpg, 640, 480, 100, 100, TS_FIT_CROP, &sw, &sh),
+	                 4);
+	assert_int_equal(ts_content_decode_scale(png, 640, 480, 80, 60, TS_FIT_CROP, &sw, &sh), 1);
+	assert_int_equal(sw, 640);
+	/* the pyramid's P0 at 1/4 against the full decode resized: the scaled DCT filters */
+	ts_fit_geometry(160, 120, 160, 120, TS_FIT_CROP, &fit);
+	if (ts_pyramid_build(job, jpg, 4, &fit, 40, 30, "k4", NULL))
+		fail_msg("%s", ts_errmsg());
+	assert_non_null(p = ts_pyramid_open(job, "k4"));
+	ts_pyramid_size(p, 0, &sw, &sh);
+	assert_int_equal(sw, 160);
+	assert_int_equal(sh, 120);
+	ts_pyramid_close(p);
+	{
+		ts_image *l0 = load_level(job, 0);
+		double d = 0;
+
+		assert_non_null(full = ts_image_load(jpg, 0));
+		assert_non_null(ref = ts_image_create(160, 120));
+		assert_int_equal(ts_resample_planar(full->px, 640, 480, 160, 120, 0, 0, 160, 120,
+		                                    ref->px), 0);
+		for (size_t i = 0; i < (size_t)3 * 160 * 120; i++)
+			d += fabsf(l0->px[i] - ref->px[i]);
+		d /= 3.0 * 160 * 120;
+		assert_true(d < 3.0 / 255); /* measured: 1.3/255 */
+		ts_image_destroy(l0);
+		ts_image_destroy(full);
+		ts_image_destroy(ref);
+	}
+	ts_image_destroy(a);
+}
+
 static void
 test_pyramid_bad_input(void **state)
 {
@@ -349,7 +418,7 @@ test_pyramid_bad_input(void **state)
 	mkdir(job, 0777);
 	write_bytes(bad, "\x89PNG\r\n\x1a\nnot really", 18);
 	ts_fit_geometry(100, 100, 100, 100, TS_FIT_CROP, &f);
-	assert_int_equal(ts_pyramid_build(job, bad, &f, 10, 10, "k", NULL), -1);
+	assert_int_equal(ts_pyramid_build(job, bad, 1, &f, 10, 10, "k", NULL), -1);
 	assert_err_has("garbage.png");
 	snprintf(ini, sizeof ini, "%s/content/pyramid.ini", job);
 	assert_false(exists(ini));
@@ -365,6 +434,7 @@ main(void)
 		cmocka_unit_test(test_stream_readers),
 		cmocka_unit_test(test_stream_truncated),
 		cmocka_unit_test(test_pyramid_levels),
+		cmocka_unit_test(test_decode_scale),
 		cmocka_unit_test(test_pyramid_bad_input),
 	};
 

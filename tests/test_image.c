@@ -367,7 +367,8 @@ test_tiff_palette_fallback(void **state)
 				assert_true(TIFFWriteScanline(tif, idx[y], (uint32_t)y, 0) >= 0);
 		}
 		TIFFClose(tif);
-		assert_non_null(im = ts_image_load(p, 0));
+		if (!(im = ts_image_load(p, 0)))
+			fail_msg("%s", ts_errmsg());
 		assert_int_equal(im->bits, 8);
 		for (c = 0; c < 3; c++)
 			for (y = 0; y < H; y++)

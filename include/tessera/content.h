@@ -42,14 +42,23 @@ void ts_fit_describe(const ts_fit *f, int cw, int ch, ts_fit_mode mode, char *bu
 /* The canvas of an in-memory content (a new image; bits kept).  NULL with a message. */
 ts_image *ts_fit_image(const ts_image *content, const ts_fit *f);
 
+/* The decoder's own shrinking for a cw x ch content file rendered at ow x oh under
+ * mode: the largest of 8, 4, 2 whose decoded size (*sw x *sh) still makes a canvas of
+ * at least ow x oh (a JPEG of orientation 1, decoded by libjpeg-turbo's scaled DCT,
+ * ts_image_reader_open_scaled); 1 with the size unchanged where the format cannot or
+ * the output is too large.  -1 with a message when the file cannot be read. */
+int ts_content_decode_scale(const char *path, int cw, int ch, int ow, int oh,
+                            ts_fit_mode mode, int *sw, int *sh);
+
 typedef struct ts_pyramid ts_pyramid;
 
-/* Make JOB/content/ for the content file at path under fit, down to min_w x min_h, or
- * reuse it when its pyramid.ini names key.  *reused says which (may be NULL).  0, or
- * -1 with a message naming the file (a corrupt input, a full disk: nothing left under
- * a real name but what was finished). */
-int ts_pyramid_build(const char *job_dir, const char *path, const ts_fit *fit, int min_w,
-                     int min_h, const char *key, int *reused);
+/* Make JOB/content/ for the content file at path, decoded at 1/denom (1, or what
+ * ts_content_decode_scale chose; fit is in the decoded pixels), down to min_w x min_h,
+ * or reuse it when its pyramid.ini names key.  *reused says which (may be NULL).  0,
+ * or -1 with a message naming the file (a corrupt input, a full disk: nothing left
+ * under a real name but what was finished). */
+int ts_pyramid_build(const char *job_dir, const char *path, int denom, const ts_fit *fit,
+                     int min_w, int min_h, const char *key, int *reused);
 
 /* Open JOB/content/ made for key.  NULL with a message when it is missing or was made
  * for another key. */

@@ -82,6 +82,13 @@ void ts_image_clamp(ts_image *im);
 typedef struct ts_image_reader ts_image_reader;
 /* NULL with a message naming the file (as ts_image_load's). */
 ts_image_reader *ts_image_reader_open(const char *path);
+/* The same at 1/denom (1, 2, 4 or 8) where the decoder itself can shrink on the way
+ * (a JPEG of EXIF orientation 1: libjpeg-turbo's scaled DCT, sides rounded up); other
+ * files read at full size, as ts_image_probe_scaled says beforehand. */
+ts_image_reader *ts_image_reader_open_scaled(const char *path, int denom);
+/* The size ts_image_reader_open_scaled(path, denom) reads, and the denominator it
+ * applies (*applied: denom, or 1 where the format cannot shrink).  0 or -1. */
+int ts_image_probe_scaled(const char *path, int denom, int *w, int *h, int *applied);
 void ts_image_reader_size(const ts_image_reader *r, int *w, int *h, int *bits);
 /* 1 when the file is read in bounded memory, 0 when it was decoded whole. */
 int ts_image_reader_streams(const ts_image_reader *r);
@@ -95,6 +102,9 @@ void ts_image_reader_close(ts_image_reader *r);
 typedef struct ts_tiff_reader ts_tiff_reader;
 /* Open a TIFF/BigTIFF for region reads; the image is never decoded whole. */
 ts_tiff_reader *ts_tiff_reader_open(const char *path);
+/* The same, read by read(2) rather than memory-mapped (tessera's own files: the content
+ * pyramid's levels), so their pages never count in the process's resident memory. */
+ts_tiff_reader *ts_tiff_reader_open_unmapped(const char *path);
 void ts_tiff_reader_size(const ts_tiff_reader *r, int *w, int *h, int *bits);
 /* Read the rectangle (x, y, w, h) into out [3, h, w] (RGB in [0,1]). */
 int ts_tiff_reader_region(ts_tiff_reader *r, int x, int y, int w, int h, float *out);
