@@ -45,6 +45,7 @@ enum kind {
 	K_QUIET,    /* --quiet: progress = off */
 	K_ONOFF,    /* int field from on|off (any boolean spelling) */
 	K_POOL,     /* avg|max */
+	K_PAD,      /* zero|reflect|replicate */
 	K_OPTIM,    /* lbfgs|adam */
 	K_LBPREC,   /* single|half */
 	K_GRAM,     /* tile|global */
@@ -116,6 +117,8 @@ static const optdef options[] = {
 	{ "normalize-style", K_ONOFF, F(normalize_style), "on|off",
 	  "divide each style loss by mean(target^2)", NULL },
 	{ "pool", K_POOL, F(pool), "avg|max", "pooling in the network", NULL },
+	{ "padding", K_PAD, F(padding), "zero|reflect|replicate",
+	  "what the convolutions read outside the picture's borders", NULL },
 
 	{ "Start and optimizer:", K_GROUP, 0, NULL, NULL, NULL },
 	{ "init", K_INIT, 0, "content|noise|style|FILE",
@@ -192,6 +195,7 @@ static const optdef options[] = {
 #define NOPTIONS ((int)(sizeof options / sizeof options[0]))
 
 static const char *const pool_names[] = { "avg", "max" };
+static const char *const pad_names[] = { "zero", "reflect", "replicate" };
 static const char *const optim_names[] = { "lbfgs", "adam" };
 static const char *const lbprec_names[] = { "single", "half" };
 static const char *const gram_names[] = { "tile", "global" };
@@ -275,6 +279,13 @@ set_value(ts_config *c, const optdef *o, const char *v, const char *where, int f
 		else
 			c->pool = (ts_pool_mode)i;
 		break;
+	case K_PAD:
+		if ((i = ts_cfg_parse_name(v, pad_names, 3)) < 0)
+			ts_error_add(nerr, NULL, "%s: \"%s\" is not zero, reflect or replicate", where,
+			             v);
+		else
+			c->padding = (ts_pad_mode)i;
+		break;
 	case K_OPTIM:
 		if ((i = ts_cfg_parse_name(v, optim_names, 2)) < 0)
 			ts_error_add(nerr, NULL, "%s: \"%s\" is not lbfgs or adam", where, v);
@@ -346,6 +357,7 @@ ts_config_defaults(ts_config *c)
 	c->original_colors = 0;
 	c->normalize_style = DEFAULT_NORMALIZE_STYLE;
 	c->pool = TS_POOL_AVG;
+	c->padding = TS_PAD_ZERO;
 	c->init = TS_INIT_CONTENT;
 	c->seed = 0;
 	c->start_size = 128;
@@ -412,6 +424,9 @@ format_default(const ts_config *d, const optdef *o, char *buf, size_t len)
 		break;
 	case K_POOL:
 		snprintf(buf, len, "%s", pool_names[d->pool]);
+		break;
+	case K_PAD:
+		snprintf(buf, len, "%s", pad_names[d->padding]);
 		break;
 	case K_OPTIM:
 		snprintf(buf, len, "%s", optim_names[d->optimizer]);

@@ -342,6 +342,217 @@ ts_conv_op_attach(ts_conv_op *op, const float *bias, int ic, int oc, int adjoint
 	op->algo = algo;
 	op->bias = adjoint ? NULL : bias;
 	op->w = wmem;
+	op->adjoint = adjoint != 0;
+	op->pad = TS_PAD_ZERO;
+	op->border = NULL;
+}
+
+size_t
+ts_conv_border_floats(int ic, int oc)
+{
+	return (size_t)9 * ic * oc;
+}
+
+void
+ts_conv_border_prepare(const float *wt, int ic, int oc, float *border)
+{
+	size_t tap = (size_t)oc * ic;
+
+	/* border[t][o][c] = wt[o][c][t]: one [oc, ic] matrix per tap */
+	for (int o = 0; o < oc; o++)
+		for (int c = 0; c < ic; c++)
+			for (int t = 0; t < 9; t++)
+				border[t * tap + (size_t)o * ic + c] = wt[((size_t)o * ic + c) * 9 + t];
+}
+
+void
+ts_conv_op_set_padding(ts_conv_op *op, ts_pad_mode pad, const float *border)
+{
+	TS_ASSERT(op && (pad == TS_PAD_ZERO || border));
+	TS_ASSERT(pad == TS_PAD_ZERO || pad == TS_PAD_REFLECT || pad == TS_PAD_REPLICATE);
+	op->pad = pad;
+	op->border = pad == TS_PAD_ZERO ? NULL : border;
+}
+
+/* Floats of the border operator's workspace: a gathered border row or column of the
+ * input, [op->ic, L], and the product, [op->oc, L], L the longer side. */
+static size_t
+border_ws_floats(const ts_conv_op *op, int h, int w)
+{
+	size_t l = (size_t)(h > w ? h : w);
+
+	return op->pad == TS_PAD_ZERO ? 0 : (size_t)(op->ic + op->oc) * l;
+}
+
+/* Whether op runs its padding as the border operator (all but Winograd forward ops,
+ * whose input transform reads the padding itself). */
+static int
+border_op(const ts_conv_op *op)
+{
+	return op->pad != TS_PAD_ZERO &&
+	       (op->adjoint || (op->algo != TS_CONV_WINO4 && op->algo != TS_CONV_WINO2));
+}
+
+/* y [oc, h, w] += what padding op->pad adds to the zero-padded convolution of x
+ * [ic, h, w]: for each output pixel of the border, the taps that read outside the
+ * image, fed ts_pad_src's pixels.  The rows' pass takes every tap of output rows 0
+ * (ky = 0) and h - 1 (ky = 2), the corners' too; the columns' pass takes those of
+ * columns 0 (kx = 0) and w - 1 (kx = 2) whose row is inside.  border: [9, oc, ic]. */
+static void
+border_forward(const ts_conv_op *op, const float *x, int h, int w, float *y, float *ws)
+{
+	int ic = op->ic, oc = op->oc;
+	size_t hw = (size_t)h * w, tap = (size_t)oc * ic, l = (size_t)(h > w ? h : w);
+	float *xs = ws, *t = ws + (size_t)ic * l; /* [ic, l], [oc, l] */
+
+	for (int side = 0; side < 2; side++) {
+		int i = side ? h - 1 : 0, ky = side ? 2 : 0;
+		int sy = ts_pad_src(side ? h : -1, h, op->pad);
+
+		for (int kx = 0; kx < 3; kx++) {
+			for (int c = 0; c < ic; c++) {
+				const float *row = x + c * hw + (size_t)sy * w;
+
+				for (int q = 0; q < w; q++)
+					xs[(size_t)c * w + q] = row[ts_pad_src(q + kx - 1, w, op->pad)];
+			}
+			/* y[:, i, :] (ldc hw) += border[ky, kx] [oc, ic] xs [ic, w] */
+			ts_sgemm(0, 0, oc, w, ic, 1.0f, op->border + (ky * 3 + kx) * tap, ic, xs, w,
+			         1.0f, y + (size_t)i * w, (int)hw);
+		}
+	}
+	for (int side = 0; side < 2; side++) {
+		int q = side ? w - 1 : 0, kx = side ? 2 : 0;
+		int sx = ts_pad_src(side ? w : -1, w, op->pad);
+
+		for (int ky = 0; ky < 3; ky++) {
+			for (int c = 0; c < ic; c++)
+				for (int i = 0; i < h; i++) {
+					int r = i + ky - 1;
+
+					xs[(size_t)c * h + i] = r >= 0 && r < h ? x[c * hw + (size_t)r * w + sx]
+					                                        : 0.0f;
+				}
+			ts_sgemm(0, 0, oc, h, ic, 1.0f, op->border + (ky * 3 + kx) * tap, ic, xs, h,
+			         ky ? 1.0f : 0.0f, t, h);
+		}
+		for (int o = 0; o < oc; o++)
+			for (int i = 0; i < h; i++)
+				y[o * hw + (size_t)i * w + q] += t[(size_t)o * h + i];
+	}
+}
+
+/* What the adjoint reads at pixel (i, j) of channel c of its input: x, masked (x *
+ * (mask > 0)), or the gradient a pooling passes back (pg, never formed). */
+static float
+adj_in(const float *x, const float *mask, const ts_pooled_grad *pg, int c, int h, int w,
+       int i, int j)
+{
+	size_t at = ((size_t)c * h + i) * w + j;
+
+	if (pg) {
+		int oh = h / 2, ow = w / 2;
+		size_t k;
+		float two[2];
+
+		if (i >= 2 * oh || j >= 2 * ow)
+			return 0.0f; /* the odd last row or column: no window */
+		k = ((size_t)c * oh + i / 2) * ow + j / 2;
+		ts_pool_grad_row(pg->idx + k, pg->dy + k, 1, pg->mode, pg->relu, i & 1, two);
+		return two[j & 1];
+	}
+	if (mask)
+		return mask[at] > 0.0f ? x[at] : 0.0f;
+	return x[at];
+}
+
+/* Row i of the adjoint's input, channel c, into dst [w]. */
+static void
+adj_in_row(const float *x, const float *mask, const ts_pooled_grad *pg, int c, int h, int w,
+           int i, float *dst)
+{
+	size_t at = ((size_t)c * h + i) * w;
+
+	if (pg) {
+		int oh = h / 2, ow = w / 2;
+		size_t k = ((size_t)c * oh + i / 2) * ow;
+
+		memset(dst, 0, (size_t)w * sizeof *dst);
+		if (i < 2 * oh)
+			ts_pool_grad_row(pg->idx + k, pg->dy + k, ow, pg->mode, pg->relu, i & 1, dst);
+	} else if (mask) {
+		for (int q = 0; q < w; q++)
+			dst[q] = mask[at + q] > 0.0f ? x[at + q] : 0.0f;
+	} else {
+		memcpy(dst, x + at, (size_t)w * sizeof *dst);
+	}
+}
+
+/* dx [op->oc, h, w] += the transpose of border_forward for the forward convolution
+ * whose input gradient op is, applied to its input dy [op->ic, h, w] (as adj_in reads
+ * it): each border tap's product lands on the pixel the padding copied. */
+static void
+border_adjoint(const ts_conv_op *op, const float *dy, const float *mask,
+               const ts_pooled_grad *pg, int h, int w, float *dx, float *ws)
+{
+	int no = op->ic, nc = op->oc; /* the forward convolution's out and in channels */
+	size_t hw = (size_t)h * w, tap = (size_t)no * nc, l = (size_t)(h > w ? h : w);
+	float *d = ws, *g = ws + (size_t)no * l; /* [no, l], [nc, l] */
+
+	for (int side = 0; side < 2; side++) {
+		int i = side ? h - 1 : 0, ky = side ? 2 : 0;
+		int sy = ts_pad_src(side ? h : -1, h, op->pad);
+
+		for (int o = 0; o < no; o++)
+			adj_in_row(dy, mask, pg, o, h, w, i, d + (size_t)o * w);
+		for (int kx = 0; kx < 3; kx++) {
+			/* g [nc, w] = border[ky, kx]^T [nc, no] d [no, w] */
+			ts_sgemm(1, 0, nc, w, no, 1.0f, op->border + (ky * 3 + kx) * tap, nc, d, w, 0.0f,
+			         g, w);
+			for (int c = 0; c < nc; c++) {
+				float *row = dx + c * hw + (size_t)sy * w;
+
+				for (int q = 0; q < w; q++)
+					row[ts_pad_src(q + kx - 1, w, op->pad)] += g[(size_t)c * w + q];
+			}
+		}
+	}
+	for (int side = 0; side < 2; side++) {
+		int q = side ? w - 1 : 0, kx = side ? 2 : 0;
+		int sx = ts_pad_src(side ? w : -1, w, op->pad);
+
+		for (int o = 0; o < no; o++)
+			for (int i = 0; i < h; i++)
+				d[(size_t)o * h + i] = adj_in(dy, mask, pg, o, h, w, i, q);
+		for (int ky = 0; ky < 3; ky++) {
+			ts_sgemm(1, 0, nc, h, no, 1.0f, op->border + (ky * 3 + kx) * tap, nc, d, h, 0.0f,
+			         g, h);
+			for (int c = 0; c < nc; c++)
+				for (int i = 0; i < h; i++) {
+					int r = i + ky - 1;
+
+					if (r >= 0 && r < h)
+						dx[c * hw + (size_t)r * w + sx] += g[(size_t)c * h + i];
+				}
+		}
+	}
+}
+
+/* After op's zero-padded kernel wrote y (without its ReLU): the border operator, then
+ * the ReLU. */
+static void
+finish_border(const ts_conv_op *op, const float *x, const float *mask,
+              const ts_pooled_grad *pg, int h, int w, float *y, int relu, float *ws)
+{
+	size_t hw = (size_t)h * w;
+
+	if (op->adjoint)
+		border_adjoint(op, x, mask, pg, h, w, y, ws);
+	else
+		border_forward(op, x, h, w, y, ws);
+	if (relu)
+		for (int o = 0; o < op->oc; o++)
+			ts_relu_forward(y + o * hw, hw);
 }
 
 void
@@ -355,8 +566,8 @@ ts_conv_op_prepare(ts_conv_op *op, const float *wt, const float *bias, int ic, i
 	ts_par_for(op->oc, prep_item, &j);
 }
 
-size_t
-ts_conv_op_ws_floats(const ts_conv_op *op, int h, int w)
+static size_t
+kernel_ws_floats(const ts_conv_op *op, int h, int w)
 {
 	if (op->algo == TS_CONV_IM2COL) {
 		return (size_t)ts_par_threads() * (ts_conv_ws_floats(op->ic, op->oc, h, w) + w);
@@ -364,6 +575,16 @@ ts_conv_op_ws_floats(const ts_conv_op *op, int h, int w)
 	if (op->algo == TS_CONV_DIRECT)
 		return ts_direct_ws_floats(op, h, w);
 	return ts_wino_ws_floats(op, h, w);
+}
+
+size_t
+ts_conv_op_ws_floats(const ts_conv_op *op, int h, int w)
+{
+	size_t k = kernel_ws_floats(op, h, w);
+	size_t b = border_op(op) ? border_ws_floats(op, h, w) : 0;
+
+	/* the border operator runs after the kernel, in the same workspace */
+	return k > b ? k : b;
 }
 
 /* --- im2col ops: items are row chunks, each with its own slice of the workspace. */
@@ -422,7 +643,13 @@ ts_conv_op_run(const ts_conv_op *op, const float *x, const float *mask, int h, i
 {
 	double t0 = ts_now();
 
-	run_op(op, x, mask, h, w, y, relu, ws, ws_floats);
+	if (border_op(op)) {
+		TS_ASSERT(ws_floats >= border_ws_floats(op, h, w));
+		run_op(op, x, mask, h, w, y, 0, ws, ws_floats);
+		finish_border(op, x, mask, NULL, h, w, y, relu, ws);
+	} else {
+		run_op(op, x, mask, h, w, y, relu, ws, ws_floats);
+	}
 	conv_seconds += ts_now() - t0;
 }
 
@@ -433,7 +660,7 @@ ts_conv_op_run_pool(const ts_conv_op *op, const float *x, int h, int w, float *p
 	double t0;
 
 	TS_ASSERT(op && x && py && pidx && ws && h >= 2 && w >= 2);
-	if (op->algo != TS_CONV_WINO4 && op->algo != TS_CONV_WINO2)
+	if ((op->algo != TS_CONV_WINO4 && op->algo != TS_CONV_WINO2) || border_op(op))
 		return 0;
 	t0 = ts_now();
 	ts_wino_run_pool(op, x, h, w, py, pidx, mode, ws, ws_floats);
@@ -451,7 +678,13 @@ ts_conv_op_run_pooled(const ts_conv_op *op, const ts_pooled_grad *pg, int h, int
 	if (op->algo != TS_CONV_WINO4 && op->algo != TS_CONV_WINO2)
 		return 0;
 	t0 = ts_now();
-	ts_wino_run_pooled(op, pg, h, w, y, relu, ws, ws_floats);
+	if (border_op(op)) {
+		TS_ASSERT(ws_floats >= border_ws_floats(op, h, w));
+		ts_wino_run_pooled(op, pg, h, w, y, 0, ws, ws_floats);
+		finish_border(op, NULL, NULL, pg, h, w, y, relu, ws);
+	} else {
+		ts_wino_run_pooled(op, pg, h, w, y, relu, ws, ws_floats);
+	}
 	conv_seconds += ts_now() - t0;
 	return 1;
 }

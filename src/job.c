@@ -137,6 +137,8 @@ plan_text(ts_job *j, char *buf, size_t size)
 		    c->style_layers.w[i]);
 	ADD("style_scale = %.17g\nnormalize_style = %d\npool = %d\n", c->style_scale,
 	    c->normalize_style, (int)c->pool);
+	if (c->padding != TS_PAD_ZERO) /* issue 17; only when set: older plans keep theirs */
+		ADD("padding = %d\n", (int)c->padding);
 	ADD("init = %d\nseed = %llu\noptimizer = %d\nlbfgs_history = %d\nlearning_rate = %.17g\n",
 	    (int)c->init, (unsigned long long)c->seed, (int)c->optimizer, c->lbfgs_history,
 	    c->learning_rate);

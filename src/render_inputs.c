@@ -17,9 +17,17 @@
 ts_vgg *
 ts_render_network(const ts_config *c)
 {
+	ts_vgg *net;
+
 	if (!c->weights || !strcmp(c->weights, "builtin"))
-		return ts_vgg_create_builtin(c->builtin_seed, c->builtin_width);
-	return ts_weights_load(c->weights);
+		net = ts_vgg_create_builtin(c->builtin_seed, c->builtin_width);
+	else
+		net = ts_weights_load(c->weights);
+	if (net && ts_vgg_set_padding(net, c->padding)) {
+		ts_vgg_destroy(net);
+		return NULL;
+	}
+	return net;
 }
 
 /* floor(n / f + 1/2), at least 1: ts_plan_create's rounding of a level's side */

@@ -25,6 +25,7 @@ struct ts_report {
 };
 
 static const char *const pool_names[] = { "avg", "max" };
+static const char *const pad_names[] = { "zero", "reflect", "replicate" };
 static const char *const optim_names[] = { "lbfgs", "adam" };
 static const char *const progress_names[] = { "auto", "on", "off" };
 static const char *const init_names[] = { "content", "noise", "style", "file" };
@@ -153,6 +154,7 @@ add_settings(cJSON *s, const ts_config *c)
 	bad |= !cJSON_AddBoolToObject(s, "original_colors", c->original_colors);
 	bad |= !cJSON_AddBoolToObject(s, "normalize_style", c->normalize_style);
 	bad |= !cJSON_AddStringToObject(s, "pool", enum_name(c->pool, pool_names, 2));
+	bad |= !cJSON_AddStringToObject(s, "padding", enum_name(c->padding, pad_names, 3));
 
 	bad |= !cJSON_AddStringToObject(s, "init", enum_name(c->init, init_names, 4));
 	if (c->init == TS_INIT_FILE)

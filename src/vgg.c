@@ -13,7 +13,8 @@
  * one (pooled_after): the ReLU has no buffer, and backward the conv's adjoint forms
  * the pool's gradient itself.  Only tapped layers have gradient buffers; the backward
  * sweep runs in two ping-pong buffers of the largest layer.  One conv workspace
- * serves every layer. */
+ * serves every layer.  The net's padding (ts_vgg_set_padding) is given to every op
+ * with the net's border taps; the fusions above all stay (conv.h says how). */
 #include "tessera/vgg.h"
 
 #include <math.h>
@@ -210,8 +211,41 @@ ts_vgg_destroy(ts_vgg *net)
 	if (!net)
 		return;
 	free(net->prep_own);
+	free(net->border_mem);
 	free(net->mem);
 	free(net);
+}
+
+int
+ts_vgg_set_padding(ts_vgg *net, ts_pad_mode pad)
+{
+	size_t n = 0, off = 0;
+
+	TS_ASSERT(net);
+	if (pad != TS_PAD_ZERO && pad != TS_PAD_REFLECT && pad != TS_PAD_REPLICATE) {
+		ts_error("vgg", "unknown padding mode %d", (int)pad);
+		return -1;
+	}
+	free(net->border_mem);
+	net->border_mem = NULL;
+	memset(net->border, 0, sizeof net->border);
+	net->pad = TS_PAD_ZERO;
+	if (pad == TS_PAD_ZERO)
+		return 0;
+	for (int i = 0; i < net->nconv; i++)
+		n += ts_conv_border_floats(net->in_ch[i], net->out_ch[i]);
+	if (!(net->border_mem = malloc(n * sizeof(float)))) {
+		ts_error("vgg", "out of memory for the border taps (%.0f MiB)",
+		         (double)n * sizeof(float) / 1048576.0);
+		return -1;
+	}
+	for (int i = 0; i < net->nconv; i++) {
+		net->border[i] = net->border_mem + off;
+		ts_conv_border_prepare(net->w[i], net->in_ch[i], net->out_ch[i], net->border[i]);
+		off += ts_conv_border_floats(net->in_ch[i], net->out_ch[i]);
+	}
+	net->pad = pad;
+	return 0;
 }
 
 /* Floats of conv ci's prepared weights, forward and adjoint, each rounded up to a
@@ -393,8 +427,8 @@ layout(ts_vgg_run *r, float *mem)
 
 		if (k == TS_LAYER_CONV) {
 			int ci = ts_vgg_layer_conv(i), oc = r->net->out_ch[ci];
-			ts_conv_op f = { c, oc, ts_conv_pick(c, oc), NULL, NULL };
-			ts_conv_op b = { oc, c, ts_conv_pick(oc, c), NULL, NULL };
+			ts_conv_op f = { c, oc, ts_conv_pick(c, oc), NULL, NULL, 0, r->net->pad, NULL };
+			ts_conv_op b = { oc, c, ts_conv_pick(oc, c), NULL, NULL, 1, r->net->pad, NULL };
 			size_t need_f = ts_conv_op_ws_floats(&f, h, w);
 			size_t need_b = ts_conv_op_ws_floats(&b, h, w);
 
@@ -596,12 +630,14 @@ ts_vgg_run_create_multi(const ts_vgg *net, int nsizes, const int *hs, const int 
 		if (run_shares(r)) {
 			r->fwd[ci] = net->prep_fwd[ci];
 			r->adj[ci] = net->prep_adj[ci];
-			continue;
+		} else {
+			ts_conv_op_prepare(&r->fwd[ci], net->w[ci], net->b[ci], net->in_ch[ci],
+			                   net->out_ch[ci], 0, TS_CONV_AUTO, r->fwd_w[ci]);
+			ts_conv_op_prepare(&r->adj[ci], net->w[ci], NULL, net->in_ch[ci],
+			                   net->out_ch[ci], 1, TS_CONV_AUTO, r->adj_w[ci]);
 		}
-		ts_conv_op_prepare(&r->fwd[ci], net->w[ci], net->b[ci], net->in_ch[ci],
-		                   net->out_ch[ci], 0, TS_CONV_AUTO, r->fwd_w[ci]);
-		ts_conv_op_prepare(&r->adj[ci], net->w[ci], NULL, net->in_ch[ci], net->out_ch[ci],
-		                   1, TS_CONV_AUTO, r->adj_w[ci]);
+		ts_conv_op_set_padding(&r->fwd[ci], net->pad, net->border[ci]);
+		ts_conv_op_set_padding(&r->adj[ci], net->pad, net->border[ci]);
 	}
 	ret = r;
 	r = NULL;

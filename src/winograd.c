@@ -265,6 +265,8 @@ wino_in_item(void *ctx, int c, int thread)
 	size_t hw = (size_t)j->h * j->w, T = j->t1 - j->t0;
 	const float *xc = j->x ? j->x + c * hw : NULL, *mc = j->mask ? j->mask + c * hw : NULL;
 	float rb[6][SEG * 4 + 8], vb[6][SEG * 4 + 8], ph[6][4][SEG + 1];
+	/* a forward op reads its padding here; an adjoint's is conv.c's border operator */
+	ts_pad_mode pad = j->op->adjoint ? TS_PAD_ZERO : j->op->pad;
 	int n;
 
 	(void)thread;
@@ -277,8 +279,10 @@ wino_in_item(void *ctx, int c, int thread)
 		len = n * m + 2;
 		x0 = tx0 * m - 1;
 
-		/* the a input rows of this tile row, zero outside the image; columns up to
-		 * (n + 1) * m >= len so the phase split below needs no bounds */
+		/* the a input rows of this tile row, zero outside the image (or the
+		 * forward op's padding on the rows and columns -1 and h, w: what is further
+		 * out feeds only outputs outside the image); columns up to (n + 1) * m >= len
+		 * so the phase split below needs no bounds */
 		{
 			int full = (n + 1) * m;
 			int qa = x0 < 0 ? -x0 : 0;                     /* first column inside */
@@ -289,6 +293,8 @@ wino_in_item(void *ctx, int c, int thread)
 				float *dst = rb[r];
 				const float *src, *msk;
 
+				if (pad && (iy == -1 || iy == j->h))
+					iy = ts_pad_src(iy, j->h, pad);
 				if (iy < 0 || iy >= j->h) {
 					memset(dst, 0, (size_t)full * sizeof *dst);
 					continue;
@@ -307,6 +313,12 @@ wino_in_item(void *ctx, int c, int thread)
 					mask_copy(src + qa, msk + qa, dst + qa, qb - qa);
 				} else {
 					memcpy(dst + qa, src + qa, (size_t)(qb - qa) * sizeof *dst);
+				}
+				if (pad) {
+					if (qa > 0) /* column -1 */
+						dst[qa - 1] = src[-x0 + ts_pad_src(-1, j->w, pad)];
+					if (qb < full) /* column w */
+						dst[qb] = src[-x0 + ts_pad_src(j->w, j->w, pad)];
 				}
 			}
 			len = full;

@@ -105,6 +105,7 @@ test_defaults(void **state)
 	assert_true(c.style_layers.w[2] == 1);
 	assert_true(c.style_scale == 1);
 	assert_int_equal(c.pool, TS_POOL_AVG);
+	assert_int_equal(c.padding, TS_PAD_ZERO);
 	assert_int_equal(c.init, TS_INIT_CONTENT);
 	assert_int_equal(c.iterations, 500);
 	assert_int_equal(c.optimizer, TS_OPTIM_LBFGS);
@@ -144,7 +145,7 @@ test_cli_every_kind(void **state)
 	                            "--content-layers", "relu3_2:0.5", "--style-layers",
 	                            "relu1_1,relu2_1:2", "--style-scale", "0.5",
 	                            "--original-colors", "--normalize-style", "off", "--pool",
-	                            "max", "--init", init, "--seed", "18446744073709551615",
+	                            "max", "--padding", "reflect", "--init", init, "--seed", "18446744073709551615",
 	                            "--iterations", "0", "--optimizer", "adam",
 	                            "--lbfgs-history", "7", "--lbfgs-precision", "half",
 	                            "--learning-rate", "0.05",
@@ -181,6 +182,7 @@ test_cli_every_kind(void **state)
 	assert_int_equal(c.original_colors, 1);
 	assert_int_equal(c.normalize_style, 0);
 	assert_int_equal(c.pool, TS_POOL_MAX);
+	assert_int_equal(c.padding, TS_PAD_REFLECT);
 	assert_int_equal(c.init, TS_INIT_FILE);
 	assert_string_equal(c.init_file, init);
 	assert_true(c.seed == UINT64_MAX);
@@ -387,6 +389,7 @@ test_bad_options_together(void **state)
 	(void)state;
 	ts_config_defaults(&c);
 	assert_int_equal(parse_args(&c, "--width", "12x", "--bogus", "3", "--pool", "min",
+	                            "--padding", "mirror",
 	                            "--optimizer=sgd", "--lbfgs-precision=double", "--plan=1",
 	                            "--gram", "local",
 	                            "--progress", "loud",
@@ -396,6 +399,7 @@ test_bad_options_together(void **state)
 	assert_msg_has("--width: \"12x\" is not an integer");
 	assert_msg_has("unknown option --bogus");
 	assert_msg_has("--pool: \"min\" is not avg or max");
+	assert_msg_has("--padding: \"mirror\" is not zero, reflect or replicate");
 	assert_msg_has("--optimizer: \"sgd\" is not lbfgs or adam");
 	assert_msg_has("--lbfgs-precision: \"double\" is not single or half");
 	assert_msg_has("--gram: \"local\" is not tile or global");
@@ -734,7 +738,8 @@ test_usage_lists_every_option(void **state)
 		"--width N", "--height N", "--size N", "--print-size", "--dpi N",
 		"--content-weight", "--style-weight", "--tv-weight", "--content-layers",
 		"--style-layers", "--style-scale", "--original-colors", "--normalize-style",
-		"--pool", "--init", "--seed", "--start-size N", "--iterations", "--optimizer", "--lbfgs-history",
+		"--pool", "--padding zero|reflect|replicate", "--init", "--seed", "--start-size N",
+		"--iterations", "--optimizer", "--lbfgs-history",
 		"--lbfgs-precision single|half",
 		"--learning-rate", "--weights", "--builtin-width", "--builtin-seed", "--report",
 		"--save-every", "--progress", "--quiet", "--threads", "--tile N", "--overlap",

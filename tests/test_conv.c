@@ -1,5 +1,5 @@
 /* test_conv: the 3x3 convolution against a naive reference (odd shapes, bias, several
- * row chunks), and every backward pass (conv, ReLU, average and max pooling) against
+ * row chunks; zero, reflect and replicate padding), and every backward pass (conv, ReLU, average and max pooling) against
  * central differences of the scalar loss sum(dy * y) computed in double. */
 #include <math.h>
 #include <setjmp.h>
@@ -39,10 +39,26 @@ rand_buf(size_t n, double lo, double hi)
 	return p;
 }
 
-/* Naive reference: y [oc, h, w] = conv3x3(x [ic, h, w], wt [oc, ic, 3, 3]) + bias. */
+/* Where padded index q of a side of n pixels reads under pad, or -1 for a zero:
+ * written out here from the definition (PyTorch's "reflect" mirrors without the edge,
+ * "replicate" repeats it; a side of one pixel can only be repeated). */
+static int
+ref_src(int q, int n, ts_pad_mode pad)
+{
+	if (q >= 0 && q < n)
+		return q;
+	if (pad == TS_PAD_ZERO)
+		return -1;
+	if (pad == TS_PAD_REFLECT && n > 1)
+		return q < 0 ? -q : 2 * (n - 1) - q;
+	return q < 0 ? 0 : n - 1;
+}
+
+/* Naive reference: y [oc, h, w] = conv3x3(x [ic, h, w], wt [oc, ic, 3, 3]) + bias, the
+ * image padded by pad. */
 static void
 conv_ref(const float *x, int ic, int h, int w, const float *wt, const float *bias, int oc,
-         double *y)
+         double *y, ts_pad_mode pad)
 {
 	for (int o = 0; o < oc; o++)
 		for (int i = 0; i < h; i++)
@@ -52,9 +68,10 @@ conv_ref(const float *x, int ic, int h, int w, const float *wt, const float *bia
 				for (int c = 0; c < ic; c++)
 					for (int ky = 0; ky < 3; ky++)
 						for (int kx = 0; kx < 3; kx++) {
-							int yy = i + ky - 1, xx = j + kx - 1;
+							int yy = ref_src(i + ky - 1, h, pad);
+							int xx = ref_src(j + kx - 1, w, pad);
 
-							if (yy < 0 || yy >= h || xx < 0 || xx >= w)
+							if (yy < 0 || xx < 0)
 								continue;
 							s += (double)wt[((size_t)(o * ic + c) * 3 + ky) * 3 + kx] *
 							     x[((size_t)c * h + yy) * w + xx];
@@ -63,9 +80,11 @@ conv_ref(const float *x, int ic, int h, int w, const float *wt, const float *bia
 			}
 }
 
-/* Naive reference of the input gradient: dx [ic, h, w] for dy [oc, h, w]. */
+/* Naive reference of the input gradient: dx [ic, h, w] for dy [oc, h, w] (each padded
+ * position's gradient on the pixel it copies). */
 static void
-conv_back_ref(const float *dy, int oc, int h, int w, const float *wt, int ic, double *dx)
+conv_back_ref(const float *dy, int oc, int h, int w, const float *wt, int ic, double *dx,
+              ts_pad_mode pad)
 {
 	memset(dx, 0, (size_t)ic * h * w * sizeof *dx);
 	for (int o = 0; o < oc; o++)
@@ -76,9 +95,10 @@ conv_back_ref(const float *dy, int oc, int h, int w, const float *wt, int ic, do
 				for (int c = 0; c < ic; c++)
 					for (int ky = 0; ky < 3; ky++)
 						for (int kx = 0; kx < 3; kx++) {
-							int yy = i + ky - 1, xx = j + kx - 1;
+							int yy = ref_src(i + ky - 1, h, pad);
+							int xx = ref_src(j + kx - 1, w, pad);
 
-							if (yy < 0 || yy >= h || xx < 0 || xx >= w)
+							if (yy < 0 || xx < 0)
 								continue;
 							dx[((size_t)c * h + yy) * w + xx] +=
 								g * wt[((size_t)(o * ic + c) * 3 + ky) * 3 + kx];
@@ -114,7 +134,7 @@ check_forward(int ic, int oc, int h, int w, int with_bias)
 
 	assert_non_null(ref);
 	ts_conv3x3_forward(x, ic, h, w, wt, b, oc, y, ws, nws);
-	conv_ref(x, ic, h, w, wt, b, oc, ref);
+	conv_ref(x, ic, h, w, wt, b, oc, ref, TS_PAD_ZERO);
 	assert_true(rel_err(y, ref, (size_t)oc * h * w) < 1e-5);
 	free(x);
 	free(wt);
@@ -159,7 +179,7 @@ test_chunks(void **state)
 	assert_non_null(ws);
 	assert_non_null(ref);
 	ts_conv3x3_backward(dy, oc, h, w, wt, ic, dx, ws, nws);
-	conv_back_ref(dy, oc, h, w, wt, ic, ref);
+	conv_back_ref(dy, oc, h, w, wt, ic, ref, TS_PAD_ZERO);
 	assert_true(rel_err(dx, ref, (size_t)ic * h * w) < 1e-5);
 	free(dy);
 	free(wt);
@@ -556,26 +576,30 @@ test_pool_index(void **state)
 	}
 }
 
-/* One prepared op, run on x (masked when mask is given), checked against the naive
- * references: forward (with bias, ReLU) or adjoint (the input gradient).  Returns the
- * relative error; y receives the op's output. */
+/* One prepared op with padding pad, run on x (masked when mask is given), checked
+ * against the naive references: forward (with bias, ReLU) or adjoint (the input
+ * gradient).  Returns the relative error; y receives the op's output. */
 static double
-check_op(ts_conv_algo algo, int adjoint, int ic, int oc, int h, int w, int relu,
-         int masked, float *yout)
+check_op_pad(ts_conv_algo algo, int adjoint, int ic, int oc, int h, int w, int relu,
+             int masked, float *yout, ts_pad_mode pad)
 {
 	int oic = adjoint ? oc : ic, ooc = adjoint ? ic : oc; /* op channels */
 	size_t nin = (size_t)oic * h * w, nout = (size_t)ooc * h * w;
 	float *x = rand_buf(nin, -1, 1), *mask = masked ? rand_buf(nin, -1, 1) : NULL;
 	float *wt = rand_buf((size_t)oc * ic * 9, -0.5, 0.5), *b = rand_buf((size_t)oc, -1, 1);
 	float *y = rand_buf(nout, 100, 200), *wm, *ws, *xm = malloc(nin * sizeof *xm);
+	float *border = malloc(ts_conv_border_floats(ic, oc) * sizeof *border);
 	double *ref = malloc(nout * sizeof *ref), e;
 	ts_conv_op op;
 	size_t nws;
 
 	assert_non_null(ref);
 	assert_non_null(xm);
+	assert_non_null(border);
 	assert_non_null(wm = malloc(ts_conv_op_weight_floats(oic, ooc, algo) * sizeof *wm));
 	ts_conv_op_prepare(&op, wt, b, ic, oc, adjoint, algo, wm);
+	ts_conv_border_prepare(wt, ic, oc, border);
+	ts_conv_op_set_padding(&op, pad, border);
 	assert_int_equal(op.ic, oic);
 	assert_int_equal(op.oc, ooc);
 	assert_int_equal(op.algo, algo == TS_CONV_AUTO ? ts_conv_pick(oic, ooc) : algo);
@@ -585,9 +609,9 @@ check_op(ts_conv_algo algo, int adjoint, int ic, int oc, int h, int w, int relu,
 	for (size_t i = 0; i < nin; i++)
 		xm[i] = mask && !(mask[i] > 0) ? 0.0f : x[i];
 	if (adjoint)
-		conv_back_ref(xm, oic, h, w, wt, ooc, ref);
+		conv_back_ref(xm, oic, h, w, wt, ooc, ref, pad);
 	else
-		conv_ref(xm, ic, h, w, wt, b, oc, ref);
+		conv_ref(xm, ic, h, w, wt, b, oc, ref, pad);
 	if (relu)
 		for (size_t i = 0; i < nout; i++)
 			ref[i] = ref[i] > 0 ? ref[i] : 0;
@@ -603,7 +627,15 @@ check_op(ts_conv_algo algo, int adjoint, int ic, int oc, int h, int w, int relu,
 	free(ws);
 	free(xm);
 	free(ref);
+	free(border);
 	return e;
+}
+
+static double
+check_op(ts_conv_algo algo, int adjoint, int ic, int oc, int h, int w, int relu,
+         int masked, float *yout)
+{
+	return check_op_pad(algo, adjoint, ic, oc, h, w, relu, masked, yout, TS_PAD_ZERO);
 }
 
 /* Every algorithm, both directions, with ReLU and mask fused, on shapes that are and
@@ -707,6 +739,217 @@ test_threads_same_bits(void **state)
 	free(y);
 }
 
+/* Reflect and replicate padding: every algorithm, both directions (the adjoint folds
+ * the padded positions' gradient onto the pixels they copy), with the ReLU or the
+ * mask fused, against the naive references that pad explicitly; sides of 1, 2 and 3
+ * pixels (reflect falls back to repeating a one-pixel side), Winograd tiles cut by
+ * the border. */
+static void
+test_pad_ops(void **state)
+{
+	static const int shapes[][4] = {
+		{ 5, 7, 9, 11 }, { 16, 8, 8, 8 },  { 3, 4, 13, 6 }, { 8, 3, 1, 1 },  { 6, 5, 2, 3 },
+		{ 4, 9, 17, 5 }, { 32, 16, 7, 70 }, { 2, 2, 1, 9 }, { 3, 21, 5, 33 }, { 3, 5, 3, 17 },
+		{ 20, 24, 2, 2 }, { 3, 64, 6, 100 },
+	};
+	static const ts_conv_algo algos[] = { TS_CONV_IM2COL, TS_CONV_WINO2, TS_CONV_WINO4,
+		                              TS_CONV_DIRECT, TS_CONV_AUTO };
+
+	(void)state;
+	for (int pad = TS_PAD_REFLECT; pad <= TS_PAD_REPLICATE; pad++)
+		for (size_t a = 0; a < sizeof algos / sizeof *algos; a++)
+			for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++)
+				for (int adj = 0; adj < 2; adj++) {
+					const int *s = shapes[k];
+					double e0 = check_op_pad(algos[a], adj, s[0], s[1], s[2], s[3], 0, 0,
+					                         NULL, (ts_pad_mode)pad);
+					double e1 = check_op_pad(algos[a], adj, s[0], s[1], s[2], s[3], !adj,
+					                         adj, NULL, (ts_pad_mode)pad);
+
+					if (e0 >= 1e-5 || e1 >= 1e-5)
+						print_error("pad %d algo %d adjoint %d shape %dx%d %dx%d: "
+						            "errors %g %g\n",
+						            pad, (int)algos[a], adj, s[0], s[1], s[2], s[3], e0, e1);
+					assert_true(e0 < 1e-5 && e1 < 1e-5);
+				}
+}
+
+/* The adjoint is the transpose of the forward, whatever the padding: for a forward op
+ * F (no bias) and the adjoint op A of the same kernels, <F x, y> = <x, A y> in double
+ * for random x, y, to float rounding; and the zero-padded pair differs from the
+ * reflect pair (the test sees the border). */
+static void
+test_pad_dot(void **state)
+{
+	static const int shapes[][4] = { { 3, 64, 12, 19 }, { 24, 16, 9, 9 }, { 16, 32, 2, 5 },
+		                         { 5, 3, 1, 4 } };
+	static const ts_conv_algo algos[] = { TS_CONV_IM2COL, TS_CONV_WINO2, TS_CONV_WINO4,
+		                              TS_CONV_DIRECT };
+
+	(void)state;
+	for (size_t a = 0; a < sizeof algos / sizeof *algos; a++)
+		for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+			int ic = shapes[k][0], oc = shapes[k][1], h = shapes[k][2], w = shapes[k][3];
+			size_t nx = (size_t)ic * h * w, ny = (size_t)oc * h * w;
+			float *x = rand_buf(nx, -1, 1), *y = rand_buf(ny, -1, 1);
+			float *wt = rand_buf((size_t)oc * ic * 9, -0.5, 0.5);
+			float *fx = malloc(ny * sizeof *fx), *ay = malloc(nx * sizeof *ay);
+			float *border = malloc(ts_conv_border_floats(ic, oc) * sizeof *border);
+			float *wf = malloc(ts_conv_op_weight_floats(ic, oc, algos[a]) * sizeof *wf);
+			float *wa = malloc(ts_conv_op_weight_floats(oc, ic, algos[a]) * sizeof *wa);
+			float *fx0 = malloc(ny * sizeof *fx0);
+			double lhs[3], rhs[3], scale = 0, moved = 0;
+			ts_conv_op f, b;
+
+			assert_true(fx && fx0 && ay && border && wf && wa);
+			ts_conv_border_prepare(wt, ic, oc, border);
+			ts_conv_op_prepare(&f, wt, NULL, ic, oc, 0, algos[a], wf);
+			ts_conv_op_prepare(&b, wt, NULL, ic, oc, 1, algos[a], wa);
+			for (int pad = TS_PAD_ZERO; pad <= TS_PAD_REPLICATE; pad++) {
+				size_t nws;
+				float *ws;
+
+				ts_conv_op_set_padding(&f, (ts_pad_mode)pad, border);
+				ts_conv_op_set_padding(&b, (ts_pad_mode)pad, border);
+				nws = ts_conv_op_ws_floats(&f, h, w);
+				nws = ts_conv_op_ws_floats(&b, h, w) > nws ? ts_conv_op_ws_floats(&b, h, w)
+				                                          : nws;
+				assert_non_null(ws = malloc(nws * sizeof *ws));
+				ts_conv_op_run(&f, x, NULL, h, w, fx, 0, ws, nws);
+				ts_conv_op_run(&b, y, NULL, h, w, ay, 0, ws, nws);
+				lhs[pad] = rhs[pad] = 0;
+				for (size_t i = 0; i < ny; i++)
+					lhs[pad] += (double)fx[i] * y[i];
+				for (size_t i = 0; i < nx; i++)
+					rhs[pad] += (double)x[i] * ay[i];
+				for (size_t i = 0; i < ny; i++) {
+					if (pad == TS_PAD_ZERO)
+						scale += fabs((double)fx[i] * y[i]);
+					else if (pad == TS_PAD_REFLECT)
+						moved = fmax(moved, fabs(fx[i] - fx0[i]));
+				}
+				if (pad == TS_PAD_ZERO)
+					memcpy(fx0, fx, ny * sizeof *fx);
+				free(ws);
+			}
+			for (int pad = 0; pad < 3; pad++)
+				assert_true(fabs(lhs[pad] - rhs[pad]) < 1e-5 * scale);
+			/* the padding changes the border's outputs by far more than rounding */
+			assert_true(moved > 0.05);
+			free(fx0);
+			free(x);
+			free(y);
+			free(wt);
+			free(fx);
+			free(ay);
+			free(border);
+			free(wf);
+			free(wa);
+		}
+}
+
+/* With reflect padding the fused Winograd paths still give the bits of the unfused
+ * ones: conv + ReLU + pool (forward, the padding in the input transform) against the
+ * op's output pooled, and the adjoint on a pool's gradient it forms (the border
+ * operator forms its rows and columns too) against the gradient formed first. */
+static void
+test_pad_fused(void **state)
+{
+	static const int shapes[][4] = { { 16, 24, 12, 14 }, { 20, 16, 9, 11 }, { 16, 32, 3, 2 } };
+	static const ts_conv_algo algos[] = { TS_CONV_WINO4, TS_CONV_WINO2 };
+
+	(void)state;
+	for (size_t a = 0; a < 2; a++)
+		for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+			int ic = shapes[k][0], oc = shapes[k][1], h = shapes[k][2], w = shapes[k][3];
+			size_t ny = (size_t)oc * (h / 2) * (w / 2), nx = (size_t)ic * h * w;
+			size_t no = (size_t)oc * h * w, nws;
+			float *x = rand_buf(nx, -1, 1), *wt = rand_buf((size_t)oc * ic * 9, -0.5, 0.5);
+			float *b = rand_buf(oc, -1, 1), *y = malloc(no * sizeof(float));
+			float *border = malloc(ts_conv_border_floats(ic, oc) * sizeof(float));
+			float *wf = malloc(ts_conv_op_weight_floats(ic, oc, algos[a]) * sizeof(float));
+			float *wa = malloc(ts_conv_op_weight_floats(oc, ic, algos[a]) * sizeof(float));
+			float *p1 = malloc((ny + 1) * sizeof(float)), *p2 = malloc((ny + 1) * sizeof(float));
+			float *dy = rand_buf(ny + 1, -1, 1), *dx = malloc(no * sizeof(float));
+			float *g1 = malloc(nx * sizeof(float)), *g2 = malloc(nx * sizeof(float)), *ws;
+			unsigned char *i1 = malloc(ny + 1), *i2 = malloc(ny + 1);
+			ts_conv_op f, bk;
+
+			assert_true(y && border && wf && wa && p1 && p2 && dx && g1 && g2 && i1 && i2);
+			ts_conv_border_prepare(wt, ic, oc, border);
+			ts_conv_op_prepare(&f, wt, b, ic, oc, 0, algos[a], wf);
+			ts_conv_op_prepare(&bk, wt, NULL, ic, oc, 1, algos[a], wa);
+			ts_conv_op_set_padding(&f, TS_PAD_REFLECT, border);
+			ts_conv_op_set_padding(&bk, TS_PAD_REFLECT, border);
+			nws = ts_conv_op_ws_floats(&f, h, w) > ts_conv_op_ws_floats(&bk, h, w)
+			              ? ts_conv_op_ws_floats(&f, h, w)
+			              : ts_conv_op_ws_floats(&bk, h, w);
+			assert_non_null(ws = malloc(nws * sizeof *ws));
+			ts_conv_op_run(&f, x, NULL, h, w, y, 1, ws, nws);
+			for (int mode = TS_POOL_AVG; mode <= TS_POOL_MAX; mode++) {
+				ts_pooled_grad pg = { dy, i1, (ts_pool_mode)mode, 1 };
+
+				ts_pool_forward_idx(y, oc, h, w, p1, i1, (ts_pool_mode)mode);
+				assert_int_equal(ts_conv_op_run_pool(&f, x, h, w, p2, i2, (ts_pool_mode)mode,
+				                                     ws, nws),
+				                 1);
+				assert_memory_equal(p1, p2, ny * sizeof *p1);
+				assert_memory_equal(i1, i2, ny);
+				ts_pool_backward_idx(i1, dy, oc, h, w, dx, (ts_pool_mode)mode, 1);
+				ts_conv_op_run(&bk, dx, NULL, h, w, g1, 0, ws, nws);
+				assert_int_equal(ts_conv_op_run_pooled(&bk, &pg, h, w, g2, 0, ws, nws), 1);
+				assert_memory_equal(g1, g2, nx * sizeof *g1);
+			}
+			free(x);
+			free(wt);
+			free(b);
+			free(y);
+			free(border);
+			free(wf);
+			free(wa);
+			free(p1);
+			free(p2);
+			free(dy);
+			free(dx);
+			free(g1);
+			free(g2);
+			free(i1);
+			free(i2);
+			free(ws);
+		}
+}
+
+/* Reflect padding: the same bits on 1, 2 and 3 threads (the border operator's
+ * products are ts_sgemm's, split by the shape). */
+static void
+test_pad_threads(void **state)
+{
+	static const ts_conv_algo algos[] = { TS_CONV_WINO4, TS_CONV_DIRECT, TS_CONV_IM2COL };
+	int ic = 24, oc = 40, h = 61, w = 133;
+	size_t n = (size_t)oc * h * w;
+	float *y1 = malloc(n * sizeof *y1), *y = malloc(n * sizeof *y);
+
+	(void)state;
+	assert_true(y1 && y);
+	for (size_t a = 0; a < 3; a++)
+		for (int adj = 0; adj < 2; adj++) {
+			int c = algos[a] == TS_CONV_DIRECT ? 3 : ic;
+			size_t nd = (size_t)(adj ? c : oc) * h * w;
+
+			for (int t = 1; t <= 3; t++) {
+				ts_par_set_threads(t);
+				rng_state = 779;
+				assert_true(check_op_pad(algos[a], adj, c, oc, h, w, !adj, adj,
+				                         t == 1 ? y1 : y, TS_PAD_REFLECT) < 1e-5);
+				if (t > 1)
+					assert_memory_equal(y, y1, nd * sizeof *y);
+			}
+		}
+	ts_par_set_threads(0);
+	free(y1);
+	free(y);
+}
+
 int
 main(void)
 {
@@ -717,6 +960,8 @@ main(void)
 		cmocka_unit_test(test_pool_index),    cmocka_unit_test(test_ws_fewer_threads),
 		cmocka_unit_test(test_run_pooled),    cmocka_unit_test(test_run_pool),
 		cmocka_unit_test(test_ops),           cmocka_unit_test(test_threads_same_bits),
+		cmocka_unit_test(test_pad_ops),       cmocka_unit_test(test_pad_dot),
+		cmocka_unit_test(test_pad_fused),     cmocka_unit_test(test_pad_threads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,8 @@
 /* Tests of the coupled level (--gram global) without MPI: one process holds every
  * block.  The coupled objective of a picture in blocks equals the single-piece
  * objective of the whole picture (value and gradient), for average and max pooling
- * and the full style layer set; with a halo too narrow it does not; L-BFGS on the
+ * and the full style layer set, with zero, reflect and replicate padding; with a halo
+ * too narrow it does not; L-BFGS on the
  * blocks follows L-BFGS on the whole picture; a run resized between block sizes gives
  * the bits of a fresh run. */
 #include <setjmp.h>
@@ -68,13 +69,14 @@ content_read(void *user, int x, int y, int w, int h, float *out)
 }
 
 static void
-fixture_init(fixture *f, ts_pool_mode pool, const char *style_layers)
+fixture_init_pad(fixture *f, ts_pool_mode pool, const char *style_layers, ts_pad_mode pad)
 {
 	ts_image style = { 96, 80, 8, NULL };
 
 	memset(f, 0, sizeof *f);
 	f->net = ts_vgg_create_builtin(7, 8);
 	assert_non_null(f->net);
+	assert_int_equal(ts_vgg_set_padding(f->net, pad), 0);
 	memset(&f->op, 0, sizeof f->op);
 	f->op.content_weight = 1.0;
 	f->op.style_weight = 1.0;
@@ -100,6 +102,12 @@ fixture_init(fixture *f, ts_pool_mode pool, const char *style_layers)
 	}
 	assert_non_null(f->t);
 	free(style.px);
+}
+
+static void
+fixture_init(fixture *f, ts_pool_mode pool, const char *style_layers)
+{
+	fixture_init_pad(f, pool, style_layers, TS_PAD_ZERO);
 }
 
 static void
@@ -197,19 +205,19 @@ compare(fixture *f, int halo, int side, double *eval, double *egrad, int *nblock
 }
 
 static void
-exact(ts_pool_mode pool)
+exact_pad(ts_pool_mode pool, ts_pad_mode pad)
 {
 	fixture f;
 	int grid, halo, nb;
 	double ev, eg;
 
-	fixture_init(&f, pool, "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1");
+	fixture_init_pad(&f, pool, "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1", pad);
 	halo = ts_coupled_halo(&f.op, &grid);
 	assert_true(halo >= 80);
 	compare(&f, halo, grid > 64 ? grid : 64, &ev, &eg, &nb);
-	print_message("pool %d, %d blocks, halo %d: value off by %.2e, gradient by %.2e of max "
-	              "(%.4f%% of pixels beyond 1e-5, relative L2 %.2e)\n", (int)pool, nb, halo,
-	              ev, eg, 100 * far_share, rel_l2);
+	print_message("pool %d, padding %d, %d blocks, halo %d: value off by %.2e, gradient by "
+	              "%.2e of max (%.4f%% of pixels beyond 1e-5, relative L2 %.2e)\n",
+	              (int)pool, (int)pad, nb, halo, ev, eg, 100 * far_share, rel_l2);
 	assert_true(nb >= 6);
 	assert_true(ev <= 1e-5);
 	if (pool == TS_POOL_AVG) {
@@ -221,6 +229,40 @@ exact(ts_pool_mode pool)
 		 * it agrees as with average pooling */
 		assert_true(rel_l2 <= 5e-3);
 	}
+	fixture_fini(&f);
+}
+
+static void
+exact(ts_pool_mode pool)
+{
+	exact_pad(pool, TS_PAD_ZERO);
+}
+
+/* Reflect and replicate padding: only the picture's true borders are padded by the
+ * blocks on them (a block's edge inside the picture is a halo's, beyond the reach of
+ * what the block owns, whatever is read there), so the blocks still give the whole
+ * picture's value and gradient; and the padding is seen (the value moves). */
+static void
+test_exact_reflect(void **state)
+{
+	fixture f;
+	ts_objective *o;
+	double fz, fr;
+
+	(void)state;
+	exact_pad(TS_POOL_AVG, TS_PAD_REFLECT);
+	exact_pad(TS_POOL_MAX, TS_PAD_REFLECT);
+	exact_pad(TS_POOL_AVG, TS_PAD_REPLICATE);
+	fixture_init(&f, TS_POOL_AVG, "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1");
+	assert_non_null(o = ts_objective_create(f.net, H, W, &f.op, f.t, f.content));
+	fz = ts_objective_eval(o, f.x, NULL, NULL);
+	ts_objective_destroy(o);
+	assert_int_equal(ts_vgg_set_padding(f.net, TS_PAD_REFLECT), 0);
+	assert_non_null(o = ts_objective_create(f.net, H, W, &f.op, f.t, f.content));
+	fr = ts_objective_eval(o, f.x, NULL, NULL);
+	ts_objective_destroy(o);
+	print_message("objective with zero padding %.9g, reflect %.9g\n", fz, fr);
+	assert_true(fabs(fr - fz) > 1e-4 * fabs(fz));
 	fixture_fini(&f);
 }
 
@@ -473,6 +515,7 @@ main(void)
 		cmocka_unit_test(test_resized_run_same_bits),
 		cmocka_unit_test(test_exact_avg),
 		cmocka_unit_test(test_exact_max),
+		cmocka_unit_test(test_exact_reflect),
 		cmocka_unit_test(test_halo_too_narrow),
 		cmocka_unit_test(test_lbfgs_follows_whole),
 	};

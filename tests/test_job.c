@@ -213,6 +213,11 @@ test_order_independent_and_resume(void **state)
 	c.lbfgs_half = 1;
 	assert_null(ts_job_open(&c, 1));
 	assert_non_null(strstr(ts_errmsg(), "different plan"));
+	/* and another padding (issue 17) */
+	c.lbfgs_half = 0;
+	c.padding = TS_PAD_REFLECT;
+	assert_null(ts_job_open(&c, 1));
+	assert_non_null(strstr(ts_errmsg(), "different plan"));
 	c.fresh = 1;
 	j = ts_job_open(&c, 1);
 	assert_non_null(j);

@@ -519,7 +519,8 @@ random_upstream(const ts_vgg_run *r, const int *taps, int ntap, float **rl)
 }
 
 static void
-check_gradient(ts_input_mode input, ts_pool_mode pool, const char *const *names, int ntap)
+check_gradient_pad(ts_input_mode input, ts_pool_mode pool, const char *const *names, int ntap,
+                   ts_pad_mode pad)
 {
 	ts_vgg *net = ts_vgg_create_builtin(11, 8);
 	int h = 34, w = 30, taps[8], last = 0;
@@ -532,6 +533,7 @@ check_gradient(ts_input_mode input, ts_pool_mode pool, const char *const *names,
 
 	assert_non_null(net);
 	assert_non_null(dimg);
+	assert_int_equal(ts_vgg_set_padding(net, pad), 0);
 	if (input == TS_INPUT_CAFFE) {
 		net->input = TS_INPUT_CAFFE;
 		net->mean[0] = 103.939f, net->mean[1] = 116.779f, net->mean[2] = 123.68f;
@@ -567,7 +569,23 @@ check_gradient(ts_input_mode input, ts_pool_mode pool, const char *const *names,
 	 * two one-sided differences (a wrong gradient matches none of them). */
 	for (int k = 0; k < 20; k++) {
 		size_t p = (size_t)urand(0, 3.0 * h * w);
-		float keep = img[p];
+		float keep;
+
+		if (pad != TS_PAD_ZERO && (k & 1)) {
+			/* every other pixel within two of a border, where the padding is read */
+			static const int near[4] = { 0, 1, -2, -1 };
+			int ch = (int)urand(0, 3), e = near[(int)urand(0, 4)], y, x;
+
+			if (k & 2) {
+				y = e < 0 ? h + e : e;
+				x = (int)urand(0, w);
+			} else {
+				x = e < 0 ? w + e : e;
+				y = (int)urand(0, h);
+			}
+			p = ((size_t)ch * h + y) * w + x;
+		}
+		keep = img[p];
 		const float eps = 1e-3f;
 		double l0, lp, lm, num, dp, dm, e;
 
@@ -585,9 +603,10 @@ check_gradient(ts_input_mode input, ts_pool_mode pool, const char *const *names,
 		num2 += num * num;
 		err2 += e * e;
 	}
-	print_message("%s %s: gradient relative error %.2e (|g| %.3g, %d kinks)\n",
+	print_message("%s %s padding %d: gradient relative error %.2e (|g| %.3g, %d kinks)\n",
 	              input == TS_INPUT_CAFFE ? "caffe" : "torch",
-	              pool == TS_POOL_MAX ? "max" : "avg", sqrt(err2 / num2), g_rms, kinks);
+	              pool == TS_POOL_MAX ? "max" : "avg", (int)pad, sqrt(err2 / num2), g_rms,
+	              kinks);
 	assert_true(num2 > 0);
 	assert_true(kinks <= 5);
 	assert_true(sqrt(err2 / num2) < 5e-3);
@@ -597,6 +616,12 @@ check_gradient(ts_input_mode input, ts_pool_mode pool, const char *const *names,
 	free(img);
 	free(dimg);
 	ts_vgg_destroy(net);
+}
+
+static void
+check_gradient(ts_input_mode input, ts_pool_mode pool, const char *const *names, int ntap)
+{
+	check_gradient_pad(input, pool, names, ntap, TS_PAD_ZERO);
 }
 
 static const char *const grad_taps[] = {
@@ -629,6 +654,17 @@ test_gradient_caffe_max(void **state)
 {
 	(void)state;
 	check_gradient(TS_INPUT_CAFFE, TS_POOL_MAX, grad_taps, 6);
+}
+
+/* Reflect and replicate padding (half the pixels checked at the borders), both
+ * pooling modes. */
+static void
+test_gradient_padded(void **state)
+{
+	(void)state;
+	check_gradient_pad(TS_INPUT_TORCH, TS_POOL_AVG, grad_taps, 6, TS_PAD_REFLECT);
+	check_gradient_pad(TS_INPUT_TORCH, TS_POOL_MAX, grad_taps, 6, TS_PAD_REFLECT);
+	check_gradient_pad(TS_INPUT_CAFFE, TS_POOL_AVG, grad_taps, 6, TS_PAD_REPLICATE);
 }
 
 /* The deepest layer a pool or a conv, single tap. */
@@ -808,6 +844,7 @@ main(void)
 		cmocka_unit_test(test_gradient_caffe_avg),
 		cmocka_unit_test(test_gradient_caffe_max),
 		cmocka_unit_test(test_gradient_other_lasts),
+		cmocka_unit_test(test_gradient_padded),
 		cmocka_unit_test(test_layers_seconds),
 	};
 

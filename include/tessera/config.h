@@ -75,6 +75,7 @@ typedef struct ts_config {
 	int original_colors;           /* --original-colors (0) */
 	int normalize_style;           /* --normalize-style on|off */
 	ts_pool_mode pool;             /* --pool avg|max (avg) */
+	ts_pad_mode padding;           /* --padding zero|reflect|replicate (zero) */
 
 	/* start and optimizer */
 	ts_init_mode init;             /* --init content|noise|style|FILE */

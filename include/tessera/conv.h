@@ -57,11 +57,33 @@ typedef enum ts_conv_algo {
 	TS_CONV_DIRECT,
 } ts_conv_algo;
 
+/* What a convolution reads outside the image (the one-pixel border of every 3x3
+ * convolution of the network, --padding): zeros (VGG's and PyTorch's Conv2d default),
+ * the mirror image without the edge (x[-1] = x[1], x[n] = x[n-2]: PyTorch's
+ * "reflect"), or the edge pixel repeated (x[-1] = x[0]: "replicate").  A side of one
+ * pixel cannot be mirrored; reflect then repeats it (ts_pad_src). */
+typedef enum ts_pad_mode { TS_PAD_ZERO = 0, TS_PAD_REFLECT = 1, TS_PAD_REPLICATE = 2 } ts_pad_mode;
+
+/* The index inside [0, n) that padded index q (-1 or n, or inside) reads. */
+static inline int
+ts_pad_src(int q, int n, ts_pad_mode pad)
+{
+	if (q >= 0 && q < n)
+		return q;
+	if (pad == TS_PAD_REFLECT && n >= 2)
+		return q < 0 ? 1 : n - 2;
+	return q < 0 ? 0 : n - 1;
+}
+
 typedef struct ts_conv_op {
 	int ic, oc;            /* channels in and out of this op (swapped for an adjoint) */
 	ts_conv_algo algo;     /* never AUTO once prepared */
 	const float *bias;     /* [oc] or NULL (borrowed); always NULL for an adjoint */
 	float *w;              /* IM2COL: [oc, ic*9]; WINO: [alpha^2, oc, ic] (caller's) */
+	int adjoint;           /* the input gradient of a convolution (set by prepare) */
+	ts_pad_mode pad;       /* ZERO unless ts_conv_op_set_padding */
+	const float *border;   /* pad != ZERO: the convolution's taps [9, oc, ic] of the
+	                        * forward convolution (ts_conv_border_prepare; borrowed) */
 } ts_conv_op;
 
 /* The algorithm AUTO resolves to for these channel counts. */
@@ -78,6 +100,21 @@ void ts_conv_op_prepare(ts_conv_op *op, const float *wt, const float *bias, int 
  * holds what it wrote for the same arguments (another process's, in shared memory). */
 void ts_conv_op_attach(ts_conv_op *op, const float *bias, int ic, int oc, int adjoint,
                        ts_conv_algo algo, float *wmem);
+/* Padding other than zeros (see ts_pad_mode).  The kernels all pad with zeros; the
+ * difference at the image's border is one more operator on the border pixels: the
+ * taps that read outside the image, fed the pixels the padding copies (forward), and
+ * its transpose, which folds the gradient of the padded positions back onto the
+ * pixels they copy (adjoint).  Winograd forward ops read the padding in their input
+ * transform instead (so the fused pooling stays).  Both are sgemm products over the
+ * border rows and columns, from the taps laid out tap by tap:
+ * ts_conv_border_prepare writes border [9, oc, ic] (ts_conv_border_floats floats) for
+ * wt [oc, ic, 3, 3]; ts_conv_op_set_padding gives it to the forward op and to the
+ * adjoint op of that wt (border is borrowed, must outlive op).  Call it after
+ * prepare / attach, which reset op to zero padding. */
+size_t ts_conv_border_floats(int ic, int oc);
+void ts_conv_border_prepare(const float *wt, int ic, int oc, float *border);
+void ts_conv_op_set_padding(ts_conv_op *op, ts_pad_mode pad, const float *border);
+
 /* Workspace floats op needs for an h x w image with the current thread count. */
 size_t ts_conv_op_ws_floats(const ts_conv_op *op, int h, int w);
 /* y [op->oc, h, w] = op(x [op->ic, h, w]); with relu, y = max(y, 0).  If mask is not

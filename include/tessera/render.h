@@ -49,7 +49,8 @@ int ts_stylizer_run(ts_stylizer *s, const ts_style_targets *targets, int iterati
 void ts_stylizer_release(ts_stylizer *s);
 void ts_stylizer_destroy(ts_stylizer *s);
 
-/* The network the configuration names (builtin or a weight file).  Caller owns. */
+/* The network the configuration names (builtin or a weight file), with its padding
+ * (--padding).  Caller owns; NULL with a message. */
 ts_vgg *ts_render_network(const ts_config *c);
 
 /* Output size for content of cw x ch under the configuration (width/height/size/

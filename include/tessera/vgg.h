@@ -49,6 +49,10 @@ typedef struct ts_vgg {
 	int nprep;
 	ts_conv_op prep_fwd[TS_VGG_NCONV], prep_adj[TS_VGG_NCONV];
 	float *prep_own;          /* the prepared weights when the net owns them, or NULL */
+	/* ts_vgg_set_padding: what every convolution reads outside the image */
+	ts_pad_mode pad;          /* ZERO unless set */
+	float *border[TS_VGG_NCONV]; /* pad != ZERO: conv i's taps [9, out_ch, in_ch] */
+	float *border_mem;        /* owns them */
 } ts_vgg;
 
 /* A network of nconv convolutions with these output channels (in_ch chained from 3),
@@ -64,6 +68,12 @@ ts_vgg *ts_vgg_create_builtin(uint64_t seed, int width_div);
 
 /* Frees everything; NULL does nothing. */
 void ts_vgg_destroy(ts_vgg *net);
+
+/* The padding of every convolution of the runs created after the call (conv.h's
+ * ts_pad_mode; a net starts with ZERO, as VGG was trained).  Other than ZERO it lays
+ * out each convolution's taps for the border operator (as much memory as the
+ * weights), after the weights are final.  0, or -1 with a message (out of memory). */
+int ts_vgg_set_padding(ts_vgg *net, ts_pad_mode pad);
 
 /* Prepared weights (the layout each convolution's algorithm runs from: Winograd
  * transforms, forward and adjoint) are by default made by every run for itself.  At
