@@ -24,7 +24,10 @@ with PIL's bicubic filter, the style to the output's long side):
             TILED the single piece's over the content's
   frame     per side (top, bottom, left, right): the mean luma (0..255) of the
             outermost 8 rows (columns) minus that of the next 32, output's minus
-            content's (goal: within 5 grey levels)
+            content's (goal: within 5 grey levels); 'interior lines' is the same
+            figure at lines inside the picture (rms): where it is large the output
+            does not follow the content's brightness anywhere, and no side can be
+            within 5 of it however the borders are treated
 """
 import json
 import sys
@@ -97,6 +100,21 @@ def frame(a):
     return {k: float(v[:8].mean() - v[8:40].mean()) for k, v in sides.items()}
 
 
+def frame_floor(out, content):
+    """The frame's figure at lines inside the picture (every 8 px, 40 px or more from
+    the borders, both directions, rows and columns), output minus content: its rms is
+    what the figure reads where there is no border, the floor of the frame figure when
+    the output does not follow the content's brightness."""
+    yo, yc = ycbcr(out)[0], ycbcr(content)[0]
+    vals = []
+    for a, b in ((yo, yc), (yo[::-1], yc[::-1]), (yo.T, yc.T), (yo.T[::-1], yc.T[::-1])):
+        for r in range(40, a.shape[0] - 80, 8):
+            fa = a[r:r + 8].mean() - a[r + 8:r + 40].mean()
+            fb = b[r:r + 8].mean() - b[r + 8:r + 40].mean()
+            vals.append(fa - fb)
+    return float(np.sqrt(np.mean(np.square(vals)))) if vals else float("nan")
+
+
 def measure(label, pair, content_path, style_path, out_path, report_path, tiled_path):
     out = load(out_path)
     h, w = out.shape[:2]
@@ -124,6 +142,7 @@ def measure(label, pair, content_path, style_path, out_path, report_path, tiled_
     fo, fc = frame(out), frame(content)
     for k in fo:
         f["frame_" + k] = fo[k] - fc[k]
+    f["frame_floor"] = frame_floor(out, content)
     print(json.dumps(f))
 
 
@@ -138,6 +157,7 @@ ROWS = [
     ("frame_bottom", "frame bottom", "%+.1f"),
     ("frame_left", "frame left", "%+.1f"),
     ("frame_right", "frame right", "%+.1f"),
+    ("frame_floor", "  the same at interior lines (rms)", "%.1f"),
     ("seconds", "seconds of the single render", "%.1f"),
 ]
 

@@ -128,6 +128,9 @@ static const optdef options[] = {
 	{ "start-size", K_INT, F(start_size), "N",
 	  "coarse to fine: one picture starts at a long side <= N and grows by "
 	  "--level-factor (0: at full size)", NULL },
+	{ "margin", K_INT, F(margin), "N",
+	  "px rendered beyond each border (the content mirrored) and cut off: no frame "
+	  "along the borders", NULL },
 	{ "iterations", K_INT, F(iterations), "N",
 	  "optimizer iterations (0: write the start)", NULL },
 	{ "optimizer", K_OPTIM, F(optimizer), "lbfgs|adam", "optimizer", NULL },
@@ -135,6 +138,9 @@ static const optdef options[] = {
 	  "L-BFGS memory (pairs kept), 1..1000", NULL },
 	{ "lbfgs-precision", K_LBPREC, F(lbfgs_half), "single|half",
 	  "floats of the L-BFGS memory: 32-bit, or 16-bit (half the bytes, less time)", NULL },
+	{ "lbfgs-backtrack", K_ONOFF, F(lbfgs_backtrack), "on|off",
+	  "a step that raises the loss is taken back to a quarter of its length, up to 8 "
+	  "times (off: torch's fixed steps)", NULL },
 	{ "learning-rate", K_DOUBLE, F(learning_rate), "X",
 	  "step size (0: L-BFGS 1, Adam 0.02)", NULL },
 
@@ -361,6 +367,8 @@ ts_config_defaults(ts_config *c)
 	c->init = TS_INIT_CONTENT;
 	c->seed = 0;
 	c->start_size = 128;
+	c->lbfgs_backtrack = 1;
+	c->margin = 0;
 	c->iterations = 500;
 	c->optimizer = TS_OPTIM_LBFGS;
 	c->lbfgs_history = 100;

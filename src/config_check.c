@@ -281,6 +281,7 @@ ts_config_check(const ts_config *c)
 		ts_error_add(&nerr, NULL, "--start-size: %d is not 0 (full size only) or in "
 		             "%d..%d px (the first level's long side)", c->start_size,
 		             TS_RENDER_MIN_SIDE, MAX_DIM);
+	check_int("--margin", c->margin, 0, 1024, &nerr);
 	check_int("--lbfgs-history", c->lbfgs_history, 1, 1000, &nerr);
 	check_int("--ranks", c->plan_ranks, 0, 1 << 20, &nerr);
 	if (!(c->learning_rate >= 0) || !isfinite(c->learning_rate))

@@ -144,10 +144,14 @@ plan_text(ts_job *j, char *buf, size_t size)
 	    c->learning_rate);
 	if (c->lbfgs_half) /* only when set: older plans keep their hash */
 		ADD("lbfgs_precision = half\n");
+	if (c->optimizer == TS_OPTIM_LBFGS && c->lbfgs_backtrack) /* its steps differ */
+		ADD("lbfgs_backtrack = on\n");
 	if (c->gram_global) /* likewise */
 		ADD("gram = global\n");
 	if (j->content_denom > 1) /* likewise: only for a JPEG decoded shrunk */
 		ADD("content_decode = 1/%d\n", j->content_denom);
+	if (ts_render_margin(c) > 0) /* likewise */
+		ADD("margin = %d\n", ts_render_margin(c));
 	if (j->fit.fitted) /* likewise: only when the shapes differ */
 		ADD("fit = %s %dx%d at %d,%d\n", c->fit == TS_FIT_PAD ? "pad" : "crop", j->fit.w,
 		    j->fit.h, j->fit.ox, j->fit.oy);
@@ -608,9 +612,36 @@ ts_job_render_tile(ts_job *j, int level, int index, int rank, volatile int *stop
 	}
 	if (!j->sty && !(j->sty = ts_stylizer_create(j->net, &j->op, &j->oo)))
 		goto cleanup;
-	if (ts_stylizer_run(j->sty, j->targets, iters, h, w, content, px, &hooks, &final,
-	                    &done))
-		goto cleanup;
+	{ /* --margin: beyond the picture's true borders the tile is mirrored (a border
+	   * inside the picture is the overlap's, blended away) */
+		int m = ts_render_margin(j->c), ml = x == 0 ? m : 0, mt = y == 0 ? m : 0;
+		int mr = x + w == lv->w ? m : 0, mb = y + h == lv->h ? m : 0;
+		int ew = w + ml + mr, eh = h + mt + mb;
+
+		if (ml + mt + mr + mb > 0) {
+			float *ce = malloc((size_t)3 * ew * eh * sizeof *ce);
+			float *xe = malloc((size_t)3 * ew * eh * sizeof *xe);
+			int r = -1;
+
+			if (!ce || !xe) {
+				ts_error("job", "out of memory for a %dx%d tile with its margin", ew, eh);
+			} else {
+				ts_margin_extend(content, w, h, ml, mt, mr, mb, ce);
+				ts_margin_extend(px, w, h, ml, mt, mr, mb, xe);
+				r = ts_stylizer_run(j->sty, j->targets, iters, eh, ew, ce, xe, &hooks,
+				                    &final, &done);
+				if (r == 0)
+					ts_margin_cut(xe, w, h, ml, mt, mr, mb, px);
+			}
+			free(ce);
+			free(xe);
+			if (r)
+				goto cleanup;
+		} else if (ts_stylizer_run(j->sty, j->targets, iters, h, w, content, px, &hooks,
+		                           &final, &done)) {
+			goto cleanup;
+		}
+	}
 	if (stop && *stop && done < iters) {
 		ret = 1; /* dropped: a resume redoes it */
 		goto cleanup;

@@ -39,9 +39,12 @@ ts_job_blocks(const ts_job *j, int level)
 {
 	const ts_level *lv = &j->plan->level[level];
 	int grid, halo = ts_coupled_halo(&j->op, &grid);
-	int side = j->c->tile / grid * grid;
+	int side = j->c->tile / grid * grid, m = ts_render_margin(j->c);
 
-	return ts_blocks_create(lv->w, lv->h, side < grid ? grid : side, halo, grid);
+	/* --margin: the blocks cover the level and its margin (a multiple of 16, so of
+	 * the grid): block coordinates are the level's plus m */
+	return ts_blocks_create(lv->w + 2 * m, lv->h + 2 * m, side < grid ? grid : side, halo,
+	                        grid);
 }
 
 int
@@ -78,14 +81,40 @@ ts_job_level_done(ts_job *j, int level)
 typedef struct level_reader {
 	ts_job *j;
 	const ts_level *lv;
+	int m; /* block coordinates are the level's plus m (--margin) */
 } level_reader;
 
+static int
+level_content_inside(void *user, int x, int y, int w, int h, float *out)
+{
+	level_reader *r = user;
+
+	return ts_job_content_region(r->j, r->lv->w, r->lv->h, x, y, w, h, out);
+}
+
+/* a rectangle in block coordinates: in the margin, the level mirrored */
 static int
 level_content(void *user, int x, int y, int w, int h, float *out)
 {
 	level_reader *r = user;
 
-	return ts_job_content_region(r->j, r->lv->w, r->lv->h, x, y, w, h, out);
+	return ts_region_mirrored(level_content_inside, r, r->lv->w, r->lv->h, x - r->m,
+	                          y - r->m, w, h, out);
+}
+
+/* The level below upsampled to the level, by rectangles of the level. */
+typedef struct below_reader {
+	ts_tiff_reader *below;
+	int bw, bh, w, h;
+} below_reader;
+
+static int
+below_region(void *user, int x, int y, int w, int h, float *out)
+{
+	below_reader *r = user;
+
+	return ts_resample_region(ts_job_tiff_read, r->below, r->bw, r->bh, r->w, r->h, x, y,
+	                          w, h, out);
 }
 
 struct eval_ctx {
@@ -341,7 +370,7 @@ ts_job_render_global(ts_job *j, int level, const ts_comm *comm, volatile int *st
 {
 	const ts_level *lv = &j->plan->level[level];
 	int iters = ts_job_iterations(j, level), ret = -1, b0, b1, it = 0;
-	level_reader lr = { j, lv };
+	level_reader lr = { j, lv, ts_render_margin(j->c) };
 	ts_blocks *bl = NULL;
 	ts_coupled *cp = NULL;
 	ts_optim *opt = NULL;
@@ -396,9 +425,11 @@ ts_job_render_global(ts_job *j, int level, const ts_comm *comm, volatile int *st
 		ts_tiff_reader_size(below, &bw, &bh, &bb);
 		for (int b = b0; b < b1; b++) {
 			const ts_block *k = &bl->b[b];
+			below_reader br = { below, bw, bh, lv->w, lv->h };
 
-			if (ts_resample_region(ts_job_tiff_read, below, bw, bh, lv->w, lv->h, k->x, k->y,
-			                       k->w, k->h, x + ts_coupled_block_offset(cp, b)))
+			if (ts_region_mirrored(below_region, &br, lv->w, lv->h, k->x - lr.m,
+			                       k->y - lr.m, k->w, k->h,
+			                       x + ts_coupled_block_offset(cp, b)))
 				goto cleanup;
 		}
 		ts_tiff_reader_close(below);
@@ -446,7 +477,7 @@ ts_job_render_global(ts_job *j, int level, const ts_comm *comm, volatile int *st
 		goto cleanup;
 	}
 	/* the loss at the result (L-BFGS evaluated it last; Adam moved after) */
-	if (j->oo.kind != TS_OPTIM_LBFGS || it == 0)
+	if (ts_optim_settle(opt, x) || j->oo.kind != TS_OPTIM_LBFGS || it == 0)
 		f = ts_coupled_eval(cp, x, NULL, &e.last);
 	if (ts_ckpt_mkdirs(j->dir, level))
 		goto cleanup;
@@ -543,13 +574,15 @@ int
 ts_job_block_band(ts_job *j, int level, const ts_blocks *bl, int y0, int rows, float *band,
                   float **cache)
 {
-	int w = bl->w;
+	const ts_level *lv = &j->plan->level[level];
+	int w = lv->w, m = (bl->w - lv->w) / 2; /* block coordinates: the level's + m */
 
 	for (int r = 0; r < bl->nrows; r++) {
 		const ts_block *first = &bl->b[r * bl->ncols];
+		int fy = first->y - m;
 
-		if (first->y + first->h <= y0 || first->y >= y0 + rows) {
-			for (int c = 0; c < bl->ncols && first->y + first->h <= y0; c++) {
+		if (fy + first->h <= y0 || fy >= y0 + rows) {
+			for (int c = 0; c < bl->ncols && fy + first->h <= y0; c++) {
 				free(cache[r * bl->ncols + c]);
 				cache[r * bl->ncols + c] = NULL;
 			}
@@ -558,8 +591,13 @@ ts_job_block_band(ts_job *j, int level, const ts_blocks *bl, int y0, int rows, f
 		for (int c = 0; c < bl->ncols; c++) {
 			int b = r * bl->ncols + c;
 			const ts_block *k = &bl->b[b];
-			int a0 = k->y > y0 ? k->y : y0;
-			int a1 = k->y + k->h < y0 + rows ? k->y + k->h : y0 + rows;
+			int ky = k->y - m, kx = k->x - m;
+			int a0 = ky > y0 ? ky : y0;
+			int a1 = ky + k->h < y0 + rows ? ky + k->h : y0 + rows;
+			int c0 = kx > 0 ? kx : 0, c1 = kx + k->w < w ? kx + k->w : w;
+
+			if (c1 <= c0)
+				continue; /* wholly in the margin */
 
 			if (!cache[b]) {
 				ts_tile_result t;
@@ -575,9 +613,9 @@ ts_job_block_band(ts_job *j, int level, const ts_blocks *bl, int y0, int rows, f
 			}
 			for (int ch = 0; ch < 3; ch++)
 				for (int y = a0; y < a1; y++)
-					memcpy(band + ((size_t)ch * rows + (y - y0)) * w + k->x,
-					       cache[b] + ((size_t)ch * k->h + (y - k->y)) * k->w,
-					       (size_t)k->w * sizeof *band);
+					memcpy(band + ((size_t)ch * rows + (y - y0)) * w + c0,
+					       cache[b] + ((size_t)ch * k->h + (y - ky)) * k->w + (c0 - kx),
+					       (size_t)(c1 - c0) * sizeof *band);
 		}
 	}
 	return 0;

@@ -95,6 +95,9 @@ struct ts_optim {
 	uint16_t *sh, *yh; /* [history + 1, n] IEEE half bits */
 	float *scale;   /* [2 (history + 1)] by slot: what s, y's stored values are multiplied by */
 	double dmax;    /* max |d| of the last move (bounds the new s) */
+	int retreat;    /* backtrack: the last move raised f; the next step shortens it */
+	int nretreat;   /* moves of the current step shortened so far */
+	double f_acc;   /* backtrack: f at the point the last move started from */
 	double *ro;     /* [history + 1] 1 / (y.s), by slot */
 	double *al;     /* [history + 1] two-loop coefficients, by slot */
 	int *order;     /* [history] slot of pair k, 0 = oldest */

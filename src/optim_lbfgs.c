@@ -422,6 +422,44 @@ lbfgs_direction(ts_optim *o)
 	return gtd;
 }
 
+int
+ts_optim_settle(ts_optim *o, float *x)
+{
+	float *t;
+
+	if (o->p.kind != TS_OPTIM_LBFGS || !o->retreat)
+		return 0;
+	o->t = -o->t;
+	pass(o, PASS_MOVE, x, NULL);
+	o->t = -o->t;
+	o->f = o->f_acc;
+	t = o->gprev;
+	o->gprev = o->g;
+	o->g = t;
+	o->retreat = 0;
+	return 1;
+}
+
+/* After a move from a point where f was f_prev: a rise to be taken back (backtrack),
+ * or the stop tests.  Always 0. */
+static int
+lbfgs_after_move(ts_optim *o, double f_prev)
+{
+	if (o->p.backtrack && !(o->f <= f_prev) && o->nretreat < 8) {
+		o->retreat = 1;
+		o->nretreat++;
+		o->f_acc = f_prev;
+		return 0;
+	}
+	if (o->p.tol_grad > 0.0 &&
+	    pass(o, PASS_GMAX, NULL, NULL) <= o->p.tol_grad)
+		o->done = 1;
+	if (o->p.tol_change > 0.0 &&
+	    (o->dmax * o->t <= o->p.tol_change || fabs(o->f - f_prev) < o->p.tol_change))
+		o->done = 1;
+	return 0;
+}
+
 static int
 lbfgs_step(ts_optim *o, float *x, ts_objective_fn fn, void *ctx)
 {
@@ -439,6 +477,21 @@ lbfgs_step(ts_optim *o, float *x, ts_objective_fn fn, void *ctx)
 		}
 	}
 
+	if (o->retreat) {
+		/* the last move raised f: the same direction from the same point, a quarter
+		 * of the length (x += (t/4 - t) d); g of the rejected point is dropped and
+		 * gprev still holds the start's, so the next pair is (t/4 d, g' - gprev) */
+		double t_new = o->t * 0.25;
+
+		o->t = t_new - o->t;
+		pass(o, PASS_MOVE, x, NULL);
+		o->t = t_new;
+		o->retreat = 0;
+		if (ts_optim_evaluate(o, x, fn, ctx, o->g, &o->f))
+			return -1;
+		return lbfgs_after_move(o, o->f_acc);
+	}
+	o->nretreat = 0;
 	if (o->iter == 0) {
 		double g1 = pass(o, PASS_FIRST, NULL, &gtd);
 
@@ -463,14 +516,7 @@ lbfgs_step(ts_optim *o, float *x, ts_objective_fn fn, void *ctx)
 	o->g = t;
 	if (ts_optim_evaluate(o, x, fn, ctx, o->g, &o->f))
 		return -1;
-
-	if (o->p.tol_grad > 0.0 &&
-	    pass(o, PASS_GMAX, NULL, NULL) <= o->p.tol_grad)
-		o->done = 1;
-	if (o->p.tol_change > 0.0 &&
-	    (o->dmax * o->t <= o->p.tol_change || fabs(o->f - f_prev) < o->p.tol_change))
-		o->done = 1;
-	return 0;
+	return lbfgs_after_move(o, f_prev);
 }
 
 static size_t
@@ -512,6 +558,8 @@ lbfgs_reset(ts_optim *o)
 
 	o->t = 0.0;
 	o->h_diag = 1.0;
+	o->retreat = o->nretreat = 0;
+	o->f_acc = 0.0;
 	o->count = 0;
 	o->spare = 0;
 	/* the vectors are written before they are read */
@@ -592,6 +640,11 @@ lbfgs_scalars(const ts_optim *o, double *out)
 	PUT(o->dmax);
 	PUT(o->count);
 	PUT(o->spare);
+	if (o->p.backtrack) { /* only with it: checkpoints without it keep their layout */
+		PUT(o->retreat);
+		PUT(o->nretreat);
+		PUT(o->f_acc);
+	}
 	for (size_t i = 0; i + 1 < H; i++)
 		PUT(o->order[i]);
 	for (size_t i = 0; i < H; i++) {
@@ -622,6 +675,15 @@ lbfgs_set_scalars(ts_optim *o, const double *in)
 	o->dmax = in[k++];
 	o->count = (int)in[k++];
 	o->spare = (int)in[k++];
+	if (o->p.backtrack) {
+		o->retreat = (int)in[k++] != 0;
+		o->nretreat = (int)in[k++];
+		o->f_acc = in[k++];
+		if (o->nretreat < 0 || o->nretreat > 8) {
+			ts_error("optim", "a checkpoint with %d shortened moves", o->nretreat);
+			return -1;
+		}
+	}
 	if (o->count < 0 || o->count > o->p.history || o->spare < 0 ||
 	    o->spare > o->p.history) {
 		ts_error("optim", "a checkpoint with %d pairs (slot %d)", o->count, o->spare);

@@ -177,6 +177,13 @@ ts_stylizer_run(ts_stylizer *s, const ts_style_targets *targets, int iterations,
 			break; /* converged: x is the minimum found */
 		it++;
 	}
+	/* The last move raised the loss (--lbfgs-backtrack): the result is where it
+	 * started, its parts evaluated again (not an iteration: no hook). */
+	if (s->opt && ts_optim_settle(s->opt, x)) {
+		e.hooks = NULL;
+		if (!isfinite(eval_fn(&e, x, NULL)))
+			return -1;
+	}
 	/* The result itself has not been evaluated yet when no evaluation reached it
 	 * (Adam, converged L-BFGS, a stop, or zero iterations). */
 	if (e.next_it <= it || e.next_it == 0) {
@@ -224,6 +231,7 @@ typedef struct single_ctx {
 	/* the level being optimized */
 	int level, nlevels;      /* index in the level list; levels in it */
 	int lw, lh;              /* its size */
+	int margin;              /* px optimized beyond each border (--margin) */
 	int offset;              /* run-wide number of its iteration 0 */
 	double work_before;      /* pixel iterations of the levels before it */
 	double work_total;       /* of every level rendered: the ETA's measure */
@@ -250,7 +258,7 @@ write_frame(single_ctx *s, const float *x, const char *path, int bits)
 {
 	ts_image f = { s->lw, s->lh, 8, s->frame->px };
 
-	memcpy(f.px, x, (size_t)3 * f.w * f.h * sizeof(float));
+	ts_margin_cut(x, s->lw, s->lh, s->margin, s->margin, s->margin, s->margin, f.px);
 	ts_image_clamp(&f);
 	if (s->c->original_colors)
 		ts_image_keep_colors(&f, s->colors);
@@ -416,6 +424,8 @@ ts_render_single(const ts_config *c, volatile int *stop)
 	int sizes[TS_MAX_LEVELS][2], n, k0, k, w, h, done = 0, ret = -1, bits;
 	double t0, conv0, layers0, loss0, optim0; /* seconds of the optimization, its parts */
 	float *prev = NULL;                        /* the level below's result */
+	float *xext = NULL, *cext = NULL;          /* --margin: the level and its content */
+	int m;                                     /* with their margin */
 
 	s.c = c;
 	s.stop = stop;
@@ -480,8 +490,12 @@ ts_render_single(const ts_config *c, volatile int *stop)
 	ts_render_optim_params(c, &oo);
 	if (!(sty = ts_stylizer_create(net, &op, &oo)))
 		goto cleanup;
+	m = ts_render_margin(c);
+	s.margin = m;
 	if (!(x = ts_image_create(w, h)) || !(s.frame = ts_image_create(w, h)) ||
-	    !(prev = malloc((size_t)3 * w * h * sizeof *prev))) {
+	    !(prev = malloc((size_t)3 * w * h * sizeof *prev)) ||
+	    (m > 0 && (!(xext = malloc((size_t)3 * (w + 2 * m) * (h + 2 * m) * sizeof *xext)) ||
+	               !(cext = malloc((size_t)3 * (w + 2 * m) * (h + 2 * m) * sizeof *cext))))) {
 		ts_error("render", "out of memory for a %dx%d picture", w, h);
 		goto cleanup;
 	}
@@ -526,9 +540,18 @@ ts_render_single(const ts_config *c, volatile int *stop)
 		s.lw = lw;
 		s.lh = lh;
 		s.colors = contents[k];
-		if (ts_stylizer_run(sty, targets, iters, lh, lw, contents[k]->px, x->px, &hooks,
-		                    &final, &ldone))
+		if (m > 0) {
+			/* the level optimized with a mirrored margin around it, then cut */
+			ts_margin_extend(contents[k]->px, lw, lh, m, m, m, m, cext);
+			ts_margin_extend(x->px, lw, lh, m, m, m, m, xext);
+			if (ts_stylizer_run(sty, targets, iters, lh + 2 * m, lw + 2 * m, cext, xext,
+			                    &hooks, &final, &ldone))
+				goto cleanup;
+			ts_margin_cut(xext, lw, lh, m, m, m, m, x->px);
+		} else if (ts_stylizer_run(sty, targets, iters, lh, lw, contents[k]->px, x->px,
+		                           &hooks, &final, &ldone)) {
 			goto cleanup;
+		}
 		done += ldone;
 		if (s.report) {
 			ts_report_piece_level lv = {
@@ -599,6 +622,8 @@ cleanup:
 	ts_image_destroy(s.frame);
 	ts_image_destroy(x);
 	free(prev);
+	free(xext);
+	free(cext);
 	ts_targets_destroy(targets);
 	ts_vgg_destroy(net);
 	for (int i = 0; i < TS_MAX_STYLES; i++)

@@ -209,9 +209,16 @@ ts_render_optim_params(const ts_config *c, ts_optim_params *p)
 	if (c->optimizer == TS_OPTIM_LBFGS) {
 		p->history = c->lbfgs_history;
 		p->history_half = c->lbfgs_half;
+		p->backtrack = c->lbfgs_backtrack;
 	}
 	if (c->learning_rate > 0)
 		p->lr = c->learning_rate;
+}
+
+int
+ts_render_margin(const ts_config *c)
+{
+	return (c->margin + 15) / 16 * 16;
 }
 
 void

@@ -161,11 +161,13 @@ add_settings(cJSON *s, const ts_config *c)
 		bad |= add_str(s, "init_file", c->init_file);
 	bad |= !add_u64(s, "seed", c->seed);
 	bad |= !add_num(s, "start_size", c->start_size);
+	bad |= !add_num(s, "margin", c->margin);
 	bad |= !add_num(s, "iterations", c->iterations);
 	bad |= !cJSON_AddStringToObject(s, "optimizer",
 	                                enum_name(c->optimizer, optim_names, 2));
 	bad |= !add_num(s, "lbfgs_history", c->lbfgs_history);
 	bad |= !cJSON_AddStringToObject(s, "lbfgs_precision", c->lbfgs_half ? "half" : "single");
+	bad |= !cJSON_AddBoolToObject(s, "lbfgs_backtrack", c->lbfgs_backtrack);
 	bad |= !cJSON_AddStringToObject(s, "gram", c->gram_global ? "global" : "tile");
 	bad |= !cJSON_AddNumberToObject(s, "checkpoint_every", c->checkpoint_every);
 	bad |= !add_num(s, "learning_rate", c->learning_rate);

@@ -183,3 +183,92 @@ ts_resample_bytes(int sw, int sh, int dw, int dh, int w, int h)
 	ts_resample_source(sw, sh, dw, dh, x, y, w, h, &sx0, &sy0, &sx1, &sy1);
 	return 12.0 * ((double)(sx1 - sx0) * (sy1 - sy0) + (double)(sy1 - sy0) * w);
 }
+
+/* --- margins --- */
+
+int
+ts_mirror_index(int i, int n)
+{
+	i %= 2 * n;
+	if (i < 0)
+		i += 2 * n;
+	return i < n ? i : 2 * n - 1 - i;
+}
+
+void
+ts_margin_extend(const float *src, int w, int h, int l, int t, int r, int b, float *dst)
+{
+	int ew = w + l + r, eh = h + t + b;
+
+	for (int c = 0; c < 3; c++)
+		for (int y = 0; y < eh; y++) {
+			const float *row = src + ((size_t)c * h + ts_mirror_index(y - t, h)) * w;
+			float *out = dst + ((size_t)c * eh + y) * ew;
+
+			for (int x = 0; x < l; x++)
+				out[x] = row[ts_mirror_index(x - l, w)];
+			memcpy(out + l, row, (size_t)w * sizeof *out);
+			for (int x = l + w; x < ew; x++)
+				out[x] = row[ts_mirror_index(x - l, w)];
+		}
+}
+
+void
+ts_margin_cut(const float *src, int w, int h, int l, int t, int r, int b, float *dst)
+{
+	int ew = w + l + r, eh = h + t + b;
+
+	for (int c = 0; c < 3; c++)
+		for (int y = 0; y < h; y++)
+			memcpy(dst + ((size_t)c * h + y) * w,
+			       src + ((size_t)c * eh + y + t) * ew + l, (size_t)w * sizeof *dst);
+}
+
+/* the smallest range of 0..n-1 holding ts_mirror_index(i, n) for i in [a, a + len) */
+static void
+mirror_range(int a, int len, int n, int *lo, int *hi)
+{
+	*lo = n, *hi = -1;
+	if (len >= 2 * n) {
+		*lo = 0, *hi = n - 1;
+		return;
+	}
+	for (int i = a; i < a + len; i++) {
+		int s = ts_mirror_index(i, n);
+
+		*lo = s < *lo ? s : *lo;
+		*hi = s > *hi ? s : *hi;
+	}
+}
+
+int
+ts_region_mirrored(ts_region_fn fn, void *user, int pw, int ph, int x, int y, int w, int h,
+                   float *out)
+{
+	int x0, x1, y0, y1, sw, sh;
+	float *src;
+
+	if (x >= 0 && y >= 0 && x + w <= pw && y + h <= ph)
+		return fn(user, x, y, w, h, out);
+	mirror_range(x, w, pw, &x0, &x1);
+	mirror_range(y, h, ph, &y0, &y1);
+	sw = x1 - x0 + 1, sh = y1 - y0 + 1;
+	if (!(src = malloc((size_t)3 * sw * sh * sizeof *src))) {
+		ts_error("resample", "out of memory for a %dx%d region", sw, sh);
+		return -1;
+	}
+	if (fn(user, x0, y0, sw, sh, src)) {
+		free(src);
+		return -1;
+	}
+	for (int c = 0; c < 3; c++)
+		for (int i = 0; i < h; i++) {
+			const float *row = src + ((size_t)c * sh + ts_mirror_index(y + i, ph) - y0) * sw;
+			float *o = out + ((size_t)c * h + i) * w;
+
+			for (int j = 0; j < w; j++)
+				o[j] = row[ts_mirror_index(x + j, pw) - x0];
+		}
+	free(src);
+	return 0;
+}

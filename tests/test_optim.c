@@ -384,6 +384,74 @@ quad1_fn(void *ctx, const float *x, float *grad)
 	return 2.0 * (double)x[0] * x[0];
 }
 
+/* --lbfgs-backtrack: on 2x^2 from 3 with lr 20, every step overshoots.  The moves
+ * that raise f are taken back to a quarter (x = -17, then -2; 38, then 8, then 0.5:
+ * the pair kept is the shortened step's, so the second direction is the Newton
+ * step 2 from -2, times lr); without it, torch's fixed steps climb.  A checkpoint
+ * taken while a move is to be shortened resumes the same; settle puts x back. */
+static void
+test_lbfgs_backtrack(void **state)
+{
+	ts_optim_params p;
+	ts_optim *o, *r;
+	float x[1] = { 3.0f }, xr[1];
+	const double want[] = { -17, -2, 38, 8, 0.5 };
+	double f, sc[4096];
+	size_t ns;
+	void *buf;
+
+	(void)state;
+	ts_optim_defaults(&p, TS_OPTIM_LBFGS);
+	assert_int_equal(p.backtrack, 0); /* torch's algorithm unless asked */
+	p.lr = 20;
+	p.history = 5; /* a small checkpoint */
+	p.backtrack = 1;
+	assert_non_null(o = ts_optim_create(&p, 1));
+	for (int k = 0; k < 5; k++) {
+		assert_int_equal(ts_optim_step(o, x, quad1_fn, NULL, &f), 0);
+		assert_true(fabs(x[0] - want[k]) < 1e-4);
+		assert_true(fabs(f - 2.0 * want[k] * want[k]) < 1e-2);
+		if (k == 2) { /* 38: the move is to be shortened; checkpoint, then settle */
+			ns = ts_optim_scalars(o, NULL);
+			assert_true(ns <= sizeof sc / sizeof sc[0]);
+			ts_optim_scalars(o, sc);
+			buf = malloc(ts_optim_segment_bytes(o, 0));
+			ts_optim_segment_io(o, 0, buf, 0);
+			assert_non_null(r = ts_optim_create(&p, 1));
+			assert_int_equal(ts_optim_set_scalars(r, sc, ns), 0);
+			ts_optim_segment_io(r, 0, buf, 1);
+			xr[0] = x[0];
+			assert_int_equal(ts_optim_step(r, xr, quad1_fn, NULL, &f), 0);
+			assert_true(fabs(xr[0] - 8) < 1e-4);
+			assert_int_equal(ts_optim_step(r, xr, quad1_fn, NULL, &f), 0);
+			assert_true(fabs(xr[0] - 0.5) < 1e-4);
+			assert_int_equal(ts_optim_settle(r, xr), 0); /* 0.5: kept */
+			ts_optim_destroy(r);
+			assert_non_null(r = ts_optim_create(&p, 1));
+			assert_int_equal(ts_optim_set_scalars(r, sc, ns), 0);
+			ts_optim_segment_io(r, 0, buf, 1);
+			free(buf);
+			xr[0] = x[0];
+			assert_int_equal(ts_optim_settle(r, xr), 1);
+			assert_true(fabs(xr[0] + 2) < 1e-4);
+			ts_optim_destroy(r);
+		}
+	}
+	assert_int_equal(ts_optim_settle(o, x), 0);
+	ts_optim_destroy(o);
+	/* the checkpoint of an optimizer without it has its old layout */
+	p.backtrack = 0;
+	assert_non_null(o = ts_optim_create(&p, 1));
+	assert_int_equal(ts_optim_scalars(o, NULL) + 3, ns);
+	x[0] = 3.0f;
+	assert_int_equal(ts_optim_step(o, x, quad1_fn, NULL, &f), 0);
+	assert_true(fabs(x[0] + 17) < 1e-4);
+	assert_int_equal(ts_optim_step(o, x, quad1_fn, NULL, &f), 0);
+	assert_true(f > 2.0 * 17 * 17); /* fixed steps: the Newton step times 20 */
+	assert_int_equal(ts_optim_settle(o, x), 0);
+	ts_optim_destroy(o);
+}
+
 static void
 test_lbfgs_first_steps(void **state)
 {
@@ -849,6 +917,7 @@ main(void)
 		cmocka_unit_test(test_lbfgs_matches_reference),
 		cmocka_unit_test(test_lbfgs_rosenbrock),
 		cmocka_unit_test(test_lbfgs_first_steps),
+		cmocka_unit_test(test_lbfgs_backtrack),
 		cmocka_unit_test(test_converged_at_start),
 		cmocka_unit_test(test_converged_sticky),
 		cmocka_unit_test(test_nan_fails),

@@ -83,10 +83,14 @@ typedef struct ts_config {
 	uint64_t seed;                 /* --seed (0) */
 	int start_size;                /* --start-size N (128): a single piece's first level's
 	                                * long side at most N (0: one level, full size) */
+	int margin;                    /* --margin N: px rendered beyond each border of a
+	                                * level, the content mirrored, cut off after it */
 	int iterations;                /* --iterations N (500; 0: evaluate and write the start) */
 	ts_optim_kind optimizer;       /* --optimizer lbfgs|adam */
 	int lbfgs_history;             /* --lbfgs-history (100) */
 	int lbfgs_half;                /* --lbfgs-precision half (0: single) */
+	int lbfgs_backtrack;           /* --lbfgs-backtrack on|off (on): shorten a step
+	                                * that raises the loss */
 	int gram_global;               /* --gram global (1) or tile (0) */
 	int checkpoint_every;          /* --checkpoint-every N (20; 0: only at a stop) */
 	double learning_rate;          /* --learning-rate (L-BFGS 1, Adam 0.02; 0: default) */

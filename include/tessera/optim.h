@@ -25,6 +25,9 @@ typedef struct ts_optim_params {
 	double eps;        /* Adam: 1e-8 */
 	double tol_grad;   /* L-BFGS: stop when max |g| <= tol_grad (1e-7; 0: never) */
 	double tol_change; /* L-BFGS: stop when |d * t| or |f change| < tol_change (1e-9) */
+	int backtrack;     /* L-BFGS: a step that raises f (or makes it not finite) is
+	                    * taken back to a quarter of its length, up to 8 times in a row
+	                    * (0, the default: torch's fixed steps) */
 } ts_optim_params;
 
 /* Defaults for kind (values in the comments above; Adam lr 0.02 for images in [0,1]). */
@@ -72,6 +75,13 @@ void ts_optim_reset(ts_optim *o);
  * the current x, then moves.  *f_out (may be NULL) receives the last value evaluated.
  * Returns 0, 1 when converged (x unchanged, nothing more to do), -1 when fn failed. */
 int ts_optim_step(ts_optim *o, float *x, ts_objective_fn fn, void *ctx, double *f_out);
+
+/* After the last step: when its move raised f and backtrack would have shortened it
+ * (ts_optim_params.backtrack), x goes back to where the move started, and the
+ * optimizer's f and g to their values there.  1 when x moved back (the caller's
+ * record of the objective's parts is then the rejected point's: evaluate again),
+ * else 0. */
+int ts_optim_settle(ts_optim *o, float *x);
 
 /* Evaluations of fn so far. */
 long ts_optim_evals(const ts_optim *o);

@@ -78,6 +78,12 @@ ts_image *ts_render_init_image(const ts_config *c, const ts_image *content,
 /* Optimizer parameters from the configuration. */
 void ts_render_optim_params(const ts_config *c, ts_optim_params *p);
 
+/* --margin: px every path optimizes beyond each true border of a level (the content
+ * and the start mirrored there, cut off after): the option rounded up to a multiple
+ * of 16, the coarsest pooling grid, so that a single piece, the tiles touching a
+ * border and a level's blocks under --gram global extend alike. */
+int ts_render_margin(const ts_config *c);
+
 /* Render the whole picture in one piece: load, stylize, write c->out (and the
  * report, intermediate images).  stop (may be NULL) is polled between iterations.
  * 0, 1 when stopped early by *stop (the current image is written), -1 on error. */

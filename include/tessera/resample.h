@@ -30,4 +30,27 @@ double ts_resample_bytes(int sw, int sh, int dw, int dh, int w, int h);
 int ts_resample_planar(const float *src, int sw, int sh, int dw, int dh, int x, int y,
                        int w, int h, float *out);
 
+/* --- margins (--margin): a picture rendered beyond its true borders ---
+ *
+ * Outside a w x h picture, pixel i of a row (or column) is pixel ts_mirror_index(i, n)
+ * of it: the picture mirrored about each border with the edge repeated (x[-1] = x[0],
+ * x[n] = x[n-1]), folded again where a margin is wider than the picture. */
+
+/* i folded into 0..n-1 (n >= 1) */
+int ts_mirror_index(int i, int n);
+
+/* dst [3, h + t + b, w + l + r] = src [3, h, w] with margins l, t, r, b mirrored in */
+void ts_margin_extend(const float *src, int w, int h, int l, int t, int r, int b,
+                      float *dst);
+
+/* dst [3, h, w] = the picture inside src [3, h + t + b, w + l + r] */
+void ts_margin_cut(const float *src, int w, int h, int l, int t, int r, int b, float *dst);
+
+/* out [3, h, w] = rectangle (x, y, w, h) of a pw x ph picture read by fn, where the
+ * rectangle may reach beyond the picture: outside it, the mirrored pixels.  fn is
+ * called once, for the smallest rectangle of the picture holding every pixel needed
+ * (the rectangle itself when it is inside).  0, or -1 with a message. */
+int ts_region_mirrored(ts_region_fn fn, void *user, int pw, int ph, int x, int y, int w,
+                       int h, float *out);
+
 #endif
