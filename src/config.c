@@ -368,7 +368,7 @@ ts_config_defaults(ts_config *c)
 	c->seed = 0;
 	c->start_size = 128;
 	c->lbfgs_backtrack = 1;
-	c->margin = 0;
+	c->margin = 16;
 	c->iterations = 500;
 	c->optimizer = TS_OPTIM_LBFGS;
 	c->lbfgs_history = 100;

@@ -614,7 +614,8 @@ ts_job_render_tile(ts_job *j, int level, int index, int rank, volatile int *stop
 		goto cleanup;
 	{ /* --margin: beyond the picture's true borders the tile is mirrored (a border
 	   * inside the picture is the overlap's, blended away) */
-		int m = ts_render_margin(j->c), ml = x == 0 ? m : 0, mt = y == 0 ? m : 0;
+		int m = ts_render_level_margin(j->c, lv->w, lv->h);
+		int ml = x == 0 ? m : 0, mt = y == 0 ? m : 0;
 		int mr = x + w == lv->w ? m : 0, mb = y + h == lv->h ? m : 0;
 		int ew = w + ml + mr, eh = h + mt + mb;
 

@@ -39,7 +39,7 @@ ts_job_blocks(const ts_job *j, int level)
 {
 	const ts_level *lv = &j->plan->level[level];
 	int grid, halo = ts_coupled_halo(&j->op, &grid);
-	int side = j->c->tile / grid * grid, m = ts_render_margin(j->c);
+	int side = j->c->tile / grid * grid, m = ts_render_level_margin(j->c, lv->w, lv->h);
 
 	/* --margin: the blocks cover the level and its margin (a multiple of 16, so of
 	 * the grid): block coordinates are the level's plus m */
@@ -370,7 +370,7 @@ ts_job_render_global(ts_job *j, int level, const ts_comm *comm, volatile int *st
 {
 	const ts_level *lv = &j->plan->level[level];
 	int iters = ts_job_iterations(j, level), ret = -1, b0, b1, it = 0;
-	level_reader lr = { j, lv, ts_render_margin(j->c) };
+	level_reader lr = { j, lv, ts_render_level_margin(j->c, lv->w, lv->h) };
 	ts_blocks *bl = NULL;
 	ts_coupled *cp = NULL;
 	ts_optim *opt = NULL;

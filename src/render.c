@@ -251,14 +251,14 @@ format_eta(double s, char *buf, size_t size)
 		snprintf(buf, size, "%lds", v);
 }
 
-/* Write x, an image of the current level's size, as an image file (clamped; original
- * colours applied when asked). */
+/* Write x, an image of the current level's size with margins m around it (cut off),
+ * as an image file (clamped; original colours applied when asked). */
 static int
-write_frame(single_ctx *s, const float *x, const char *path, int bits)
+write_frame(single_ctx *s, const float *x, int m, const char *path, int bits)
 {
 	ts_image f = { s->lw, s->lh, 8, s->frame->px };
 
-	ts_margin_cut(x, s->lw, s->lh, s->margin, s->margin, s->margin, s->margin, f.px);
+	ts_margin_cut(x, s->lw, s->lh, m, m, m, m, f.px);
 	ts_image_clamp(&f);
 	if (s->c->original_colors)
 		ts_image_keep_colors(&f, s->colors);
@@ -340,7 +340,7 @@ single_iteration(void *user, int it, const ts_loss_parts *p, const float *x)
 		char path[4096];
 
 		ts_render_frame_path(s->c->out, run_it, path, sizeof path);
-		if (write_frame(s, x, path, 8))
+		if (write_frame(s, x, s->margin, path, 8))
 			return -1;
 	}
 	return 0;
@@ -365,7 +365,7 @@ save_level_frame(single_ctx *s, int level, const float *x)
 	if (!dot || (slash && dot < slash))
 		dot = out + strlen(out);
 	snprintf(path, sizeof path, "%.*s_level%d.tif", (int)(dot - out), out, level);
-	return write_frame(s, x, path, 16);
+	return write_frame(s, x, 0, path, 16);
 }
 
 /* x [3, h, w] = src [3, sh, sw] clamped to [0, 1] (as a level's file holds it) and
@@ -490,8 +490,7 @@ ts_render_single(const ts_config *c, volatile int *stop)
 	ts_render_optim_params(c, &oo);
 	if (!(sty = ts_stylizer_create(net, &op, &oo)))
 		goto cleanup;
-	m = ts_render_margin(c);
-	s.margin = m;
+	m = ts_render_margin(c); /* the largest, for the buffers */
 	if (!(x = ts_image_create(w, h)) || !(s.frame = ts_image_create(w, h)) ||
 	    !(prev = malloc((size_t)3 * w * h * sizeof *prev)) ||
 	    (m > 0 && (!(xext = malloc((size_t)3 * (w + 2 * m) * (h + 2 * m) * sizeof *xext)) ||
@@ -540,6 +539,8 @@ ts_render_single(const ts_config *c, volatile int *stop)
 		s.lw = lw;
 		s.lh = lh;
 		s.colors = contents[k];
+		m = ts_render_level_margin(c, lw, lh);
+		s.margin = m;
 		if (m > 0) {
 			/* the level optimized with a mirrored margin around it, then cut */
 			ts_margin_extend(contents[k]->px, lw, lh, m, m, m, m, cext);

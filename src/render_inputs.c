@@ -221,6 +221,14 @@ ts_render_margin(const ts_config *c)
 	return (c->margin + 15) / 16 * 16;
 }
 
+int
+ts_render_level_margin(const ts_config *c, int w, int h)
+{
+	int m = ts_render_margin(c);
+
+	return (w < h ? w : h) >= 4 * m ? m : 0;
+}
+
 void
 ts_render_frame_path(const char *out, int iter, char *buf, size_t size)
 {

@@ -5,7 +5,8 @@
 # bits, resumed from the optimizer's state saved at an iteration (finished levels are
 # kept); a corrupt state file falls back to the older state; a corrupt block file is
 # refused and its level redone; the plan of a global job is another plan than a tile
-# job's.
+# job's; --margin's blocks and border tiles: the same bits on 1 and 2 ranks, the
+# output's own size, the margin in the plan.
 set -u
 T=$(readlink -f "${TESSERA:-./tessera}")
 MK=$(readlink -f "${MKDEMO:-build/mkdemo}")
@@ -52,6 +53,28 @@ for opt in "--lbfgs-precision half" "--optimizer adam"; do
 		run 2 "$d/${tag}2.tif" "$d/job${tag}2" $opt >>"$d/$tag.log" 2>&1 || { fail "$opt runs"; cat "$d/$tag.log"; }
 	cmp -s "$d/${tag}1.tif" "$d/${tag}2.tif" && echo "ok   $opt: np=1 and np=2 identical" || fail "$opt: np=1 vs np=2 differ"
 	cmp -s "$d/np1.tif" "$d/${tag}1.tif" && fail "$opt gave the default's bits"
+done
+
+# --margin (16, the default, above; 32 here): the blocks cover the level and its
+# mirrored margin, the same bits on 1 and 2 ranks, in the plan; tiles touching a border
+# too; --margin 0 is another render, and another plan
+for mode in global tile; do
+	run 1 "$d/m${mode}1.tif" "$d/jobm${mode}1" --margin 32 --gram $mode >"$d/m$mode.log" 2>&1 &&
+		run 2 "$d/m${mode}2.tif" "$d/jobm${mode}2" --margin 32 --gram $mode >>"$d/m$mode.log" 2>&1 ||
+		{ fail "--margin 32 --gram $mode runs"; cat "$d/m$mode.log"; }
+	cmp -s "$d/m${mode}1.tif" "$d/m${mode}2.tif" && echo "ok   --margin 32 --gram $mode: np=1 and np=2 identical" ||
+		fail "--margin 32 --gram $mode: np=1 vs np=2 differ"
+	grep -q "^margin = 32" "$d/jobm${mode}1/plan.ini" || fail "--gram $mode: plan.ini lacks margin = 32"
+done
+grep -q "^margin = 16" "$d/job1/plan.ini" || fail "plan.ini lacks the default margin = 16"
+cmp -s "$d/np1.tif" "$d/mglobal1.tif" && fail "--margin 32 gave the bits of 16"
+run 1 "$d/m0.tif" "$d/jobm0" --margin 0 >"$d/m0.log" 2>&1 || { fail "--margin 0 run"; cat "$d/m0.log"; }
+cmp -s "$d/np1.tif" "$d/m0.tif" && fail "--margin 0 gave the bits of 16"
+grep -q "^margin" "$d/jobm0/plan.ini" && fail "--margin 0: the plan names a margin"
+for mode in global tile; do # the margin cut off: the output's own size
+	sz=$(vipsheader -f width "$d/m${mode}1.tif")x$(vipsheader -f height "$d/m${mode}1.tif")
+	[ "$sz" = 400x300 ] && echo "ok   --margin --gram $mode: the output is 400x300" ||
+		fail "--margin --gram $mode: output $sz"
 done
 
 # 2. tile mode is another render (and another plan)

@@ -84,6 +84,12 @@ void ts_render_optim_params(const ts_config *c, ts_optim_params *p);
  * border and a level's blocks under --gram global extend alike. */
 int ts_render_margin(const ts_config *c);
 
+/* The margin of a w x h level: ts_render_margin, or 0 when the level's short side is
+ * below 4 times it (a coarse level whose margin would be a large share of it: 32 px
+ * around seated-nude's 74 x 96 first level left its picture barely stylized, and the
+ * next level's L-BFGS crawled from there, measured) */
+int ts_render_level_margin(const ts_config *c, int w, int h);
+
 /* Render the whole picture in one piece: load, stylize, write c->out (and the
  * report, intermediate images).  stop (may be NULL) is polled between iterations.
  * 0, 1 when stopped early by *stop (the current image is written), -1 on error. */
