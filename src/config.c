@@ -129,8 +129,8 @@ static const optdef options[] = {
 	  "coarse to fine: one picture starts at a long side <= N and grows by "
 	  "--level-factor (0: at full size)", NULL },
 	{ "margin", K_INT, F(margin), "N",
-	  "px rendered beyond each border (the content mirrored) and cut off: no frame "
-	  "along the borders", NULL },
+	  "px rendered beyond each border, the content mirrored there, and cut off "
+	  "(rounded up to 16; 0: none)", NULL },
 	{ "iterations", K_INT, F(iterations), "N",
 	  "optimizer iterations (0: write the start)", NULL },
 	{ "optimizer", K_OPTIM, F(optimizer), "lbfgs|adam", "optimizer", NULL },

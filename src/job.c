@@ -615,33 +615,12 @@ ts_job_render_tile(ts_job *j, int level, int index, int rank, volatile int *stop
 	{ /* --margin: beyond the picture's true borders the tile is mirrored (a border
 	   * inside the picture is the overlap's, blended away) */
 		int m = ts_render_level_margin(j->c, lv->w, lv->h);
-		int ml = x == 0 ? m : 0, mt = y == 0 ? m : 0;
-		int mr = x + w == lv->w ? m : 0, mb = y + h == lv->h ? m : 0;
-		int ew = w + ml + mr, eh = h + mt + mb;
+		int mm[4] = { x == 0 ? m : 0, y == 0 ? m : 0, x + w == lv->w ? m : 0,
+			      y + h == lv->h ? m : 0 };
 
-		if (ml + mt + mr + mb > 0) {
-			float *ce = malloc((size_t)3 * ew * eh * sizeof *ce);
-			float *xe = malloc((size_t)3 * ew * eh * sizeof *xe);
-			int r = -1;
-
-			if (!ce || !xe) {
-				ts_error("job", "out of memory for a %dx%d tile with its margin", ew, eh);
-			} else {
-				ts_margin_extend(content, w, h, ml, mt, mr, mb, ce);
-				ts_margin_extend(px, w, h, ml, mt, mr, mb, xe);
-				r = ts_stylizer_run(j->sty, j->targets, iters, eh, ew, ce, xe, &hooks,
-				                    &final, &done);
-				if (r == 0)
-					ts_margin_cut(xe, w, h, ml, mt, mr, mb, px);
-			}
-			free(ce);
-			free(xe);
-			if (r)
-				goto cleanup;
-		} else if (ts_stylizer_run(j->sty, j->targets, iters, h, w, content, px, &hooks,
-		                           &final, &done)) {
+		if (ts_stylizer_run_margins(j->sty, j->targets, iters, h, w, mm, content, px,
+		                            &hooks, &final, &done))
 			goto cleanup;
-		}
 	}
 	if (stop && *stop && done < iters) {
 		ret = 1; /* dropped: a resume redoes it */

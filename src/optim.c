@@ -312,6 +312,12 @@ ts_optim_step(ts_optim *o, float *x, ts_objective_fn fn, void *ctx, double *f_ou
 	return ret;
 }
 
+int
+ts_optim_settle(ts_optim *o, float *x)
+{
+	return o->ops->settle(o, x);
+}
+
 /* --- checkpoints --- */
 
 size_t

@@ -129,6 +129,14 @@ adam_seg_arrays(const ts_optim *o, void **base, size_t *esz)
 	return k;
 }
 
+/* Adam takes every step it makes: nothing to put back */
+static int
+adam_settle(ts_optim *o, float *x)
+{
+	(void)o, (void)x;
+	return 0;
+}
+
 const optim_ops ts_optim_adam_ops = {
 	.width = adam_width,
 	.bytes = adam_bytes,
@@ -137,6 +145,7 @@ const optim_ops ts_optim_adam_ops = {
 	.free = adam_free,
 	.reset = adam_reset,
 	.step = adam_step,
+	.settle = adam_settle,
 	.scalars = adam_scalars,
 	.set_scalars = adam_set_scalars,
 	.seg_arrays = adam_seg_arrays,

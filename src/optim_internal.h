@@ -57,6 +57,9 @@ typedef struct optim_ops {
 	/* The kind's checkpoint scalars, after the common ones: written into out (NULL:
 	 * only counted), their number returned; set_scalars takes them back from in (as
 	 * many as scalars counts): 0, or -1 with a message when they do not fit. */
+	/* After the last step (ts_optim_settle): put back a move the kind would still
+	 * have taken back; 1 when x moved, else 0. */
+	int (*settle)(ts_optim *o, float *x);
 	size_t (*scalars)(const ts_optim *o, double *out);
 	int (*set_scalars)(ts_optim *o, const double *in);
 	/* The kind's per-variable arrays, after g, in a fixed order: each as (base,

@@ -422,16 +422,25 @@ lbfgs_direction(ts_optim *o)
 	return gtd;
 }
 
-int
-ts_optim_settle(ts_optim *o, float *x)
+/* x += step * d (a move along the last direction, o->t kept) */
+static void
+move_by(ts_optim *o, float *x, double step)
+{
+	double t = o->t;
+
+	o->t = step;
+	pass(o, PASS_MOVE, x, NULL);
+	o->t = t;
+}
+
+static int
+lbfgs_settle(ts_optim *o, float *x)
 {
 	float *t;
 
-	if (o->p.kind != TS_OPTIM_LBFGS || !o->retreat)
+	if (!o->retreat)
 		return 0;
-	o->t = -o->t;
-	pass(o, PASS_MOVE, x, NULL);
-	o->t = -o->t;
+	move_by(o, x, -o->t);
 	o->f = o->f_acc;
 	t = o->gprev;
 	o->gprev = o->g;
@@ -483,8 +492,7 @@ lbfgs_step(ts_optim *o, float *x, ts_objective_fn fn, void *ctx)
 		 * gprev still holds the start's, so the next pair is (t/4 d, g' - gprev) */
 		double t_new = o->t * 0.25;
 
-		o->t = t_new - o->t;
-		pass(o, PASS_MOVE, x, NULL);
+		move_by(o, x, t_new - o->t);
 		o->t = t_new;
 		o->retreat = 0;
 		if (ts_optim_evaluate(o, x, fn, ctx, o->g, &o->f))
@@ -745,6 +753,7 @@ const optim_ops ts_optim_lbfgs_ops = {
 	.free = lbfgs_free,
 	.reset = lbfgs_reset,
 	.step = lbfgs_step,
+	.settle = lbfgs_settle,
 	.scalars = lbfgs_scalars,
 	.set_scalars = lbfgs_set_scalars,
 	.seg_arrays = lbfgs_seg_arrays,

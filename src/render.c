@@ -70,6 +70,8 @@ struct ts_stylizer {
 	ts_optim *opt;
 	ts_colorvar cv;    /* with op.color_vars > 0 */
 	float *cvbuf;      /* [3, 3, h, w]: the variables, their image, its gradient */
+	float *mbuf;       /* ts_stylizer_run_margins: content and x with their margins */
+	size_t mcap;       /* floats of mbuf */
 };
 
 ts_stylizer *
@@ -90,11 +92,11 @@ ts_stylizer_create(const ts_vgg *net, const ts_objective_params *op,
 	return s;
 }
 
-void
-ts_stylizer_release(ts_stylizer *s)
+/* the held problem: objective, optimizer, colour variables (not mbuf, which may
+ * hold the picture a run is about to optimize) */
+static void
+release_problem(ts_stylizer *s)
 {
-	if (!s)
-		return;
 	ts_optim_destroy(s->opt);
 	ts_objective_destroy(s->obj);
 	free(s->cvbuf);
@@ -102,6 +104,17 @@ ts_stylizer_release(ts_stylizer *s)
 	s->obj = NULL;
 	s->cvbuf = NULL;
 	s->h = s->w = 0;
+}
+
+void
+ts_stylizer_release(ts_stylizer *s)
+{
+	if (!s)
+		return;
+	release_problem(s);
+	free(s->mbuf);
+	s->mbuf = NULL;
+	s->mcap = 0;
 }
 
 void
@@ -124,12 +137,12 @@ stylizer_prepare(ts_stylizer *s, const ts_style_targets *targets, int h, int w,
 			ts_optim_reset(s->opt);
 		return 0;
 	}
-	ts_stylizer_release(s);
+	release_problem(s);
 	if (!(s->obj = ts_objective_create(s->net, h, w, &s->op, targets, content)))
 		return -1;
 	if (s->op.color_vars > 0 && !(s->cvbuf = malloc((size_t)9 * h * w * sizeof(float)))) {
 		ts_error("render", "out of memory for the colour variables");
-		ts_stylizer_release(s);
+		release_problem(s);
 		return -1;
 	}
 	s->h = h;
@@ -197,6 +210,36 @@ ts_stylizer_run(ts_stylizer *s, const ts_style_targets *targets, int iterations,
 		*final = e.last;
 	if (done)
 		*done = it;
+	return 0;
+}
+
+int
+ts_stylizer_run_margins(ts_stylizer *s, const ts_style_targets *targets, int iterations,
+                        int h, int w, const int m[4], const float *content, float *x,
+                        const ts_stylize_hooks *hooks, ts_loss_parts *final, int *done)
+{
+	int ew = w + m[0] + m[2], eh = h + m[1] + m[3];
+	size_t n = (size_t)3 * ew * eh;
+
+	if (ew == w && eh == h)
+		return ts_stylizer_run(s, targets, iterations, h, w, content, x, hooks, final,
+		                       done);
+	if (s->mcap < 2 * n) {
+		float *b = realloc(s->mbuf, 2 * n * sizeof *b);
+
+		if (!b) {
+			ts_error("render", "out of memory for a %dx%d picture with its margin", ew, eh);
+			return -1;
+		}
+		s->mbuf = b;
+		s->mcap = 2 * n;
+	}
+	ts_margin_extend(content, w, h, m[0], m[1], m[2], m[3], s->mbuf);
+	ts_margin_extend(x, w, h, m[0], m[1], m[2], m[3], s->mbuf + n);
+	if (ts_stylizer_run(s, targets, iterations, eh, ew, s->mbuf, s->mbuf + n, hooks, final,
+	                    done))
+		return -1;
+	ts_margin_cut(s->mbuf + n, w, h, m[0], m[1], m[2], m[3], x);
 	return 0;
 }
 
@@ -424,8 +467,6 @@ ts_render_single(const ts_config *c, volatile int *stop)
 	int sizes[TS_MAX_LEVELS][2], n, k0, k, w, h, done = 0, ret = -1, bits;
 	double t0, conv0, layers0, loss0, optim0; /* seconds of the optimization, its parts */
 	float *prev = NULL;                        /* the level below's result */
-	float *xext = NULL, *cext = NULL;          /* --margin: the level and its content */
-	int m;                                     /* with their margin */
 
 	s.c = c;
 	s.stop = stop;
@@ -490,11 +531,8 @@ ts_render_single(const ts_config *c, volatile int *stop)
 	ts_render_optim_params(c, &oo);
 	if (!(sty = ts_stylizer_create(net, &op, &oo)))
 		goto cleanup;
-	m = ts_render_margin(c); /* the largest, for the buffers */
 	if (!(x = ts_image_create(w, h)) || !(s.frame = ts_image_create(w, h)) ||
-	    !(prev = malloc((size_t)3 * w * h * sizeof *prev)) ||
-	    (m > 0 && (!(xext = malloc((size_t)3 * (w + 2 * m) * (h + 2 * m) * sizeof *xext)) ||
-	               !(cext = malloc((size_t)3 * (w + 2 * m) * (h + 2 * m) * sizeof *cext))))) {
+	    !(prev = malloc((size_t)3 * w * h * sizeof *prev))) {
 		ts_error("render", "out of memory for a %dx%d picture", w, h);
 		goto cleanup;
 	}
@@ -539,19 +577,13 @@ ts_render_single(const ts_config *c, volatile int *stop)
 		s.lw = lw;
 		s.lh = lh;
 		s.colors = contents[k];
-		m = ts_render_level_margin(c, lw, lh);
-		s.margin = m;
-		if (m > 0) {
-			/* the level optimized with a mirrored margin around it, then cut */
-			ts_margin_extend(contents[k]->px, lw, lh, m, m, m, m, cext);
-			ts_margin_extend(x->px, lw, lh, m, m, m, m, xext);
-			if (ts_stylizer_run(sty, targets, iters, lh + 2 * m, lw + 2 * m, cext, xext,
-			                    &hooks, &final, &ldone))
+		s.margin = ts_render_level_margin(c, lw, lh);
+		{ /* the level optimized with a mirrored margin around it, then cut */
+			int mm[4] = { s.margin, s.margin, s.margin, s.margin };
+
+			if (ts_stylizer_run_margins(sty, targets, iters, lh, lw, mm, contents[k]->px,
+			                            x->px, &hooks, &final, &ldone))
 				goto cleanup;
-			ts_margin_cut(xext, lw, lh, m, m, m, m, x->px);
-		} else if (ts_stylizer_run(sty, targets, iters, lh, lw, contents[k]->px, x->px,
-		                           &hooks, &final, &ldone)) {
-			goto cleanup;
 		}
 		done += ldone;
 		if (s.report) {
@@ -623,8 +655,6 @@ cleanup:
 	ts_image_destroy(s.frame);
 	ts_image_destroy(x);
 	free(prev);
-	free(xext);
-	free(cext);
 	ts_targets_destroy(targets);
 	ts_vgg_destroy(net);
 	for (int i = 0; i < TS_MAX_STYLES; i++)

@@ -83,8 +83,8 @@ typedef struct ts_config {
 	uint64_t seed;                 /* --seed (0) */
 	int start_size;                /* --start-size N (128): a single piece's first level's
 	                                * long side at most N (0: one level, full size) */
-	int margin;                    /* --margin N: px rendered beyond each border of a
-	                                * level, the content mirrored, cut off after it */
+	int margin;                    /* --margin N (16): px rendered beyond each border of
+	                                * a level, the content mirrored, cut off after it */
 	int iterations;                /* --iterations N (500; 0: evaluate and write the start) */
 	ts_optim_kind optimizer;       /* --optimizer lbfgs|adam */
 	int lbfgs_history;             /* --lbfgs-history (100) */

@@ -25,9 +25,9 @@ typedef struct ts_optim_params {
 	double eps;        /* Adam: 1e-8 */
 	double tol_grad;   /* L-BFGS: stop when max |g| <= tol_grad (1e-7; 0: never) */
 	double tol_change; /* L-BFGS: stop when |d * t| or |f change| < tol_change (1e-9) */
-	int backtrack;     /* L-BFGS: a step that raises f (or makes it not finite) is
-	                    * taken back to a quarter of its length, up to 8 times in a row
-	                    * (0, the default: torch's fixed steps) */
+	int backtrack;     /* L-BFGS: a step that raises f is taken back to a quarter of
+	                    * its length, up to 8 times in a row (a non-finite f still
+	                    * fails the step; 0, the default: torch's fixed steps) */
 } ts_optim_params;
 
 /* Defaults for kind (values in the comments above; Adam lr 0.02 for images in [0,1]). */

@@ -45,6 +45,14 @@ ts_stylizer *ts_stylizer_create(const ts_vgg *net, const ts_objective_params *op
 int ts_stylizer_run(ts_stylizer *s, const ts_style_targets *targets, int iterations,
                     int h, int w, const float *content, float *x,
                     const ts_stylize_hooks *hooks, ts_loss_parts *final, int *done);
+/* ts_stylizer_run on the picture with margins m[0..3] (left, top, right, bottom)
+ * mirrored around it (resample.h's ts_margin_extend of content and x, in buffers the
+ * stylizer holds), x then cut back to h x w.  The hooks see the extended picture.
+ * All margins 0: ts_stylizer_run itself. */
+int ts_stylizer_run_margins(ts_stylizer *s, const ts_style_targets *targets,
+                            int iterations, int h, int w, const int m[4],
+                            const float *content, float *x, const ts_stylize_hooks *hooks,
+                            ts_loss_parts *final, int *done);
 /* Frees the held objective and optimizer (the stylizer stays usable). */
 void ts_stylizer_release(ts_stylizer *s);
 void ts_stylizer_destroy(ts_stylizer *s);
