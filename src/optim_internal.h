@@ -54,12 +54,12 @@ typedef struct optim_ops {
 	void (*reset)(ts_optim *o);
 	/* One iteration (o neither done nor failed): as ts_optim_step without f_out. */
 	int (*step)(ts_optim *o, float *x, ts_objective_fn fn, void *ctx);
-	/* The kind's checkpoint scalars, after the common ones: written into out (NULL:
-	 * only counted), their number returned; set_scalars takes them back from in (as
-	 * many as scalars counts): 0, or -1 with a message when they do not fit. */
 	/* After the last step (ts_optim_settle): put back a move the kind would still
 	 * have taken back; 1 when x moved, else 0. */
 	int (*settle)(ts_optim *o, float *x);
+	/* The kind's checkpoint scalars, after the common ones: written into out (NULL:
+	 * only counted), their number returned; set_scalars takes them back from in (as
+	 * many as scalars counts): 0, or -1 with a message when they do not fit. */
 	size_t (*scalars)(const ts_optim *o, double *out);
 	int (*set_scalars)(ts_optim *o, const double *in);
 	/* The kind's per-variable arrays, after g, in a fixed order: each as (base,
