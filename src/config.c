@@ -48,6 +48,14 @@ set_value(ts_config *c, const ts_cfg_option *o, const char *v, const char *where
 	case K_STR:
 		ts_cfg_set_string((char **)((char *)c + o->off), v, where, nerr);
 		break;
+	case K_OUTOPT: /* "none" turns off what a config file asked for; ./none is a file */
+		if (!strcmp(v, "none")) {
+			free(*(char **)((char *)c + o->off));
+			*(char **)((char *)c + o->off) = NULL;
+		} else {
+			ts_cfg_set_string((char **)((char *)c + o->off), v, where, nerr);
+		}
+		break;
 	case K_STYLES:
 		ts_cfg_parse_styles(c, v, where, nerr);
 		break;

@@ -21,6 +21,7 @@ enum ts_cfg_kind {
 	K_GROUP,    /* not an option: a heading of the --help text */
 	K_CONFIG,   /* --config FILE: read before everything else; command line only */
 	K_STR,      /* char * field, non-empty */
+	K_OUTOPT,   /* char * field of an optional output: a path, or none (off) */
 	K_STYLES,   /* style[] / nstyle from a comma list */
 	K_BLEND,    /* style_blend[] / has_blend from a comma list */
 	K_INT,      /* int field */

@@ -43,7 +43,7 @@ const ts_cfg_option ts_cfg_options[] = {
 	  "resolution tags)", NULL },
 	{ "fit", K_FIT, F(fit), "crop|pad|stretch",
 	  "an output shaped unlike the content: cut to cover, pad, or stretch (centred)", NULL },
-	{ "deep-zoom", K_STR, F(deep_zoom), "DIR",
+	{ "deep-zoom", K_OUTOPT, F(deep_zoom), "DIR|none",
 	  "also write Deep Zoom tiles (DIR/NAME.dzi) and an index.html viewer", "none" },
 
 	{ "Objective:", K_GROUP, 0, NULL, NULL, NULL },
@@ -102,9 +102,9 @@ const ts_cfg_option ts_cfg_options[] = {
 	{ "builtin-seed", K_U64, F(builtin_seed), "N", "seed of the built-in weights", NULL },
 
 	{ "Progress and reports:", K_GROUP, 0, NULL, NULL, NULL },
-	{ "report", K_STR, F(report), "FILE.json",
+	{ "report", K_OUTOPT, F(report), "FILE.json|none",
 	  "write settings and losses of every iteration", "none" },
-	{ "sheet", K_STR, F(sheet), "FILE.png",
+	{ "sheet", K_OUTOPT, F(sheet), "FILE.png|none",
 	  "a contact sheet: content, styles, output and the loss curve side by side",
 	  "none" },
 	{ "save-every", K_INT, F(save_every), "N",

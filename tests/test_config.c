@@ -328,6 +328,18 @@ test_ini_then_cli(void **state)
 	assert_int_equal(ts_config_check(&c), -1);
 	assert_msg_has("--style-blend: 2 weights for 1 style");
 	ts_config_fini(&c);
+
+	/* "none" turns off an optional output the file asked for; ./none is a path */
+	ts_config_defaults(&c);
+	assert_int_equal(parse_args(&c, "--config", ini, "--report", "none", "--sheet", "none",
+	                            "--deep-zoom", "./none", NULL),
+	                 0);
+	assert_null(c.report);
+	assert_null(c.sheet);
+	assert_string_equal(c.deep_zoom, "./none");
+	assert_int_equal(parse_args(&c, "--deep-zoom", "none", NULL), 0);
+	assert_null(c.deep_zoom);
+	ts_config_fini(&c);
 	unlink(ini);
 }
 
