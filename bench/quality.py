@@ -4,7 +4,9 @@
     bench/quality.py measure LABEL PAIR CONTENT STYLE SINGLE.png REPORT.json [TILED.png]
         prints one JSON line of figures (append them to a file)
     bench/quality.py table FILE.jsonl
-        prints the figures of every PAIR, one column per LABEL (before / after)
+        prints the figures of every PAIR, one column per LABEL (before / after);
+        where a LABEL and PAIR have several lines (renders with other networks,
+        $SEED), their mean, and for the frame +-half the range between them
 
 Figures (the images as 8-bit RGB; content and style resized to the output's size
 with PIL's bicubic filter, the style to the output's long side):
@@ -30,6 +32,7 @@ with PIL's bicubic filter, the style to the output's long side):
             within 5 of it however the borders are treated
 """
 import json
+import os
 import sys
 
 import numpy as np
@@ -121,6 +124,8 @@ def measure(label, pair, content_path, style_path, out_path, report_path, tiled_
     content = load(content_path, (w, h))
     style = load_long(style_path, max(w, h))
     f = {"label": label, "pair": pair, "size": "%dx%d" % (w, h)}
+    if os.environ.get("SEED", "-") != "-":
+        f["seed"] = int(os.environ["SEED"])
     s_out, s_c, s_s = speckle(out), speckle(content), speckle(style)
     f["speckle_out"], f["speckle_content"], f["speckle_style"] = s_out, s_c, s_s
     f["speckle"] = s_out / max(s_c, s_s)
@@ -170,18 +175,28 @@ def table(path):
             labels.append(r["label"])
         if r["pair"] not in pairs:
             pairs.append(r["pair"])
-    by = {(r["label"], r["pair"]): r for r in rows}
+    by = {}
+    for r in rows:
+        by.setdefault((r["label"], r["pair"]), []).append(r)
     for p in pairs:
         any_r = next(r for r in rows if r["pair"] == p)
-        print("%s (%s, %d iterations; content %.3f style %.3f colour/luma HF)"
+        seeds = sorted({r["seed"] for r in rows if r["pair"] == p and "seed" in r})
+        print("%s (%s, %d iterations; content %.3f style %.3f colour/luma HF%s)"
               % (p, any_r["size"], any_r["iterations"], any_r["speckle_content"],
-                 any_r["speckle_style"]))
+                 any_r["speckle_style"],
+                 "; mean of builtin seeds " + ",".join(map(str, seeds)) if seeds else ""))
         print("  %-48s" % "" + "".join("%12s" % l for l in labels))
         for key, name, fmt in ROWS:
             vals = []
             for l in labels:
-                r = by.get((l, p))
-                vals.append(fmt % r[key] if r and key in r else "-")
+                v = [r[key] for r in by.get((l, p), []) if key in r]
+                if not v:
+                    vals.append("-")
+                    continue
+                cell = fmt % (sum(v) / len(v))
+                if len(v) > 1 and key.startswith("frame_") and key != "frame_floor":
+                    cell += "+-%.0f" % ((max(v) - min(v)) / 2)
+                vals.append(cell)
             print("  %-48s" % name + "".join("%12s" % v for v in vals))
         print()
 

@@ -8,8 +8,11 @@
 # single-piece render at SIZE px (384) with the defaults and ITER iterations (60),
 # and a tiled one (--tile 256 --overlap 64, TILED_ITER iterations a level, 20) for
 # the 2-px column figure (TILED=0: none; the figure is then the single piece's over the
-# content's); bench/quality.py prints the figures.  OUT (a temporary
-# folder) keeps the renders.  About a minute a pair and column on 2 cores.
+# content's); bench/quality.py prints the figures.  SEEDS (e.g. "0 1 2"): each render
+# once per --builtin-seed, and the table prints the mean over them with the spread
+# (a side's frame moves 10-25 levels from one network to the next, so one render's
+# frame is no measure of a fix).  OUT (a temporary folder) keeps the renders.  About
+# a minute a pair, column and seed on 2 cores.
 set -eu
 cd "$(dirname "$0")/.."
 images=${IMAGES:-/work/shared/data/images}
@@ -27,11 +30,16 @@ for p in "${pairs[@]}"; do
 	c=$(ls "$images/${p%%:*}".* | head -n 1)
 	s=$(ls "$images/${p##*:}".* | head -n 1)
 	for col in "${cols[@]}"; do
+	for seed in ${SEEDS:--}; do
 		label=${col%%=*}
 		IFS=, read -r -a spec <<<"${col#*=}"
 		bin=${spec[0]}
 		extra=("${spec[@]:1}")
 		base="$out/${p/:/_}.$label"
+		if [ "$seed" != - ]; then
+			extra+=(--builtin-seed "$seed")
+			base="$base.seed$seed"
+		fi
 		"$bin" --content "$c" --style "$s" --size "$size" --iterations "$iter" \
 			--quiet --report "$base.json" --out "$base.png" ${extra[@]+"${extra[@]}"}
 		tiled=
@@ -42,8 +50,9 @@ for p in "${pairs[@]}"; do
 			rm -rf "$base.job"
 			tiled="$base.tiled.png"
 		fi
-		"$py" bench/quality.py measure "$label" "$p" "$c" "$s" "$base.png" "$base.json" \
-			$tiled >>"$out/figures.jsonl"
+		SEED=$seed "$py" bench/quality.py measure "$label" "$p" "$c" "$s" "$base.png" \
+			"$base.json" $tiled >>"$out/figures.jsonl"
+	done
 	done
 done
 "$py" bench/quality.py table "$out/figures.jsonl"

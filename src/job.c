@@ -614,10 +614,9 @@ ts_job_render_tile(ts_job *j, int level, int index, int rank, volatile int *stop
 		goto cleanup;
 	{ /* --margin: beyond the picture's true borders the tile is mirrored (a border
 	   * inside the picture is the overlap's, blended away) */
-		int m = ts_render_level_margin(j->c, lv->w, lv->h);
-		int mm[4] = { x == 0 ? m : 0, y == 0 ? m : 0, x + w == lv->w ? m : 0,
-			      y + h == lv->h ? m : 0 };
+		int mm[4];
 
+		ts_render_margins(j->c, lv->w, lv->h, x, y, w, h, mm);
 		if (ts_stylizer_run_margins(j->sty, j->targets, iters, h, w, mm, content, px,
 		                            &hooks, &final, &done))
 			goto cleanup;

@@ -39,12 +39,13 @@ ts_job_blocks(const ts_job *j, int level)
 {
 	const ts_level *lv = &j->plan->level[level];
 	int grid, halo = ts_coupled_halo(&j->op, &grid);
-	int side = j->c->tile / grid * grid, m = ts_render_level_margin(j->c, lv->w, lv->h);
+	int side = j->c->tile / grid * grid, m[4];
 
-	/* --margin: the blocks cover the level and its margin (a multiple of 16, so of
-	 * the grid): block coordinates are the level's plus m */
-	return ts_blocks_create(lv->w + 2 * m, lv->h + 2 * m, side < grid ? grid : side, halo,
-	                        grid);
+	/* --margin: the blocks cover the level and its margins (a multiple of 16, so of
+	 * the grid, each, and the whole too): block coordinates are the level's plus m[0] */
+	ts_render_margins(j->c, lv->w, lv->h, 0, 0, lv->w, lv->h, m);
+	return ts_blocks_create(lv->w + m[0] + m[2], lv->h + m[1] + m[3],
+	                        side < grid ? grid : side, halo, grid);
 }
 
 int
@@ -575,7 +576,8 @@ ts_job_block_band(ts_job *j, int level, const ts_blocks *bl, int y0, int rows, f
                   float **cache)
 {
 	const ts_level *lv = &j->plan->level[level];
-	int w = lv->w, m = (bl->w - lv->w) / 2; /* block coordinates: the level's + m */
+	/* block coordinates: the level's plus its left (and top) margin m */
+	int w = lv->w, m = ts_render_level_margin(j->c, lv->w, lv->h);
 
 	for (int r = 0; r < bl->nrows; r++) {
 		const ts_block *first = &bl->b[r * bl->ncols];

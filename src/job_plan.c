@@ -40,15 +40,16 @@ read_bytes(const ts_job *j, int k, int tw, int th)
 /* Per-rank peak while rendering a tile of the level: the held objective and
  * optimizer, the tile's buffers, and the content read of the next tile.  With
  * --margin a tile at a border is optimized with its margin: a corner tile's size
- * (both margins when one tile spans the level), and its two extended copies. */
+ * (both margins when one tile spans the level, and up to 15 px to a multiple of 16),
+ * and its two extended copies. */
 static double
 tile_bytes(const ts_job *j, int k, int iterations)
 {
 	const ts_level *lv = &j->plan->level[k];
 	ts_optim_params oo = ts_job_touched_optim(j, iterations);
 	int m = ts_render_level_margin(j->c, lv->w, lv->h);
-	int ew = lv->tw + (m ? (lv->ncols == 1 ? 2 * m : m) : 0);
-	int eh = lv->th + (m ? (lv->nrows == 1 ? 2 * m : m) : 0);
+	int ew = lv->tw + (m ? (lv->ncols == 1 ? 2 * m : m) + 15 : 0); /* 15: to 16s */
+	int eh = lv->th + (m ? (lv->nrows == 1 ? 2 * m : m) + 15 : 0);
 	size_t n = (size_t)3 * ew * eh;
 	double b = (double)ts_objective_bytes(j->net, eh, ew, &j->op);
 

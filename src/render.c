@@ -274,7 +274,7 @@ typedef struct single_ctx {
 	/* the level being optimized */
 	int level, nlevels;      /* index in the level list; levels in it */
 	int lw, lh;              /* its size */
-	int margin;              /* px optimized beyond each border (--margin) */
+	int margin[4];           /* px optimized beyond the left, top, right, bottom */
 	int offset;              /* run-wide number of its iteration 0 */
 	double work_before;      /* pixel iterations of the levels before it */
 	double work_total;       /* of every level rendered: the ETA's measure */
@@ -297,11 +297,11 @@ format_eta(double s, char *buf, size_t size)
 /* Write x, an image of the current level's size with margins m around it (cut off),
  * as an image file (clamped; original colours applied when asked). */
 static int
-write_frame(single_ctx *s, const float *x, int m, const char *path, int bits)
+write_frame(single_ctx *s, const float *x, const int m[4], const char *path, int bits)
 {
 	ts_image f = { s->lw, s->lh, 8, s->frame->px };
 
-	ts_margin_cut(x, s->lw, s->lh, m, m, m, m, f.px);
+	ts_margin_cut(x, s->lw, s->lh, m[0], m[1], m[2], m[3], f.px);
 	ts_image_clamp(&f);
 	if (s->c->original_colors)
 		ts_image_keep_colors(&f, s->colors);
@@ -408,7 +408,7 @@ save_level_frame(single_ctx *s, int level, const float *x)
 	if (!dot || (slash && dot < slash))
 		dot = out + strlen(out);
 	snprintf(path, sizeof path, "%.*s_level%d.tif", (int)(dot - out), out, level);
-	return write_frame(s, x, 0, path, 16);
+	return write_frame(s, x, (const int[4]){ 0, 0, 0, 0 }, path, 16);
 }
 
 /* x [3, h, w] = src [3, sh, sw] clamped to [0, 1] (as a level's file holds it) and
@@ -577,14 +577,11 @@ ts_render_single(const ts_config *c, volatile int *stop)
 		s.lw = lw;
 		s.lh = lh;
 		s.colors = contents[k];
-		s.margin = ts_render_level_margin(c, lw, lh);
-		{ /* the level optimized with a mirrored margin around it, then cut */
-			int mm[4] = { s.margin, s.margin, s.margin, s.margin };
-
-			if (ts_stylizer_run_margins(sty, targets, iters, lh, lw, mm, contents[k]->px,
-			                            x->px, &hooks, &final, &ldone))
-				goto cleanup;
-		}
+		ts_render_margins(c, lw, lh, 0, 0, lw, lh, s.margin);
+		/* the level optimized with a mirrored margin around it, then cut */
+		if (ts_stylizer_run_margins(sty, targets, iters, lh, lw, s.margin, contents[k]->px,
+		                            x->px, &hooks, &final, &ldone))
+			goto cleanup;
 		done += ldone;
 		if (s.report) {
 			ts_report_piece_level lv = {

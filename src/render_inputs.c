@@ -230,6 +230,17 @@ ts_render_level_margin(const ts_config *c, int w, int h)
 }
 
 void
+ts_render_margins(const ts_config *c, int lw, int lh, int x, int y, int w, int h, int m[4])
+{
+	int e = ts_render_level_margin(c, lw, lh);
+
+	m[0] = x == 0 ? e : 0;
+	m[1] = y == 0 ? e : 0;
+	m[2] = e && x + w == lw ? e + (16 - (m[0] + w + e) % 16) % 16 : 0;
+	m[3] = e && y + h == lh ? e + (16 - (m[1] + h + e) % 16) % 16 : 0;
+}
+
+void
 ts_render_frame_path(const char *out, int iter, char *buf, size_t size)
 {
 	const char *slash = strrchr(out, '/');

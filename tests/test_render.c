@@ -452,6 +452,57 @@ test_level_sizes(void **state)
 	assert_non_null(strstr(ts_errmsg(), "levels"));
 }
 
+/* The margins of a level or a tile: the level margin on the level's borders, none
+ * inside; on the right and bottom borders grown to a multiple of 16 (no pooling then
+ * drops a column or row of the extended picture), by less than 16; none at all with
+ * --margin 0 or on a level too small for one. */
+static void
+test_margins_to_16(void **state)
+{
+	static const int levels[][2] = { { 295, 384 }, { 384, 288 }, { 400, 300 },
+	                                 { 257, 1001 }, { 64, 64 } };
+	ts_config c;
+	int m[4];
+
+	(void)state;
+	base_config(&c, "unused.png");
+	c.margin = 10; /* rounded up to 16 */
+	for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+		int lw = levels[i][0], lh = levels[i][1], e = ts_render_level_margin(&c, lw, lh);
+
+		assert_int_equal(e, 16);
+		/* the whole level */
+		ts_render_margins(&c, lw, lh, 0, 0, lw, lh, m);
+		assert_int_equal(m[0], 16);
+		assert_int_equal(m[1], 16);
+		assert_int_equal((16 + lw + m[2]) % 16, 0);
+		assert_int_equal((16 + lh + m[3]) % 16, 0);
+		assert_true(m[2] >= 16 && m[2] < 32);
+		assert_true(m[3] >= 16 && m[3] < 32);
+		/* a tile at the right border, not the top: the right grown from its own left */
+		ts_render_margins(&c, lw, lh, 48, 16, lw - 48, 16, m);
+		assert_int_equal(m[0], 0);
+		assert_int_equal(m[1], 0);
+		assert_int_equal((lw - 48 + m[2]) % 16, 0);
+		assert_true(m[2] >= 16 && m[2] < 32);
+		assert_int_equal(m[3], 0);
+		/* an interior tile: none */
+		ts_render_margins(&c, lw, lh, 16, 16, 32, 32, m);
+		assert_true(!m[0] && !m[1] && !m[2] && !m[3]);
+	}
+	/* 295 wide: 16 + 295 + 25 = 336 = 21 x 16 */
+	ts_render_margins(&c, 295, 384, 0, 0, 295, 384, m);
+	assert_int_equal(m[2], 25);
+	assert_int_equal(m[3], 16);
+	/* a level whose short side is below 4 margins, and --margin 0: none */
+	ts_render_margins(&c, 63, 200, 0, 0, 63, 200, m);
+	assert_true(!m[0] && !m[1] && !m[2] && !m[3]);
+	c.margin = 0;
+	ts_render_margins(&c, 295, 384, 0, 0, 295, 384, m);
+	assert_true(!m[0] && !m[1] && !m[2] && !m[3]);
+	ts_config_fini(&c);
+}
+
 /* A coarse-to-fine render: the output at the requested size, the report's levels
  * with their sizes, iterations and losses, the iterations numbered over the run,
  * frames across levels and each level below the output saved. */
@@ -643,6 +694,7 @@ main(void)
 		cmocka_unit_test(test_output_size_rules),
 		cmocka_unit_test(test_stylizer_reuse),
 		cmocka_unit_test(test_level_sizes),
+		cmocka_unit_test(test_margins_to_16),
 		cmocka_unit_test(test_coarse_to_fine),
 		cmocka_unit_test(test_init_file_level),
 		cmocka_unit_test(test_stop_at_coarse_level),

@@ -98,6 +98,17 @@ int ts_render_margin(const ts_config *c);
  * next level's L-BFGS crawled from there, measured) */
 int ts_render_level_margin(const ts_config *c, int w, int h);
 
+/* The margins, left, top, right, bottom, of the rectangle x, y, w, h of a lw x lh level
+ * (the whole level for a single piece and --gram global's blocks, a tile otherwise):
+ * the level margin at each side on a border of the level, none inside it (a tile's
+ * overlap is blended away), the right and bottom ones grown until the extended
+ * rectangle is a multiple of 16 wide and high when it touches those borders.  The
+ * network's four poolings then drop no column or row (each drops an odd last one: a
+ * 295 px wide level's right border lay 9 px from where the relu4 features stop, its
+ * left 16; over builtin seeds 0-3 seated-nude's right frame +15 +-20 became +9 +-12). */
+void ts_render_margins(const ts_config *c, int lw, int lh, int x, int y, int w, int h,
+                       int m[4]);
+
 /* Render the whole picture in one piece: load, stylize, write c->out (and the
  * report, intermediate images).  stop (may be NULL) is polled between iterations.
  * 0, 1 when stopped early by *stop (the current image is written), -1 on error. */
