@@ -218,6 +218,12 @@ ts_report_create(const ts_config *c)
 		goto fail;
 	if (!cJSON_AddStringToObject(r->root, "blas_kernels", ts_blas_core()))
 		goto fail;
+	{
+		char cwd[PATH_MAX];
+
+		if (getcwd(cwd, sizeof cwd) && !cJSON_AddStringToObject(r->root, "cwd", cwd))
+			goto fail;
+	}
 	if (!(settings = cJSON_AddObjectToObject(r->root, "settings")))
 		goto fail;
 	if (add_settings(settings, c))
@@ -236,7 +242,7 @@ static void
 set_item(ts_report *r, const char *key, cJSON *item)
 {
 	TS_ASSERT(strcmp(key, "version") && strcmp(key, "settings") &&
-	          strcmp(key, "iterations"));
+	          strcmp(key, "iterations") && strcmp(key, "cwd"));
 	if (!item) {
 		r->oom = 1;
 		return;

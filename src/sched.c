@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tessera/error.h"
@@ -57,6 +58,68 @@ static void *shm_base; /* their mapping, or NULL */
 static size_t shm_bytes;
 static int node_ranks = 1, node_unshared; /* ranks on this node; each has its own copy */
 
+/* Waiting without a busy core.  Open MPI's blocking calls poll the network without
+ * pause, so a rank that waits (a worker while rank 0 assembles a level, builds the
+ * Deep Zoom pyramid or computes the next targets; rank 0 for the last tiles of a
+ * level; every rank but 0 through a single-piece render) would hold a core at 100%
+ * that the node's working ranks and their threads need.  These start the operation
+ * and test it, sleeping between tests: from 50 us, doubling to 10 ms, so that a short
+ * wait costs little latency and a long one at most a test every 10 ms. */
+static void
+idle_pause(struct timespec *ts)
+{
+	nanosleep(ts, NULL);
+	if (ts->tv_nsec < 10000000L)
+		ts->tv_nsec = ts->tv_nsec * 2 < 10000000L ? ts->tv_nsec * 2 : 10000000L;
+}
+
+static void
+wait_idle(MPI_Request *rq)
+{
+	struct timespec ts = { 0, 50000L };
+	int done = 0;
+
+	for (;;) {
+		MPI_Test(rq, &done, MPI_STATUS_IGNORE);
+		if (done)
+			return;
+		idle_pause(&ts);
+	}
+}
+
+static void
+bcast_idle(void *buf, int count, MPI_Datatype type, int root, MPI_Comm comm)
+{
+	MPI_Request rq;
+
+	MPI_Ibcast(buf, count, type, root, comm, &rq);
+	wait_idle(&rq);
+}
+
+static void
+barrier_idle(MPI_Comm comm)
+{
+	MPI_Request rq;
+
+	MPI_Ibarrier(comm, &rq);
+	wait_idle(&rq);
+}
+
+/* MPI_Probe, without a busy core (above) */
+static void
+probe_idle(int tag, MPI_Status *st)
+{
+	struct timespec ts = { 0, 50000L };
+	int flag = 0;
+
+	for (;;) {
+		MPI_Iprobe(MPI_ANY_SOURCE, tag, MPI_COMM_WORLD, &flag, st);
+		if (flag)
+			return;
+		idle_pause(&ts);
+	}
+}
+
 void
 ts_sched_init(int *argc, char ***argv, int *rank, int *nranks)
 {
@@ -74,6 +137,8 @@ ts_sched_finalize(void)
 		munmap(shm_base, shm_bytes);
 	if (node_comm != MPI_COMM_NULL)
 		MPI_Comm_free(&node_comm);
+	if (n_ranks > 1)
+		barrier_idle(MPI_COMM_WORLD); /* the others wait here for rank 0's last writes */
 	MPI_Finalize();
 }
 
@@ -141,8 +206,8 @@ share_weights(ts_job *job, const ts_config *c)
 		snprintf(peer, sizeof peer, "/proc/%ld/fd/%d", (long)getpid(), fd);
 	}
 	/* the leader has written them (or failed): the others may map them */
-	MPI_Bcast(&ok, 1, MPI_INT, 0, node_comm);
-	MPI_Bcast(peer, sizeof peer, MPI_CHAR, 0, node_comm);
+	bcast_idle(&ok, 1, MPI_INT, 0, node_comm);
+	bcast_idle(peer, sizeof peer, MPI_CHAR, 0, node_comm);
 	if (ok == 1 && node_rank != 0) {
 		if ((fd = open(peer, O_RDONLY | O_CLOEXEC)) < 0 ||
 		    (p = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED)
@@ -246,7 +311,7 @@ run_global_level(ts_job *job, int level, volatile int *stop, int progress, level
 	free(counts);
 	if (r)
 		return r;
-	MPI_Barrier(MPI_COMM_WORLD);
+	barrier_idle(MPI_COMM_WORLD);
 	if (my_rank == 0) {
 		ts_blocks *bl = ts_job_blocks(job, level);
 
@@ -583,7 +648,7 @@ coordinate_level(level_state *s)
 		{
 			MPI_Status st;
 
-			MPI_Probe(MPI_ANY_SOURCE, TAG_REQ, MPI_COMM_WORLD, &st);
+			probe_idle(TAG_REQ, &st);
 			serve_one(s, st.MPI_SOURCE);
 		}
 	}
@@ -606,7 +671,12 @@ work_level(ts_job *job, int level, volatile int *stop)
 		int r;
 
 		MPI_Send(m, R_N, MPI_DOUBLE, 0, TAG_REQ, MPI_COMM_WORLD);
-		MPI_Recv(&reply, 1, MPI_INT, 0, TAG_REPLY, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+		{
+			MPI_Request rq;
+
+			MPI_Irecv(&reply, 1, MPI_INT, 0, TAG_REPLY, MPI_COMM_WORLD, &rq);
+			wait_idle(&rq);
+		}
 		if (reply < 0)
 			return 0;
 		r = ts_job_render_tile(job, level, reply, my_rank, stop, NULL, NULL, &res);
@@ -632,7 +702,7 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 	/* Rank 0 sets up the job directory first; the others open it after. */
 	if (my_rank == 0 && !(job = ts_job_open(c, !c->plan_only)))
 		ok = 0;
-	MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+	bcast_idle(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
 	if (!ok) {
 		failed_together = 1; /* rank 0's message is in its buffer */
 		return -1;
@@ -727,7 +797,7 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 			if (hdr[0] == 1 && s.nqueue == 0)
 				hdr[0] = 2; /* nothing to render: skip the targets */
 		}
-		MPI_Bcast(hdr, 2, MPI_INT, 0, MPI_COMM_WORLD);
+		bcast_idle(hdr, 2, MPI_INT, 0, MPI_COMM_WORLD);
 		if (hdr[0] == 0) {
 			ret = 1;
 			goto cleanup;
@@ -740,7 +810,7 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 			if (my_rank != 0 && !ts_job_targets(job, level, 0))
 				goto cleanup;
 			t = ts_job_current_targets(job);
-			MPI_Bcast(t->mem, (int)ts_targets_floats(t), MPI_FLOAT, 0, MPI_COMM_WORLD);
+			bcast_idle(t->mem, (int)ts_targets_floats(t), MPI_FLOAT, 0, MPI_COMM_WORLD);
 			if (my_rank != 0)
 				ts_targets_update(t);
 			if (ts_job_level_global(job, level)) {

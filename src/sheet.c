@@ -684,6 +684,7 @@ ts_sheet_write(const cJSON *report, const char *path)
 	const cJSON *styles = cJSON_GetObjectItemCaseSensitive(set, "style");
 	const cJSON *blend = cJSON_GetObjectItemCaseSensitive(set, "style_blend");
 	const char *paths[TS_MAX_STYLES + 2], *role[TS_MAX_STYLES + 2];
+	char (*joined)[4096] = NULL; /* [np]: relative names from "cwd" */
 	int pw[TS_MAX_STYLES + 2], ph[TS_MAX_STYLES + 2], np = 0, nstyle, ret = -1;
 	cairo_surface_t *surf = NULL;
 	cairo_t *cr = NULL;
@@ -712,15 +713,32 @@ ts_sheet_write(const cJSON *report, const char *path)
 	}
 	paths[np] = str(set, "out");
 	role[np++] = "output";
-	for (int i = 0; i < np; i++)
+	if (!(joined = malloc((size_t)np * sizeof *joined))) {
+		ts_error("sheet", "out of memory");
+		goto cleanup;
+	}
+	for (int i = 0; i < np; i++) {
+		const char *cwd = str(report, "cwd");
+		int n;
+
+		/* a relative name from the run's folder, else as given */
+		if (paths[i][0] != '/' && cwd && *cwd &&
+		    (n = snprintf(joined[i], sizeof joined[i], "%s/%s", cwd, paths[i])) > 0 &&
+		    (size_t)n < sizeof joined[i] && !ts_image_probe(joined[i], &pw[i], &ph[i], NULL)) {
+			paths[i] = joined[i];
+			continue;
+		}
 		if (ts_image_probe(paths[i], &pw[i], &ph[i], NULL)) {
 			char msg[1024];
 
 			snprintf(msg, sizeof msg, "%s", ts_errmsg());
-			ts_error("sheet", "cannot read the %s \"%s\" the report names (%s)", role[i],
-			         paths[i], msg);
+			ts_error("sheet", "cannot read the %s \"%s\" the report names%s%s%s (%s)",
+			         role[i], paths[i], paths[i][0] != '/' && cwd ? ", from " : "",
+			         paths[i][0] != '/' && cwd ? cwd : "",
+			         paths[i][0] != '/' && cwd ? " or here" : "", msg);
 			goto cleanup;
 		}
+	}
 	if (ts_sheet_layout_for(np, pw, ph, &l) || curve_from(report, &cv))
 		goto cleanup;
 
@@ -789,6 +807,7 @@ ts_sheet_write(const cJSON *report, const char *path)
 	}
 	ret = 0;
 cleanup:
+	free(joined);
 	curve_fini(&cv);
 	ts_image_destroy(im);
 	ts_image_destroy(sheet);

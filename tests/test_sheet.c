@@ -393,6 +393,44 @@ test_refused(void **state)
 	ts_report_destroy(r);
 }
 
+/* A report names its pictures as the run was given them; the sheet finds relative
+ * names from the run's folder (the report's "cwd") wherever it is drawn, and without
+ * "cwd" only from the current folder (refused elsewhere, naming the file). */
+static void
+test_relative_names(void **state)
+{
+	char here[4096], path[160];
+	ts_config c;
+	ts_report *r;
+	cJSON *copy;
+
+	(void)state;
+	assert_non_null(getcwd(here, sizeof here));
+	assert_int_equal(chdir(dir), 0);
+	ts_config_defaults(&c);
+	c.content = "content.png";
+	c.style[0] = "style.png";
+	c.nstyle = 1;
+	c.style_blend[0] = 1;
+	c.out = "out.tif";
+	r = ts_report_create(&c);
+	assert_non_null(r);
+	assert_int_equal(chdir("/"), 0);
+	snprintf(path, sizeof path, "%s/relative.png", dir);
+	assert_int_equal(ts_sheet_write(ts_report_json(r), path), 0);
+	assert_int_equal(access(path, F_OK), 0);
+	copy = cJSON_Duplicate(ts_report_json(r), 1);
+	assert_non_null(copy);
+	cJSON_DeleteItemFromObjectCaseSensitive(copy, "cwd");
+	assert_int_equal(ts_sheet_write(copy, path), -1);
+	assert_non_null(strstr(ts_errmsg(), "\"content.png\""));
+	assert_int_equal(chdir(dir), 0); /* as given, from here */
+	assert_int_equal(ts_sheet_write(copy, path), 0);
+	cJSON_Delete(copy);
+	ts_report_destroy(r);
+	assert_int_equal(chdir(here), 0);
+}
+
 int
 main(void)
 {
@@ -401,6 +439,7 @@ main(void)
 		cmocka_unit_test(test_single_piece),
 		cmocka_unit_test(test_no_losses),
 		cmocka_unit_test(test_tiled),
+		cmocka_unit_test(test_relative_names),
 		cmocka_unit_test(test_refused),
 	};
 

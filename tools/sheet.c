@@ -4,8 +4,9 @@
  *
  * Draws what --sheet draws at the end of a run (sheet.h): the content, the styles and
  * the output the report's settings name, side by side, and the loss curve from its
- * iterations (a single piece) or levels (a tiled run).  Run it from the folder the
- * run was started in: the report's file names are as the run was given them. */
+ * iterations (a single piece) or levels (a tiled run).  The report's file names are
+ * as the run was given them: relative ones are read from the folder the run was
+ * started in (the report's "cwd"), so it may be run from anywhere. */
 #include <stdio.h>
 #include <string.h>
 
@@ -19,8 +20,9 @@ main(int argc, char **argv)
 	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		printf("usage: tessera-sheet REPORT.json OUT.png\n"
 		       "The contact sheet of a tessera run: content, styles, output and the loss\n"
-		       "curve side by side, from the run's --report (file names in it are read as\n"
-		       "given, from the current folder).  OUT's extension: .png .jpg .tif .bmp\n");
+		       "curve side by side, from the run's --report (relative file names in it\n"
+		       "are read from the folder the run was started in).  OUT's extension: .png\n"
+		       ".jpg .tif .bmp\n");
 		return 0;
 	}
 	if (argc == 2 && !strcmp(argv[1], "--version")) {

@@ -2,6 +2,8 @@
  *
  * One JSON object:
  *   "version":    tessera's version (TS_VERSION)
+ *   "cwd":        the folder the run was started in (the settings' relative file
+ *                 names are relative to it); absent when getcwd fails
  *   "settings":   every config field that has a value, under its field name
  *                 ("style_weight", "content_layers", ...); layers as an object of
  *                 name -> weight in the order given ({"relu4_2": 1}); enums by name

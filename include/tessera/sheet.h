@@ -43,8 +43,9 @@ int ts_sheet_layout_for(int npics, const int *w, const int *h, ts_sheet_layout *
 
 /* Draw the sheet of the run that report describes (a report.h tree: ts_report_json,
  * or a parsed file) and write it to path atomically.  The pictures are read from
- * the files the settings name ("content", "style", "out"), as given (relative to
- * the folder the run was started in).  0, or -1 with a message naming what is
+ * the files the settings name ("content", "style", "out"): a relative name from the
+ * report's "cwd" (the run's folder), or as given when it is not there (a run's folder
+ * moved, or a report without "cwd").  0, or -1 with a message naming what is
  * missing or which file could not be read or written (no path.part left). */
 int ts_sheet_write(const struct cJSON *report, const char *path);
 
