@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "tessera/conv.h"
 #include "tessera/par.h"
 
 #include "job_internal.h"
@@ -74,6 +75,10 @@ ts_job_print_plan(ts_job *j, FILE *f, int nranks)
 
 	for (int i = 0; i < j->net->nconv; i++)
 		weights += 4.0 * (j->net->out_ch[i] * (double)j->net->in_ch[i] * 9 + j->net->out_ch[i]);
+	if (j->c->padding != TS_PAD_ZERO) /* --padding: each rank's border taps, as many */
+		for (int i = 0; i < j->net->nconv; i++)
+			weights += 4.0 * (double)ts_conv_border_floats(j->net->in_ch[i],
+			                                               j->net->out_ch[i]);
 	fixed = weights;
 	fprintf(f, "tessera plan: %s -> %dx%d (%s)\n", j->c->content, p->w, p->h,
 	        j->c->out ? j->c->out : "no output");
