@@ -396,6 +396,51 @@ ts_image_reader_rows(ts_image_reader *r, int rows, float *out)
 	return ret;
 }
 
+ts_image *
+ts_image_load_scaled(const char *path, int denom)
+{
+	ts_image_reader *r;
+	ts_image *im = NULL;
+	float *chunk = NULL;
+	int w, h, bits, step;
+
+	if (denom <= 1)
+		return ts_image_load(path, 0);
+	if (!(r = ts_image_reader_open_scaled(path, denom)))
+		return NULL;
+	ts_image_reader_size(r, &w, &h, &bits);
+	if ((long long)w * h > TS_IMAGE_MAX_PIXELS) {
+		ts_error("image", "%s: %dx%d at 1/%d exceeds the budget of %lld pixels", path, w,
+		         h, denom, (long long)TS_IMAGE_MAX_PIXELS);
+		goto cleanup;
+	}
+	step = h < 64 ? h : 64;
+	if (!(im = ts_image_create(w, h)) ||
+	    !(chunk = malloc((size_t)3 * step * w * sizeof *chunk))) {
+		if (im)
+			ts_error("image", "%s: out of memory for a %dx%d picture", path, w, h);
+		goto fail;
+	}
+	im->bits = bits;
+	for (int y = 0; y < h; y += step) {
+		int rows = h - y < step ? h - y : step;
+
+		if (ts_image_reader_rows(r, rows, chunk))
+			goto fail;
+		for (int c = 0; c < 3; c++)
+			memcpy(im->px + ((size_t)c * h + y) * w, chunk + (size_t)c * rows * w,
+			       (size_t)rows * w * sizeof *chunk);
+	}
+	goto cleanup;
+fail:
+	ts_image_destroy(im);
+	im = NULL;
+cleanup:
+	free(chunk);
+	ts_image_reader_close(r);
+	return im;
+}
+
 /* Output format from the extension of path (case-insensitive). */
 static enum image_format
 format_from_ext(const char *path)

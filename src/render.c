@@ -474,9 +474,17 @@ ts_render_single(const ts_config *c, volatile int *stop)
 	s.progress = c->progress == TS_PROGRESS_ON || (c->progress == TS_PROGRESS_AUTO && s.tty);
 	s.t0 = ts_now();
 
-	if (!(content_src = ts_image_load(c->content, 0)))
-		goto cleanup;
-	ts_render_output_size(c, content_src->w, content_src->h, &w, &h);
+	{ /* the output's size from the file's; a large JPEG decoded shrunk on the way (by
+	   * what still covers the output, as a tiled job's pyramid is) */
+		int cw, ch, sw, sh, d;
+
+		if (ts_image_probe(c->content, &cw, &ch, NULL))
+			goto cleanup;
+		ts_render_output_size(c, cw, ch, &w, &h);
+		if ((d = ts_content_decode_scale(c->content, cw, ch, w, h, c->fit, &sw, &sh)) < 0 ||
+		    !(content_src = ts_image_load_scaled(c->content, d)))
+			goto cleanup;
+	}
 	if ((n = ts_render_levels(w, h, c->start_size, c->level_factor, TS_RENDER_MIN_SIDE,
 	                          sizes)) < 0)
 		goto cleanup;

@@ -120,6 +120,60 @@ test_jpeg_roundtrip(void **state)
 	ts_image_destroy(b);
 }
 
+/* A JPEG decoded at 1/4 by ts_image_load_scaled: its sides rounded up (203 -> 51),
+ * close to the full decode averaged over 4 x 4 boxes; a PNG and denom 1 at full size
+ * (the format cannot shrink); a missing file named. */
+static void
+test_load_scaled(void **state)
+{
+	enum { W = 256, H = 203 };
+	char p[PATH_MAX], q[PATH_MAX];
+	ts_image *a = ts_image_create(W, H), *full, *s;
+	double err = 0;
+	int n = 0;
+
+	(void)state;
+	assert_non_null(a);
+	for (int c = 0; c < 3; c++)
+		for (int y = 0; y < H; y++)
+			for (int x = 0; x < W; x++)
+				a->px[((size_t)c * H + y) * W + x] =
+					(float)(0.5 + 0.4 * sin(0.03 * x + 0.05 * y + c));
+	tpath(p, "scaled.jpg");
+	tpath(q, "scaled.png");
+	assert_int_equal(ts_image_save(a, p, 8), 0);
+	assert_int_equal(ts_image_save(a, q, 8), 0);
+	assert_non_null(full = ts_image_load(p, 0));
+	assert_non_null(s = ts_image_load_scaled(p, 4));
+	assert_int_equal(s->w, 64);
+	assert_int_equal(s->h, 51);
+	for (int c = 0; c < 3; c++)
+		for (int y = 0; y < H / 4; y++)
+			for (int x = 0; x < W / 4; x++) {
+				double m = 0;
+
+				for (int j = 0; j < 4; j++)
+					for (int i = 0; i < 4; i++)
+						m += full->px[((size_t)c * H + 4 * y + j) * W + 4 * x + i];
+				err += fabs(m / 16 - s->px[((size_t)c * s->h + y) * s->w + x]);
+				n++;
+			}
+	assert_true(err / n < 0.01);
+	ts_image_destroy(s);
+	assert_non_null(s = ts_image_load_scaled(q, 4));
+	assert_int_equal(s->w, W);
+	assert_int_equal(s->h, H);
+	ts_image_destroy(s);
+	assert_non_null(s = ts_image_load_scaled(p, 1));
+	assert_int_equal(s->w, W);
+	ts_image_destroy(s);
+	tpath(q, "missing.jpg");
+	assert_null(ts_image_load_scaled(q, 4));
+	assert_non_null(strstr(ts_errmsg(), "missing.jpg"));
+	ts_image_destroy(full);
+	ts_image_destroy(a);
+}
+
 static void
 test_bmp_loads(void **state)
 {
@@ -859,6 +913,7 @@ main(void)
 		cmocka_unit_test(test_png8_roundtrip),
 		cmocka_unit_test(test_png16_load),
 		cmocka_unit_test(test_jpeg_roundtrip),
+		cmocka_unit_test(test_load_scaled),
 		cmocka_unit_test(test_bmp_loads),
 		cmocka_unit_test(test_tiff16_roundtrip),
 		cmocka_unit_test(test_tiff8_grey_rgba),

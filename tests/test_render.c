@@ -217,6 +217,54 @@ test_zero_iterations_writes_start(void **state)
 	ts_config_fini(&c);
 }
 
+/* A JPEG 4 times the output's size is decoded at 1/4 (libjpeg-turbo's scaled DCT, as
+ * a tiled job's pyramid): the start written at 0 iterations is that decode resized,
+ * not the full decode's. */
+static void
+test_large_jpeg_decoded_shrunk(void **state)
+{
+	ts_config c;
+	char jpg[160], out[160];
+	ts_image *big = ts_image_create(640, 480), *q, *f, *o, *fr, *qr;
+	double dq = 0, df = 0;
+	size_t n = (size_t)3 * 160 * 120;
+
+	(void)state;
+	assert_non_null(big);
+	pattern(big, 2);
+	snprintf(jpg, sizeof jpg, "%s/big.jpg", dir);
+	assert_int_equal(ts_image_save(big, jpg, 8), 0);
+	snprintf(out, sizeof out, "%s/big_start.tif", dir);
+	base_config(&c, out);
+	free(c.content);
+	c.content = strdup(jpg);
+	c.width = 160;
+	c.start_size = 0;
+	c.iterations = 0;
+	assert_int_equal(ts_render_single(&c, NULL), 0);
+	assert_non_null(o = ts_image_load(out, 0));
+	assert_non_null(q = ts_image_load_scaled(jpg, 4));
+	assert_int_equal(q->w, 160);
+	assert_non_null(f = ts_image_load(jpg, 0));
+	assert_non_null(qr = ts_image_resize(q, 160, 120));
+	assert_non_null(fr = ts_image_resize(f, 160, 120));
+	assert_int_equal(o->w, 160);
+	assert_int_equal(o->h, 120);
+	for (size_t i = 0; i < n; i++) {
+		dq = fmax(dq, fabs(o->px[i] - fmin(fmax(qr->px[i], 0), 1)));
+		df += fabs(o->px[i] - fr->px[i]);
+	}
+	assert_true(dq < 1.0 / 65535 + 1e-6); /* a 16-bit TIFF of that decode */
+	assert_true(df / n > 1e-4);           /* and not the full one's */
+	ts_image_destroy(big);
+	ts_image_destroy(q);
+	ts_image_destroy(f);
+	ts_image_destroy(o);
+	ts_image_destroy(qr);
+	ts_image_destroy(fr);
+	ts_config_fini(&c);
+}
+
 static void
 test_frames_blend_and_colors(void **state)
 {
@@ -689,6 +737,7 @@ main(void)
 		cmocka_unit_test(test_lbfgs_loss_falls),
 		cmocka_unit_test(test_adam_loss_falls),
 		cmocka_unit_test(test_zero_iterations_writes_start),
+		cmocka_unit_test(test_large_jpeg_decoded_shrunk),
 		cmocka_unit_test(test_frames_blend_and_colors),
 		cmocka_unit_test(test_frame_path),
 		cmocka_unit_test(test_output_size_rules),

@@ -96,6 +96,11 @@ int ts_image_reader_streams(const ts_image_reader *r);
  * truncated file is found here, as late as the rows that show it). */
 int ts_image_reader_rows(ts_image_reader *r, int rows, float *out);
 void ts_image_reader_close(ts_image_reader *r);
+/* A whole file decoded at 1/denom (1, 2, 4 or 8) as ts_image_reader_open_scaled reads
+ * it: a JPEG shrunk by libjpeg-turbo on the way, rows at a time, so that a large photo
+ * for a small render never exists at full size; other formats, and denom 1, as
+ * ts_image_load(path, 0).  NULL with a message naming the file. */
+ts_image *ts_image_load_scaled(const char *path, int denom);
 
 /* --- Large TIFF, for the tiled renderer: read a region, write tile rows. --- */
 
