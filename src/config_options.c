@@ -89,8 +89,8 @@ const ts_cfg_option ts_cfg_options[] = {
 	{ "lbfgs-precision", K_LBPREC, F(lbfgs_half), "single|half",
 	  "floats of the L-BFGS memory: 32-bit, or 16-bit (half the bytes, less time)", NULL },
 	{ "lbfgs-backtrack", K_ONOFF, F(lbfgs_backtrack), "on|off",
-	  "a step that raises the loss is taken back to a quarter of its length, up to 8 "
-	  "times (off: torch's fixed steps)", NULL },
+	  "a step that raises the loss (or makes it not finite) is taken back to a quarter "
+	  "of its length, up to 8 times (off: torch's fixed steps)", NULL },
 	{ "learning-rate", K_DOUBLE, F(learning_rate), "X",
 	  "step size (0: L-BFGS 1, Adam 0.02)", NULL },
 

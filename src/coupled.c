@@ -743,7 +743,7 @@ ts_coupled_eval(ts_coupled *c, const float *x, float *grad, ts_loss_parts *parts
 		block_tv_chroma(c, b, extp(c, c->ext, b), extp(c, c->egrad, b), &d0, &d1);
 	}
 	ts_coupled_gather_grads(c, grad);
-	return total;
+	return isfinite(total) ? total : INFINITY; /* as a single piece's: a rise */
 }
 
 /* The optimizer's sums: this process's segments (= blocks) into their slots, the

@@ -240,11 +240,20 @@ int
 ts_optim_evaluate(ts_optim *o, const float *x, ts_objective_fn fn, void *ctx, float *g,
                   double *f)
 {
+	return ts_optim_evaluate_moved(o, x, fn, ctx, g, f, 0);
+}
+
+int
+ts_optim_evaluate_moved(ts_optim *o, const float *x, ts_objective_fn fn, void *ctx,
+                        float *g, double *f, int may_rise)
+{
 	double t0 = ts_now();
 
 	*f = fn(ctx, x, g);
 	eval_seconds += ts_now() - t0;
 	o->evals++;
+	if (may_rise && *f == INFINITY)
+		return 0;
 	if (!isfinite(*f)) {
 		ts_error("optim", "objective returned %g at evaluation %ld", *f, o->evals);
 		o->failed = 1;

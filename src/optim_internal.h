@@ -132,6 +132,11 @@ struct ts_optim {
  * -1 (message set, o->failed) when it returns NaN or inf. */
 int ts_optim_evaluate(ts_optim *o, const float *x, ts_objective_fn fn, void *ctx,
                       float *g, double *f);
+/* The same at a point a move reached: with may_rise, +inf (the objective not finite
+ * there) is a value like any other, a rise for the caller to take back (0); NaN (fn
+ * failed) still fails. */
+int ts_optim_evaluate_moved(ts_optim *o, const float *x, ts_objective_fn fn, void *ctx,
+                            float *g, double *f, int may_rise);
 
 /* out [k] = the sums over the whole problem of the blocks' partial sums part [nb *
  * stride] (k of them at part + b * stride, k <= ops->width). */

@@ -449,6 +449,15 @@ lbfgs_settle(ts_optim *o, float *x)
 	return 1;
 }
 
+/* Whether the point a move reaches may be one to take back (--lbfgs-backtrack, a
+ * shortening left): then a loss that is not finite there (+inf from fn) is a rise
+ * like any other, taken back, rather than the end of the run. */
+static int
+may_rise(const ts_optim *o)
+{
+	return o->p.backtrack && o->nretreat < 8;
+}
+
 /* After a move from a point where f was f_prev: a rise to be taken back (backtrack),
  * or the stop tests.  Always 0. */
 static int
@@ -495,7 +504,7 @@ lbfgs_step(ts_optim *o, float *x, ts_objective_fn fn, void *ctx)
 		move_by(o, x, t_new - o->t);
 		o->t = t_new;
 		o->retreat = 0;
-		if (ts_optim_evaluate(o, x, fn, ctx, o->g, &o->f))
+		if (ts_optim_evaluate_moved(o, x, fn, ctx, o->g, &o->f, may_rise(o)))
 			return -1;
 		return lbfgs_after_move(o, o->f_acc);
 	}
@@ -522,7 +531,7 @@ lbfgs_step(ts_optim *o, float *x, ts_objective_fn fn, void *ctx)
 	t = o->gprev;
 	o->gprev = o->g;
 	o->g = t;
-	if (ts_optim_evaluate(o, x, fn, ctx, o->g, &o->f))
+	if (ts_optim_evaluate_moved(o, x, fn, ctx, o->g, &o->f, may_rise(o)))
 		return -1;
 	return lbfgs_after_move(o, f_prev);
 }

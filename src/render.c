@@ -58,7 +58,7 @@ eval_fn(void *user, const float *x, float *grad)
 		return NAN;
 	}
 	e->next_it++;
-	return isfinite(f) ? f : NAN;
+	return isfinite(f) ? f : INFINITY; /* not finite here: a rise (NaN: a failure) */
 }
 
 struct ts_stylizer {

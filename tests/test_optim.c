@@ -452,6 +452,72 @@ test_lbfgs_backtrack(void **state)
 	ts_optim_destroy(o);
 }
 
+/* 2x^2 where |x| < 10, not finite (+inf) beyond; inside 1e-3 of 0 only, with ctx set */
+static double
+walled_fn(void *ctx, const float *x, float *grad)
+{
+	double lim = ctx ? 1e-3 : 10.0;
+
+	grad[0] = 4.0f * x[0];
+	return fabs(x[0]) < lim ? 2.0 * (double)x[0] * x[0] : INFINITY;
+}
+
+/* A move to where the objective is not finite (+inf) is a rise like any other under
+ * --lbfgs-backtrack: from 3 with lr 20 the first move reaches -17 (inf), taken back to
+ * -2 as on the quadratic; without backtracking the step fails, and with it the run
+ * fails once 8 shortenings have not found a finite point.  NaN (fn failed) fails. */
+static void
+test_lbfgs_backtrack_nonfinite(void **state)
+{
+	ts_optim_params p;
+	ts_optim *o;
+	float x[1] = { 3.0f };
+	double f;
+	int r = 0, k;
+
+	(void)state;
+	ts_optim_defaults(&p, TS_OPTIM_LBFGS);
+	p.lr = 20;
+	p.history = 5;
+	p.backtrack = 1;
+	assert_non_null(o = ts_optim_create(&p, 1));
+	assert_int_equal(ts_optim_step(o, x, walled_fn, NULL, &f), 0);
+	assert_true(fabs(x[0] + 17) < 1e-4);
+	assert_true(f == INFINITY);
+	assert_int_equal(ts_optim_step(o, x, walled_fn, NULL, &f), 0);
+	assert_true(fabs(x[0] + 2) < 1e-4);
+	assert_true(fabs(f - 8) < 1e-3);
+	for (k = 0; k < 10 && r == 0; k++)
+		r = ts_optim_step(o, x, walled_fn, NULL, &f);
+	assert_true(r >= 0);
+	assert_true(isfinite(f) && f < 8);
+	ts_optim_destroy(o);
+	/* without backtracking: the step to -17 fails */
+	p.backtrack = 0;
+	x[0] = 3.0f;
+	assert_non_null(o = ts_optim_create(&p, 1));
+	assert_int_equal(ts_optim_step(o, x, walled_fn, NULL, &f), -1);
+	assert_non_null(strstr(ts_errmsg(), "inf"));
+	ts_optim_destroy(o);
+	/* a wall 1e-3 wide: the start is not finite either: fails at once */
+	p.backtrack = 1;
+	x[0] = 3.0f;
+	assert_non_null(o = ts_optim_create(&p, 1));
+	assert_int_equal(ts_optim_step(o, x, walled_fn, &r, &f), -1);
+	ts_optim_destroy(o);
+	/* from inside the narrow wall with a long step: the 8 shortenings (to 4^-8 of the
+	 * step) still land outside, and the last, with none left to try, ends the run */
+	x[0] = 5e-4f;
+	p.lr = 1e6;
+	assert_non_null(o = ts_optim_create(&p, 1));
+	r = 0;
+	for (k = 0; k < 12 && r == 0; k++)
+		r = ts_optim_step(o, x, walled_fn, &r, &f);
+	assert_int_equal(r, -1);
+	assert_int_equal(k, 9); /* the move, then 8 shortenings */
+	ts_optim_destroy(o);
+}
+
 static void
 test_lbfgs_first_steps(void **state)
 {
@@ -918,6 +984,7 @@ main(void)
 		cmocka_unit_test(test_lbfgs_rosenbrock),
 		cmocka_unit_test(test_lbfgs_first_steps),
 		cmocka_unit_test(test_lbfgs_backtrack),
+		cmocka_unit_test(test_lbfgs_backtrack_nonfinite),
 		cmocka_unit_test(test_converged_at_start),
 		cmocka_unit_test(test_converged_sticky),
 		cmocka_unit_test(test_nan_fails),

@@ -7,7 +7,8 @@
 #include <stddef.h>
 
 /* Evaluate the objective at x [n]: return f(x) and write its gradient into grad [n].
- * Return NaN to signal an error (the step then fails). */
+ * Return NaN to signal an error (the step then fails), +inf where the objective is
+ * not finite (L-BFGS with backtrack takes the move back; otherwise the step fails). */
 typedef double (*ts_objective_fn)(void *ctx, const float *x, float *grad);
 
 /* The longest L-BFGS history (pairs kept). */
