@@ -452,10 +452,12 @@ lbfgs_settle(ts_optim *o, float *x)
 /* Whether the point a move reaches may be one to take back (--lbfgs-backtrack, a
  * shortening left): then a loss that is not finite there (+inf from fn) is a rise
  * like any other, taken back, rather than the end of the run. */
+enum { MAX_RETREATS = 8 }; /* shortenings of one move */
+
 static int
 may_rise(const ts_optim *o)
 {
-	return o->p.backtrack && o->nretreat < 8;
+	return o->p.backtrack && o->nretreat < MAX_RETREATS;
 }
 
 /* After a move from a point where f was f_prev: a rise to be taken back (backtrack),
@@ -463,7 +465,7 @@ may_rise(const ts_optim *o)
 static int
 lbfgs_after_move(ts_optim *o, double f_prev)
 {
-	if (o->p.backtrack && !(o->f <= f_prev) && o->nretreat < 8) {
+	if (!(o->f <= f_prev) && may_rise(o)) {
 		o->retreat = 1;
 		o->nretreat++;
 		o->f_acc = f_prev;
@@ -696,7 +698,7 @@ lbfgs_set_scalars(ts_optim *o, const double *in)
 		o->retreat = (int)in[k++] != 0;
 		o->nretreat = (int)in[k++];
 		o->f_acc = in[k++];
-		if (o->nretreat < 0 || o->nretreat > 8) {
+		if (o->nretreat < 0 || o->nretreat > MAX_RETREATS) {
 			ts_error("optim", "a checkpoint with %d shortened moves", o->nretreat);
 			return -1;
 		}

@@ -8,7 +8,8 @@
  *   assembles the level.  A stop (signal) makes rank 0 hand out nothing more, wait
  *   for the tiles in flight (workers finish or drop them), and broadcast {stop}.
  * Before the levels the ranks of each node share one copy of the prepared convolution
- * weights (share_weights).
+ * weights (share_weights).  Every wait here sleeps between tests (mpi_wait.h) rather
+ * than holding a core.
  * Finished tiles are written by whoever rendered them (checkpoints in the shared job
  * directory), and so are their log lines: right after the checkpoint, before the tile
  * is reported, so that a rank killed later leaves no checkpoint without its line.
@@ -29,7 +30,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "tessera/error.h"
@@ -37,6 +37,8 @@
 #include "tessera/job.h"
 #include "tessera/report.h"
 #include "tessera/sheet.h"
+
+#include "mpi_wait.h"
 
 enum { TAG_REQ = 11, TAG_REPLY = 12 };
 
@@ -58,68 +60,6 @@ static void *shm_base; /* their mapping, or NULL */
 static size_t shm_bytes;
 static int node_ranks = 1, node_unshared; /* ranks on this node; each has its own copy */
 
-/* Waiting without a busy core.  Open MPI's blocking calls poll the network without
- * pause, so a rank that waits (a worker while rank 0 assembles a level, builds the
- * Deep Zoom pyramid or computes the next targets; rank 0 for the last tiles of a
- * level; every rank but 0 through a single-piece render) would hold a core at 100%
- * that the node's working ranks and their threads need.  These start the operation
- * and test it, sleeping between tests: from 50 us, doubling to 10 ms, so that a short
- * wait costs little latency and a long one at most a test every 10 ms. */
-static void
-idle_pause(struct timespec *ts)
-{
-	nanosleep(ts, NULL);
-	if (ts->tv_nsec < 10000000L)
-		ts->tv_nsec = ts->tv_nsec * 2 < 10000000L ? ts->tv_nsec * 2 : 10000000L;
-}
-
-static void
-wait_idle(MPI_Request *rq)
-{
-	struct timespec ts = { 0, 50000L };
-	int done = 0;
-
-	for (;;) {
-		MPI_Test(rq, &done, MPI_STATUS_IGNORE);
-		if (done)
-			return;
-		idle_pause(&ts);
-	}
-}
-
-static void
-bcast_idle(void *buf, int count, MPI_Datatype type, int root, MPI_Comm comm)
-{
-	MPI_Request rq;
-
-	MPI_Ibcast(buf, count, type, root, comm, &rq);
-	wait_idle(&rq);
-}
-
-static void
-barrier_idle(MPI_Comm comm)
-{
-	MPI_Request rq;
-
-	MPI_Ibarrier(comm, &rq);
-	wait_idle(&rq);
-}
-
-/* MPI_Probe, without a busy core (above) */
-static void
-probe_idle(int tag, MPI_Status *st)
-{
-	struct timespec ts = { 0, 50000L };
-	int flag = 0;
-
-	for (;;) {
-		MPI_Iprobe(MPI_ANY_SOURCE, tag, MPI_COMM_WORLD, &flag, st);
-		if (flag)
-			return;
-		idle_pause(&ts);
-	}
-}
-
 void
 ts_sched_init(int *argc, char ***argv, int *rank, int *nranks)
 {
@@ -138,7 +78,7 @@ ts_sched_finalize(void)
 	if (node_comm != MPI_COMM_NULL)
 		MPI_Comm_free(&node_comm);
 	if (n_ranks > 1)
-		barrier_idle(MPI_COMM_WORLD); /* the others wait here for rank 0's last writes */
+		ts_mpi_barrier(MPI_COMM_WORLD); /* the others wait here for rank 0's last writes */
 	MPI_Finalize();
 }
 
@@ -206,8 +146,8 @@ share_weights(ts_job *job, const ts_config *c)
 		snprintf(peer, sizeof peer, "/proc/%ld/fd/%d", (long)getpid(), fd);
 	}
 	/* the leader has written them (or failed): the others may map them */
-	bcast_idle(&ok, 1, MPI_INT, 0, node_comm);
-	bcast_idle(peer, sizeof peer, MPI_CHAR, 0, node_comm);
+	ts_mpi_bcast(&ok, 1, MPI_INT, 0, node_comm);
+	ts_mpi_bcast(peer, sizeof peer, MPI_CHAR, 0, node_comm);
 	if (ok == 1 && node_rank != 0) {
 		if ((fd = open(peer, O_RDONLY | O_CLOEXEC)) < 0 ||
 		    (p = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED)
@@ -311,7 +251,7 @@ run_global_level(ts_job *job, int level, volatile int *stop, int progress, level
 	free(counts);
 	if (r)
 		return r;
-	barrier_idle(MPI_COMM_WORLD);
+	ts_mpi_barrier(MPI_COMM_WORLD);
 	if (my_rank == 0) {
 		ts_blocks *bl = ts_job_blocks(job, level);
 
@@ -648,7 +588,7 @@ coordinate_level(level_state *s)
 		{
 			MPI_Status st;
 
-			probe_idle(TAG_REQ, &st);
+			ts_mpi_probe(TAG_REQ, &st);
 			serve_one(s, st.MPI_SOURCE);
 		}
 	}
@@ -671,12 +611,7 @@ work_level(ts_job *job, int level, volatile int *stop)
 		int r;
 
 		MPI_Send(m, R_N, MPI_DOUBLE, 0, TAG_REQ, MPI_COMM_WORLD);
-		{
-			MPI_Request rq;
-
-			MPI_Irecv(&reply, 1, MPI_INT, 0, TAG_REPLY, MPI_COMM_WORLD, &rq);
-			wait_idle(&rq);
-		}
+		ts_mpi_recv(&reply, 1, MPI_INT, 0, TAG_REPLY, MPI_COMM_WORLD);
 		if (reply < 0)
 			return 0;
 		r = ts_job_render_tile(job, level, reply, my_rank, stop, NULL, NULL, &res);
@@ -702,7 +637,7 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 	/* Rank 0 sets up the job directory first; the others open it after. */
 	if (my_rank == 0 && !(job = ts_job_open(c, !c->plan_only)))
 		ok = 0;
-	bcast_idle(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+	ts_mpi_bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
 	if (!ok) {
 		failed_together = 1; /* rank 0's message is in its buffer */
 		return -1;
@@ -797,7 +732,7 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 			if (hdr[0] == 1 && s.nqueue == 0)
 				hdr[0] = 2; /* nothing to render: skip the targets */
 		}
-		bcast_idle(hdr, 2, MPI_INT, 0, MPI_COMM_WORLD);
+		ts_mpi_bcast(hdr, 2, MPI_INT, 0, MPI_COMM_WORLD);
 		if (hdr[0] == 0) {
 			ret = 1;
 			goto cleanup;
@@ -810,7 +745,7 @@ ts_sched_run(const ts_config *c, volatile int *stop)
 			if (my_rank != 0 && !ts_job_targets(job, level, 0))
 				goto cleanup;
 			t = ts_job_current_targets(job);
-			bcast_idle(t->mem, (int)ts_targets_floats(t), MPI_FLOAT, 0, MPI_COMM_WORLD);
+			ts_mpi_bcast(t->mem, (int)ts_targets_floats(t), MPI_FLOAT, 0, MPI_COMM_WORLD);
 			if (my_rank != 0)
 				ts_targets_update(t);
 			if (ts_job_level_global(job, level)) {

@@ -685,6 +685,7 @@ ts_sheet_write(const cJSON *report, const char *path)
 	const cJSON *blend = cJSON_GetObjectItemCaseSensitive(set, "style_blend");
 	const char *paths[TS_MAX_STYLES + 2], *role[TS_MAX_STYLES + 2];
 	char (*joined)[4096] = NULL; /* [np]: relative names from "cwd" */
+	const char *cwd = str(report, "cwd");
 	int pw[TS_MAX_STYLES + 2], ph[TS_MAX_STYLES + 2], np = 0, nstyle, ret = -1;
 	cairo_surface_t *surf = NULL;
 	cairo_t *cr = NULL;
@@ -717,14 +718,12 @@ ts_sheet_write(const cJSON *report, const char *path)
 		ts_error("sheet", "out of memory");
 		goto cleanup;
 	}
-	for (int i = 0; i < np; i++) {
-		const char *cwd = str(report, "cwd");
-		int n;
-
+	for (int i = 0, rel; i < np; i++) {
 		/* a relative name from the run's folder, else as given */
-		if (paths[i][0] != '/' && cwd && *cwd &&
-		    (n = snprintf(joined[i], sizeof joined[i], "%s/%s", cwd, paths[i])) > 0 &&
-		    (size_t)n < sizeof joined[i] && !ts_image_probe(joined[i], &pw[i], &ph[i], NULL)) {
+		rel = paths[i][0] != '/' && cwd && *cwd &&
+		      snprintf(joined[i], sizeof joined[i], "%s/%s", cwd, paths[i]) <
+		              (int)sizeof joined[i];
+		if (rel && !ts_image_probe(joined[i], &pw[i], &ph[i], NULL)) {
 			paths[i] = joined[i];
 			continue;
 		}
@@ -733,9 +732,8 @@ ts_sheet_write(const cJSON *report, const char *path)
 
 			snprintf(msg, sizeof msg, "%s", ts_errmsg());
 			ts_error("sheet", "cannot read the %s \"%s\" the report names%s%s%s (%s)",
-			         role[i], paths[i], paths[i][0] != '/' && cwd ? ", from " : "",
-			         paths[i][0] != '/' && cwd ? cwd : "",
-			         paths[i][0] != '/' && cwd ? " or here" : "", msg);
+			         role[i], paths[i], rel ? ", neither as \"" : "", rel ? joined[i] : "",
+			         rel ? "\" (the run's folder) nor from here" : "", msg);
 			goto cleanup;
 		}
 	}
