@@ -23,6 +23,7 @@
 #include "config_internal.h"
 
 #define INI_LINE_MAX 65536    /* longest INI line (long paths plus comments) */
+#define INI_BYTES_MAX (16 << 20) /* longest INI file read */
 #define OPT_VAL_BASE 1000     /* getopt_long val of ts_cfg_options[i] is OPT_VAL_BASE + i */
 
 static int *
@@ -286,15 +287,19 @@ typedef struct ini_ctx {
 	int lineno;        /* line being read */
 	int at_line_start; /* the next read starts a new line */
 	int nerr;
+	size_t bytes;      /* read so far */
+	int binary;        /* a NUL byte was read: not a text file */
 } ini_ctx;
 
 /* fgets that counts lines for the handler's messages (inih may read one long line
- * in several calls). */
+ * in several calls).  It ends the stream at a NUL byte (fgets stopped short of num - 1
+ * characters with no newline and no end of file: /dev/zero, a binary file) and after
+ * INI_BYTES_MAX (an endless pipe), which load_ini then reports. */
 static char *
 ini_read(char *str, int num, void *stream)
 {
 	ini_ctx *x = stream;
-	char *s = fgets(str, num, x->f);
+	char *s = x->bytes <= INI_BYTES_MAX ? fgets(str, num, x->f) : NULL;
 	size_t n;
 
 	if (!s)
@@ -303,6 +308,11 @@ ini_read(char *str, int num, void *stream)
 		x->lineno++;
 	n = strlen(s);
 	x->at_line_start = n > 0 && s[n - 1] == '\n';
+	if (!x->at_line_start && n + 1 < (size_t)num && !feof(x->f)) {
+		x->binary = 1;
+		return NULL;
+	}
+	x->bytes += n;
 	return s;
 }
 
@@ -396,7 +406,7 @@ on_ini_key(void *user, const char *section, const char *name, const char *value)
 static void
 load_ini(ts_config *c, const char *path, int *nerr)
 {
-	ini_ctx x = { c, path, NULL, 0, 1, 0 };
+	ini_ctx x = { .c = c, .path = path, .at_line_start = 1 };
 	int saved_stack = ini_use_stack, saved_realloc = ini_allow_realloc;
 	int saved_max = ini_max_line, saved_multi = ini_allow_multiline;
 	int r;
@@ -419,6 +429,12 @@ load_ini(ts_config *c, const char *path, int *nerr)
 	ini_allow_multiline = saved_multi;
 	if (ferror(x.f))
 		ts_error_add(&x.nerr, NULL, "config: cannot read \"%s\": %s", path, strerror(errno));
+	else if (x.binary)
+		ts_error_add(&x.nerr, NULL, "config: \"%s\" is not a text file (a NUL byte on line %d)",
+			       path, x.lineno);
+	else if (x.bytes > INI_BYTES_MAX)
+		ts_error_add(&x.nerr, NULL, "config: \"%s\" is larger than %d MiB (not a config file?)",
+			       path, INI_BYTES_MAX >> 20);
 	else if (r > 0)
 		ts_error_add(&x.nerr, NULL, "config: %s:%d: not a \"key = value\" line or [section]", path,
 			       r);

@@ -390,6 +390,41 @@ test_ini_errors(void **state)
 	assert_int_equal(parse_args(&c, "--config", where, NULL), -1);
 	assert_msg_has("nosuch.ini");
 	ts_config_fini(&c);
+
+	/* not a text file: a NUL byte on line 2, and an endless stream of them (the
+	 * fuzzer's --config /dev/full ran forever), refused at once, the file named */
+	{
+		FILE *f = fopen(ini, "wb");
+
+		assert_non_null(f);
+		fputs("[tessera]\ntile = 1", f);
+		fputc(0, f);
+		fputs("28\n", f);
+		assert_int_equal(fclose(f), 0);
+	}
+	ts_config_defaults(&c);
+	assert_int_equal(ts_config_load_ini(&c, ini), -1);
+	snprintf(where, sizeof where, "config: \"%s\" is not a text file (a NUL byte on line 2)",
+	         ini);
+	assert_msg_has(where);
+	ts_config_fini(&c);
+	ts_config_defaults(&c);
+	assert_int_equal(parse_args(&c, "--config", "/dev/zero", NULL), -1);
+	assert_msg_has("\"/dev/zero\" is not a text file");
+	ts_config_fini(&c);
+	/* and one larger than 16 MiB (an endless pipe is cut there) */
+	{
+		FILE *f = fopen(ini, "w");
+
+		assert_non_null(f);
+		for (int i = 0; i < (17 << 20) / 32; i++)
+			fputs("; a comment of 32 bytes a line.\n", f);
+		assert_int_equal(fclose(f), 0);
+	}
+	ts_config_defaults(&c);
+	assert_int_equal(ts_config_load_ini(&c, ini), -1);
+	assert_msg_has("is larger than 16 MiB");
+	ts_config_fini(&c);
 	unlink(ini);
 }
 

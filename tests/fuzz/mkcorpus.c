@@ -838,6 +838,8 @@ argv(void)
 	          "--seed=18446744073709551616", "--style-blend", "1,,2", "--pool", "median",
 	          "--init", "", "positional", "--", "--after", NULL);
 	argv_case("config_devnull", "--config", "/dev/null", "--content", "x", NULL);
+	/* found by the fuzzer: an endless stream of NUL bytes read forever */
+	argv_case("config_devfull", "--config", "/dev/full", "--content", "0x", NULL);
 
 	/* too many styles, weights, levels; a very long argument */
 	putf(&b, "--style=");
